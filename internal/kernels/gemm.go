@@ -1,0 +1,264 @@
+package kernels
+
+import (
+	"sync"
+	"unsafe"
+
+	"move/internal/parallel"
+)
+
+// Register tile of the micro-kernel: MR rows of A by NR columns of B.
+const (
+	MR = 24
+	NR = 16
+)
+
+// Cache blocking: a kcBlock-deep sliver of B (16 KiB) stays in L1 while an mcBlock x kcBlock
+// block of A (192 KiB) stays in L2.
+const (
+	kcBlock = 256
+	mcBlock = 8 * MR
+)
+
+// microKernel adds to the MR x NR tile at c (row stride ldc) the product of a packed A sliver
+// (kc steps of MR values) and a packed B sliver (kc steps of NR values).
+type microKernel func(kc int, a, b, c *float32, ldc int)
+
+var (
+	kernel     microKernel = kernGo
+	kernelName             = "go"
+)
+
+// Kernel names the micro-kernel in use: "avx512", "avx2" or "go".
+func Kernel() string { return kernelName }
+
+// UseKernel selects the micro-kernel by name and reports whether it is available on this CPU.
+// Tests use it to compare the assembly and pure-Go paths.
+func UseKernel(name string) bool {
+	k, ok := kernels()[name]
+	if ok {
+		kernel, kernelName = k, name
+	}
+	return ok
+}
+
+// Kernels lists the micro-kernels this CPU can run, fastest first.
+func Kernels() []string {
+	var out []string
+	for _, n := range []string{"avx512", "avx2", "go"} {
+		if _, ok := kernels()[n]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func kernGo(kc int, a, b, c *float32, ldc int) {
+	as := unsafe.Slice(a, kc*MR)
+	bs := unsafe.Slice(b, kc*NR)
+	cs := unsafe.Slice(c, (MR-1)*ldc+NR)
+	var acc [MR][NR]float32
+	for p := 0; p < kc; p++ {
+		ap := as[p*MR : p*MR+MR]
+		bp := (*[NR]float32)(bs[p*NR : p*NR+NR])
+		for i := range MR {
+			ai := ap[i]
+			row := &acc[i]
+			for j := range NR {
+				row[j] += ai * bp[j]
+			}
+		}
+	}
+	for i := range MR {
+		row := cs[i*ldc : i*ldc+NR]
+		for j := range NR {
+			row[j] += acc[i][j]
+		}
+	}
+}
+
+// PackedB is the B operand of a GEMM packed for the micro-kernel: for each block of kcBlock
+// rows, NR-wide column slivers stored step by step, zero-padded to a multiple of NR columns.
+// Packing once and reusing it over many A row blocks (or many calls) is the point of the type.
+type PackedB struct {
+	K, N int
+	Data []float32
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+// PackB packs op(B) (k x n) scaled by alpha into dst, reusing dst.Data when large enough.
+func PackB(dst *PackedB, b []float32, ldb int, transB bool, k, n int, alpha float32) {
+	np := roundUp(n, NR)
+	size := k * np
+	if cap(dst.Data) < size {
+		dst.Data = make([]float32, size)
+	}
+	dst.Data = dst.Data[:size]
+	dst.K, dst.N = k, n
+	for p0 := 0; p0 < k; p0 += kcBlock {
+		kc := min(kcBlock, k-p0)
+		base := p0 * np
+		for j0 := 0; j0 < np; j0 += NR {
+			out := dst.Data[base+j0*kc : base+j0*kc+kc*NR]
+			w := min(NR, n-j0)
+			for p := range kc {
+				o := out[p*NR : p*NR+NR]
+				if transB {
+					for j := range w {
+						o[j] = alpha * b[(j0+j)*ldb+p0+p]
+					}
+				} else {
+					src := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+w]
+					if alpha == 1 {
+						copy(o, src)
+					} else {
+						for j, v := range src {
+							o[j] = alpha * v
+						}
+					}
+				}
+				for j := w; j < NR; j++ {
+					o[j] = 0
+				}
+			}
+		}
+	}
+}
+
+// sliver returns the packed sliver of columns [j0, j0+NR) for the row block starting at p0.
+func (pb *PackedB) sliver(p0, kc, j0 int) []float32 {
+	base := p0*roundUp(pb.N, NR) + j0*kc
+	return pb.Data[base : base+kc*NR]
+}
+
+// packA packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into MR-row slivers,
+// zero-padding the last sliver.
+func packA(dst []float32, a []float32, lda int, transA bool, i0, mc, p0, kc int) {
+	for s := 0; s < mc; s += MR {
+		out := dst[s*kc : s*kc+kc*MR]
+		h := min(MR, mc-s)
+		if transA {
+			for p := range kc {
+				src := a[(p0+p)*lda+i0+s : (p0+p)*lda+i0+s+h]
+				o := out[p*MR : p*MR+MR]
+				copy(o, src)
+				clear(o[h:])
+			}
+			continue
+		}
+		for i := range h {
+			row := a[(i0+s+i)*lda+p0 : (i0+s+i)*lda+p0+kc]
+			for p, v := range row {
+				out[p*MR+i] = v
+			}
+		}
+		if h < MR {
+			for p := range kc {
+				clear(out[p*MR+h : p*MR+MR])
+			}
+		}
+	}
+}
+
+// scratch holds a packed A block plus one edge tile.
+const scratchLen = mcBlock*kcBlock + MR*NR
+
+var scratchPool = sync.Pool{New: func() any { s := make([]float32, scratchLen); return &s }}
+
+// GemmPacked adds op(A)·B to C on the calling goroutine, for the m rows of op(A) and the
+// columns of B's NR-slivers [jLo, jHi) (pass 0 and -1 for all). op(A) is m x b.K; C is m x b.N.
+func GemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float32, ldc int, jLo, jHi int) {
+	if m <= 0 || b.K == 0 {
+		return
+	}
+	if jHi < 0 {
+		jHi = roundUp(b.N, NR) / NR
+	}
+	sp := scratchPool.Get().(*[]float32)
+	defer scratchPool.Put(sp)
+	buf := *sp
+	abuf := buf[:mcBlock*kcBlock]
+	tile := buf[mcBlock*kcBlock:]
+	k, n := b.K, b.N
+	for p0 := 0; p0 < k; p0 += kcBlock {
+		kc := min(kcBlock, k-p0)
+		for i0 := 0; i0 < m; i0 += mcBlock {
+			mc := min(mcBlock, m-i0)
+			packA(abuf, a, lda, transA, i0, mc, p0, kc)
+			for js := jLo; js < jHi; js++ {
+				j0 := js * NR
+				bs := b.sliver(p0, kc, j0)
+				w := min(NR, n-j0)
+				for s := 0; s < mc; s += MR {
+					h := min(MR, mc-s)
+					as := abuf[s*kc:]
+					if h == MR && w == NR {
+						kernel(kc, &as[0], &bs[0], &c[(i0+s)*ldc+j0], ldc)
+						continue
+					}
+					clear(tile)
+					kernel(kc, &as[0], &bs[0], &tile[0], NR)
+					for i := range h {
+						dst := c[(i0+s+i)*ldc+j0 : (i0+s+i)*ldc+j0+w]
+						for j := range dst {
+							dst[j] += tile[i*NR+j]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Gemm computes C = alpha*op(A)*op(B) + beta*C with op(A) m x k and op(B) k x n, all row-major
+// with leading dimensions lda, ldb, ldc, on all workers.
+func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if beta != 1 {
+		for i := range m {
+			row := c[i*ldc : i*ldc+n]
+			if beta == 0 {
+				clear(row)
+			} else {
+				for j := range row {
+					row[j] *= beta
+				}
+			}
+		}
+	}
+	if k <= 0 || alpha == 0 {
+		return
+	}
+	var pb PackedB
+	PackB(&pb, b, ldb, transB, k, n, alpha)
+	GemmParallel(m, a, lda, transA, &pb, c, ldc)
+}
+
+// GemmParallel adds op(A)·B to C like GemmPacked, splitting rows (or, for short A, columns)
+// over the workers.
+func GemmParallel(m int, a []float32, lda int, transA bool, pb *PackedB, c []float32, ldc int) {
+	slivers := (m + MR - 1) / MR
+	cols := roundUp(pb.N, NR) / NR
+	flops := 2 * m * pb.N * pb.K
+	if flops < 1<<18 || parallel.Workers() == 1 {
+		GemmPacked(m, a, lda, transA, pb, c, ldc, 0, -1)
+		return
+	}
+	if slivers >= 2*parallel.Workers() || slivers >= cols {
+		parallel.For(slivers, func(lo, hi, _ int) {
+			i0, i1 := lo*MR, min(hi*MR, m)
+			off := i0 * lda
+			if transA {
+				off = i0
+			}
+			GemmPacked(i1-i0, a[off:], lda, transA, pb, c[i0*ldc:], ldc, 0, -1)
+		})
+		return
+	}
+	parallel.For(cols, func(lo, hi, _ int) {
+		GemmPacked(m, a, lda, transA, pb, c, ldc, lo, hi)
+	})
+}
