@@ -1,0 +1,240 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+
+	"move/internal/parallel"
+)
+
+// ConvGeom is the geometry of a 2-D convolution (dilation 1, groups 1) over an NHWC input
+// x[N][H][W][C] with weights w[Cout][KH][KW][C], giving y[N][Ho][Wo][Cout].
+//
+// As a matrix product: y = col(x) · wᵀ, where col(x) has one row per output pixel and
+// K = KH·KW·C columns (the receptive field, in w's order). Rows are processed in tasks of whole
+// output image-rows so that each task builds its im2col block in cache.
+type ConvGeom struct {
+	N, H, W, C   int
+	Cout, KH, KW int
+	Stride, Pad  int
+	Ho, Wo       int
+}
+
+// NewConvGeom returns the geometry for the given input, output channels, kernel, stride and
+// padding, or an error when the output would be empty.
+func NewConvGeom(n, h, w, c, cout, kh, kw, stride, pad int) (ConvGeom, error) {
+	g := ConvGeom{N: n, H: h, W: w, C: c, Cout: cout, KH: kh, KW: kw, Stride: stride, Pad: pad}
+	if stride < 1 || pad < 0 || kh < 1 || kw < 1 {
+		return g, fmt.Errorf("convolution: bad kernel %dx%d stride %d pad %d", kh, kw, stride, pad)
+	}
+	g.Ho = (h+2*pad-kh)/stride + 1
+	g.Wo = (w+2*pad-kw)/stride + 1
+	if h+2*pad < kh || w+2*pad < kw || g.Ho < 1 || g.Wo < 1 {
+		return g, fmt.Errorf("convolution: %dx%d kernel does not fit a %dx%d input with padding %d", kh, kw, h, w, pad)
+	}
+	return g, nil
+}
+
+// K is the length of one receptive field (a row of the im2col matrix).
+func (g ConvGeom) K() int { return g.KH * g.KW * g.C }
+
+// Rows is the number of output pixels, N·Ho·Wo.
+func (g ConvGeom) Rows() int { return g.N * g.Ho * g.Wo }
+
+// pointwise reports whether col(x) is x itself (1x1 kernel, stride 1, no padding).
+func (g ConvGeom) pointwise() bool { return g.KH == 1 && g.KW == 1 && g.Stride == 1 && g.Pad == 0 }
+
+// taskRows is the target number of output pixels in one task.
+const taskRows = 8 * MR
+
+// tasks splits the N·Ho output image-rows into tasks of t image-rows. t is large enough that
+// the input footprints of tasks i and i+2 never overlap, so col2im can scatter all even tasks
+// in parallel, then all odd ones.
+func (g ConvGeom) tasks() (t, n int) {
+	rows := g.N * g.Ho
+	// Footprints of tasks i and i+2 are disjoint when t·stride > KH-1-stride.
+	minT := max(1, (g.KH-1-g.Stride)/g.Stride+1)
+	t = max(minT, (taskRows+g.Wo-1)/g.Wo)
+	// Keep every worker busy on small inputs (batch 1).
+	for t > minT && (rows+t-1)/t < 2*parallel.Workers() {
+		t = max(minT, t/2)
+	}
+	return t, (rows + t - 1) / t
+}
+
+// span returns the output-pixel rows [r0, r1) of task i.
+func (g ConvGeom) span(t, i int) (r0, r1 int) {
+	rows := g.N * g.Ho
+	return i * t * g.Wo, min((i+1)*t, rows) * g.Wo
+}
+
+// im2col writes rows [r0, r1) of col(x) into dst.
+func (g ConvGeom) im2col(dst, x []float32, r0, r1 int) {
+	K, C := g.K(), g.C
+	hw := g.Ho * g.Wo
+	for r := r0; r < r1; r++ {
+		b, rem := r/hw, r%hw
+		oy, ox := rem/g.Wo, rem%g.Wo
+		d := dst[(r-r0)*K : (r-r0+1)*K]
+		ix0 := ox*g.Stride - g.Pad
+		kxLo, kxHi := max(0, -ix0), min(g.KW, g.W-ix0)
+		for ky := range g.KH {
+			seg := d[ky*g.KW*C : (ky+1)*g.KW*C]
+			iy := oy*g.Stride - g.Pad + ky
+			if iy < 0 || iy >= g.H || kxLo >= kxHi {
+				clear(seg)
+				continue
+			}
+			clear(seg[:kxLo*C])
+			src := ((b*g.H+iy)*g.W + ix0 + kxLo) * C
+			copy(seg[kxLo*C:kxHi*C], x[src:src+(kxHi-kxLo)*C])
+			clear(seg[kxHi*C:])
+		}
+	}
+}
+
+// col2imAdd adds rows [r0, r1) of a column-gradient block src into dx, the inverse scatter of im2col.
+func (g ConvGeom) col2imAdd(dx, src []float32, r0, r1 int) {
+	K, C := g.K(), g.C
+	hw := g.Ho * g.Wo
+	for r := r0; r < r1; r++ {
+		b, rem := r/hw, r%hw
+		oy, ox := rem/g.Wo, rem%g.Wo
+		s := src[(r-r0)*K : (r-r0+1)*K]
+		ix0 := ox*g.Stride - g.Pad
+		kxLo, kxHi := max(0, -ix0), min(g.KW, g.W-ix0)
+		if kxLo >= kxHi {
+			continue
+		}
+		for ky := range g.KH {
+			iy := oy*g.Stride - g.Pad + ky
+			if iy < 0 || iy >= g.H {
+				continue
+			}
+			seg := s[(ky*g.KW+kxLo)*C : (ky*g.KW+kxHi)*C]
+			dst := dx[((b*g.H+iy)*g.W+ix0+kxLo)*C:]
+			dst = dst[:len(seg)]
+			for i, v := range seg {
+				dst[i] += v
+			}
+		}
+	}
+}
+
+var bufPool sync.Pool
+
+func getBuf(n int) *[]float32 {
+	if p, ok := bufPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func putBuf(p *[]float32) { bufPool.Put(p) }
+
+// ConvForward writes y = conv(x, w).
+func ConvForward(g ConvGeom, x, w, y []float32) {
+	K := g.K()
+	var pb PackedB
+	PackB(&pb, w, K, true, K, g.Cout, 1)
+	if g.pointwise() {
+		clear(y[:g.Rows()*g.Cout])
+		GemmParallel(g.Rows(), x, g.C, false, &pb, y, g.Cout)
+		return
+	}
+	t, n := g.tasks()
+	parallel.For(n, func(lo, hi, _ int) {
+		buf := getBuf(t * g.Wo * K)
+		defer putBuf(buf)
+		for i := lo; i < hi; i++ {
+			r0, r1 := g.span(t, i)
+			g.im2col(*buf, x, r0, r1)
+			out := y[r0*g.Cout : r1*g.Cout]
+			clear(out)
+			GemmPacked(r1-r0, *buf, K, false, &pb, out, g.Cout, 0, -1)
+		}
+	})
+}
+
+// ConvBackward accumulates the gradients of a convolution given dy, the gradient of its output:
+// dx += col2im(dy · w) when dx is not nil, and dw += dyᵀ · col(x) when dw is not nil.
+// The weight gradient is reduced from one partial sum per worker, in worker order, so the
+// result is deterministic for a given number of workers.
+func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
+	if dx == nil && dw == nil {
+		return
+	}
+	K := g.K()
+	var pw PackedB
+	if dx != nil {
+		PackB(&pw, w, K, false, g.Cout, K, 1)
+	}
+	nw := parallel.Workers()
+	var partial [][]float32
+	if dw != nil {
+		partial = make([][]float32, nw)
+	}
+	t, n := g.tasks()
+	phases := 2
+	if dx == nil || g.pointwise() {
+		phases = 1
+	}
+	for ph := range phases {
+		count := (n - ph + phases - 1) / phases
+		parallel.For(count, func(lo, hi, worker int) {
+			var colBuf, dcolBuf *[]float32
+			if !g.pointwise() {
+				colBuf = getBuf(t * g.Wo * K)
+				defer putBuf(colBuf)
+			}
+			var pdy PackedB
+			if dw != nil && partial[worker] == nil {
+				partial[worker] = make([]float32, K*g.Cout)
+			}
+			for j := lo; j < hi; j++ {
+				r0, r1 := g.span(t, j*phases+ph)
+				rows := r1 - r0
+				dyc := dy[r0*g.Cout : r1*g.Cout]
+				if dx != nil {
+					if g.pointwise() {
+						GemmPacked(rows, dyc, g.Cout, false, &pw, dx[r0*g.C:r1*g.C], g.C, 0, -1)
+					} else {
+						if dcolBuf == nil {
+							dcolBuf = getBuf(t * g.Wo * K)
+							defer putBuf(dcolBuf)
+						}
+						dcol := (*dcolBuf)[:rows*K]
+						clear(dcol)
+						GemmPacked(rows, dyc, g.Cout, false, &pw, dcol, K, 0, -1)
+						g.col2imAdd(dx, dcol, r0, r1)
+					}
+				}
+				if dw != nil {
+					col := x[r0*g.C : r1*g.C]
+					if !g.pointwise() {
+						g.im2col(*colBuf, x, r0, r1)
+						col = (*colBuf)[:rows*K]
+					}
+					PackB(&pdy, dyc, g.Cout, false, rows, g.Cout, 1)
+					GemmPacked(K, col, K, true, &pdy, partial[worker], g.Cout, 0, -1)
+				}
+			}
+		})
+	}
+	if dw == nil {
+		return
+	}
+	for _, p := range partial {
+		if p == nil {
+			continue
+		}
+		for co := range g.Cout {
+			row := dw[co*K : (co+1)*K]
+			for k := range row {
+				row[k] += p[k*g.Cout+co]
+			}
+		}
+	}
+}
