@@ -1,0 +1,89 @@
+package nn
+
+import "math"
+
+// unary applies an elementwise function whose derivative is computed from input and output.
+func unary(tp *Tape, x *Var, f func(x float32) float32, df func(x, y float32) float32) *Var {
+	xd := x.Data()
+	y := tp.out(tp.alloc(x.Shape()...), x)
+	yd := y.Data()
+	pfor(len(xd), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			yd[i] = f(xd[i])
+		}
+	})
+	tp.push(y, func() {
+		if y.Grad == nil || !x.requires {
+			return
+		}
+		dx, dy := tp.grad(x), y.Grad.Data
+		pfor(len(xd), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dx[i] += dy[i] * df(xd[i], yd[i])
+			}
+		})
+	})
+	return y
+}
+
+// ReLU is max(x, 0).
+func ReLU(tp *Tape, x *Var) *Var {
+	xd := x.Data()
+	y := tp.out(tp.alloc(x.Shape()...), x)
+	yd := y.Data()
+	pfor(len(xd), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			yd[i] = max(xd[i], 0)
+		}
+	})
+	tp.push(y, func() {
+		if y.Grad == nil || !x.requires {
+			return
+		}
+		dx, dy := tp.grad(x), y.Grad.Data
+		pfor(len(xd), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				if yd[i] > 0 {
+					dx[i] += dy[i]
+				}
+			}
+		})
+	})
+	return y
+}
+
+// LeakyReLU is x for x > 0 and slope·x otherwise.
+func LeakyReLU(tp *Tape, x *Var, slope float32) *Var {
+	return unary(tp, x,
+		func(v float32) float32 {
+			if v > 0 {
+				return v
+			}
+			return slope * v
+		},
+		func(v, _ float32) float32 {
+			if v > 0 {
+				return 1
+			}
+			return slope
+		})
+}
+
+// Tanh is the hyperbolic tangent.
+func Tanh(tp *Tape, x *Var) *Var {
+	return unary(tp, x,
+		func(v float32) float32 { return float32(math.Tanh(float64(v))) },
+		func(_, y float32) float32 { return 1 - y*y })
+}
+
+// Sigmoid is 1/(1+exp(-x)).
+func Sigmoid(tp *Tape, x *Var) *Var {
+	return unary(tp, x,
+		func(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) },
+		func(_, y float32) float32 { return y * (1 - y) })
+}
+
+// Scale multiplies by a constant.
+func Scale(tp *Tape, x *Var, s float32) *Var {
+	return unary(tp, x, func(v float32) float32 { return s * v }, func(_, _ float32) float32 { return s })
+}

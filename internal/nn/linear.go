@@ -1,0 +1,37 @@
+package nn
+
+import (
+	"fmt"
+
+	"move/internal/kernels"
+)
+
+// Linear is y = x·wᵀ + b for x [N][In], w [Out][In] and an optional b [Out].
+func Linear(tp *Tape, x, w, b *Var) *Var {
+	xs, ws := x.Shape(), w.Shape()
+	if len(xs) != 2 || len(ws) != 2 || xs[1] != ws[1] {
+		panic(fmt.Sprintf("nn.Linear: input %v and weight %v ([Out][In]) do not match", xs, ws))
+	}
+	n, in, out := xs[0], xs[1], ws[0]
+	y := tp.out(tp.alloc(n, out), x, w, b)
+	kernels.Gemm(false, true, n, out, in, 1, x.Data(), in, w.Data(), in, 0, y.Data(), out)
+	if b != nil {
+		addBias(y.Data(), b.Data())
+	}
+	tp.push(y, func() {
+		if y.Grad == nil {
+			return
+		}
+		dy := y.Grad.Data
+		if x.requires {
+			kernels.Gemm(false, false, n, in, out, 1, dy, out, w.Data(), in, 1, tp.grad(x), in)
+		}
+		if w.requires {
+			kernels.Gemm(true, false, out, in, n, 1, dy, out, x.Data(), in, 1, tp.grad(w), in)
+		}
+		if b != nil && b.requires {
+			sumRows(tp.grad(b), dy)
+		}
+	})
+	return y
+}

@@ -1,0 +1,192 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+type poolGeom struct{ n, h, w, c, k, s, p, ho, wo int }
+
+func newPoolGeom(op string, x *Var, k, s, p int) poolGeom {
+	xs := x.Shape()
+	if len(xs) != 4 {
+		panic(fmt.Sprintf("nn.%s: input %v is not NHWC", op, xs))
+	}
+	g := poolGeom{n: xs[0], h: xs[1], w: xs[2], c: xs[3], k: k, s: s, p: p}
+	g.ho, g.wo = (g.h+2*p-k)/s+1, (g.w+2*p-k)/s+1
+	if k < 1 || s < 1 || p < 0 || 2*p > k || g.ho < 1 || g.wo < 1 {
+		panic(fmt.Sprintf("nn.%s: window %d stride %d pad %d does not fit input %v", op, k, s, p, xs))
+	}
+	return g
+}
+
+// MaxPool2D takes the maximum over k x k windows (padding counts as -inf, as in PyTorch).
+func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
+	g := newPoolGeom("MaxPool2D", x, k, stride, pad)
+	xd := x.Data()
+	y := tp.out(tp.alloc(g.n, g.ho, g.wo, g.c), x)
+	yd := y.Data()
+	arg := make([]int32, len(yd)) // flat input index of each maximum
+	pfor(g.n*g.ho, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b, oy := r/g.ho, r%g.ho
+			for ox := range g.wo {
+				o := ((b*g.ho+oy)*g.wo + ox) * g.c
+				for ch := range g.c {
+					best, bi := float32(math.Inf(-1)), int32(-1)
+					for ky := range k {
+						iy := oy*stride - pad + ky
+						if iy < 0 || iy >= g.h {
+							continue
+						}
+						for kx := range k {
+							ix := ox*stride - pad + kx
+							if ix < 0 || ix >= g.w {
+								continue
+							}
+							i := ((b*g.h+iy)*g.w+ix)*g.c + ch
+							if v := xd[i]; v > best || bi < 0 {
+								best, bi = v, int32(i)
+							}
+						}
+					}
+					yd[o+ch], arg[o+ch] = best, bi
+				}
+			}
+		}
+	})
+	tp.push(y, func() {
+		if y.Grad == nil || !x.requires {
+			return
+		}
+		dx := tp.grad(x)
+		for i, a := range arg {
+			dx[a] += y.Grad.Data[i]
+		}
+	})
+	return y
+}
+
+// AvgPool2D averages over k x k windows; padded positions count as zeros in the average
+// (PyTorch's default count_include_pad=True).
+func AvgPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
+	g := newPoolGeom("AvgPool2D", x, k, stride, pad)
+	xd := x.Data()
+	y := tp.out(tp.zeros(g.n, g.ho, g.wo, g.c), x)
+	inv := 1 / float32(k*k)
+	// visit calls f(input offset, output offset) for every (window, in-range position).
+	visit := func(lo, hi int, f func(i, o int)) {
+		for r := lo; r < hi; r++ {
+			b, oy := r/g.ho, r%g.ho
+			for ox := range g.wo {
+				o := ((b*g.ho+oy)*g.wo + ox) * g.c
+				for ky := range k {
+					iy := oy*stride - pad + ky
+					if iy < 0 || iy >= g.h {
+						continue
+					}
+					for kx := range k {
+						ix := ox*stride - pad + kx
+						if ix < 0 || ix >= g.w {
+							continue
+						}
+						f(((b*g.h+iy)*g.w+ix)*g.c, o)
+					}
+				}
+			}
+		}
+	}
+	yd := y.Data()
+	pfor(g.n*g.ho, func(lo, hi int) {
+		visit(lo, hi, func(i, o int) {
+			for ch := range g.c {
+				yd[o+ch] += inv * xd[i+ch]
+			}
+		})
+	})
+	tp.push(y, func() {
+		if y.Grad == nil || !x.requires {
+			return
+		}
+		dx, dy := tp.grad(x), y.Grad.Data
+		visit(0, g.n*g.ho, func(i, o int) {
+			for ch := range g.c {
+				dx[i+ch] += inv * dy[o+ch]
+			}
+		})
+	})
+	return y
+}
+
+// GlobalAvgPool averages each channel over the spatial axes: [N][H][W][C] -> [N][C].
+func GlobalAvgPool(tp *Tape, x *Var) *Var {
+	xs := x.Shape()
+	n, hw, c := xs[0], xs[1]*xs[2], xs[3]
+	xd := x.Data()
+	y := tp.out(tp.alloc(n, c), x)
+	yd := y.Data()
+	inv := 1 / float64(hw)
+	for b := range n {
+		acc := make([]float64, c)
+		for p := range hw {
+			row := xd[(b*hw+p)*c : (b*hw+p+1)*c]
+			for j, v := range row {
+				acc[j] += float64(v)
+			}
+		}
+		for j := range c {
+			yd[b*c+j] = float32(acc[j] * inv)
+		}
+	}
+	tp.push(y, func() {
+		if y.Grad == nil || !x.requires {
+			return
+		}
+		dx, dy := tp.grad(x), y.Grad.Data
+		s := float32(inv)
+		for b := range n {
+			for p := range hw {
+				row := dx[(b*hw+p)*c : (b*hw+p+1)*c]
+				for j := range row {
+					row[j] += s * dy[b*c+j]
+				}
+			}
+		}
+	})
+	return y
+}
+
+// UpsampleNearest repeats each pixel s x s times.
+func UpsampleNearest(tp *Tape, x *Var, s int) *Var {
+	xs := x.Shape()
+	n, h, w, c := xs[0], xs[1], xs[2], xs[3]
+	xd := x.Data()
+	y := tp.out(tp.alloc(n, h*s, w*s, c), x)
+	yd := y.Data()
+	for b := range n {
+		for oy := range h * s {
+			for ox := range w * s {
+				src := ((b*h+oy/s)*w + ox/s) * c
+				copy(yd[((b*h*s+oy)*w*s+ox)*c:][:c], xd[src:src+c])
+			}
+		}
+	}
+	tp.push(y, func() {
+		if y.Grad == nil || !x.requires {
+			return
+		}
+		dx, dy := tp.grad(x), y.Grad.Data
+		for b := range n {
+			for oy := range h * s {
+				for ox := range w * s {
+					d := dx[((b*h+oy/s)*w+ox/s)*c:][:c]
+					g := dy[((b*h*s+oy)*w*s+ox)*c:][:c]
+					for j := range d {
+						d[j] += g[j]
+					}
+				}
+			}
+		}
+	})
+	return y
+}

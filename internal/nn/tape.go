@@ -1,0 +1,154 @@
+package nn
+
+import (
+	"fmt"
+
+	"move/internal/tensor"
+)
+
+// Var is a value in a computation and, after Tape.Backward, the gradient of the loss with
+// respect to it.
+type Var struct {
+	Value *tensor.Tensor
+	Grad  *tensor.Tensor // nil until a gradient reaches it
+	// requires marks variables whose gradient is wanted, and those computed from them.
+	requires bool
+	// pooled marks variables whose storage belongs to a tape and is recycled by Reset.
+	pooled bool
+}
+
+// Const wraps a tensor that needs no gradient.
+func Const(t *tensor.Tensor) *Var { return &Var{Value: t} }
+
+// Leaf wraps a tensor whose gradient is wanted (a parameter, or an image being optimised).
+// Its Grad is allocated at once and accumulates over Backward calls until ZeroGrad.
+func Leaf(t *tensor.Tensor) *Var {
+	return &Var{Value: t, Grad: tensor.New(t.Shape...), requires: true}
+}
+
+// RequiresGrad reports whether a gradient flows to this variable.
+func (v *Var) RequiresGrad() bool { return v.requires }
+
+// Shape is the value's shape.
+func (v *Var) Shape() []int { return v.Value.Shape }
+
+// Data is the value's storage.
+func (v *Var) Data() []float32 { return v.Value.Data }
+
+// ZeroGrad clears the accumulated gradient.
+func (v *Var) ZeroGrad() {
+	if v.Grad != nil {
+		clear(v.Grad.Data)
+	}
+}
+
+// Tape records the backward step of every operation applied through it while recording is on,
+// and owns the storage of the intermediate values, which Reset recycles. A tape is used by one
+// goroutine at a time. A nil *Tape is valid and records nothing (inference).
+type Tape struct {
+	record bool
+	steps  []func()
+	free   map[int][][]float32
+	used   [][]float32
+}
+
+// NewTape returns a tape; record says whether backward steps are kept.
+func NewTape(record bool) *Tape {
+	return &Tape{record: record, free: map[int][][]float32{}}
+}
+
+// Recording reports whether backward steps are being kept.
+func (tp *Tape) Recording() bool { return tp != nil && tp.record }
+
+func (tp *Tape) buf(n int) []float32 {
+	if tp == nil {
+		return make([]float32, n)
+	}
+	var b []float32
+	if l := tp.free[n]; len(l) > 0 {
+		b = l[len(l)-1]
+		tp.free[n] = l[:len(l)-1]
+	} else {
+		b = make([]float32, n)
+	}
+	tp.used = append(tp.used, b)
+	return b
+}
+
+// alloc returns an uninitialised tensor owned by the tape.
+func (tp *Tape) alloc(shape ...int) *tensor.Tensor {
+	return &tensor.Tensor{Shape: append([]int(nil), shape...), Data: tp.buf(tensor.Numel(shape))}
+}
+
+// zeros returns a zeroed tensor owned by the tape.
+func (tp *Tape) zeros(shape ...int) *tensor.Tensor {
+	t := tp.alloc(shape...)
+	clear(t.Data)
+	return t
+}
+
+// out makes the result variable of an operation on the given inputs.
+func (tp *Tape) out(value *tensor.Tensor, inputs ...*Var) *Var {
+	v := &Var{Value: value, pooled: true}
+	if tp.Recording() {
+		for _, in := range inputs {
+			if in != nil && in.requires {
+				v.requires = true
+				break
+			}
+		}
+	}
+	return v
+}
+
+// push records a backward step for an output that requires a gradient.
+func (tp *Tape) push(out *Var, step func()) {
+	if out.requires {
+		tp.steps = append(tp.steps, step)
+	}
+}
+
+// grad returns v's gradient buffer, allocating a zeroed one if none exists yet.
+func (tp *Tape) grad(v *Var) []float32 {
+	if v.Grad == nil {
+		if v.pooled {
+			v.Grad = tp.zeros(v.Value.Shape...)
+		} else {
+			v.Grad = tensor.New(v.Value.Shape...)
+		}
+	}
+	return v.Grad.Data
+}
+
+// Backward propagates the gradient of a scalar loss to every variable that requires one.
+// Gradients accumulate into Grad.
+func (tp *Tape) Backward(loss *Var) error {
+	if !tp.Recording() {
+		return fmt.Errorf("nn: Backward on a tape that is not recording")
+	}
+	if loss.Value.Len() != 1 {
+		return fmt.Errorf("nn: Backward needs a scalar loss, got shape %v", loss.Shape())
+	}
+	if !loss.requires {
+		return fmt.Errorf("nn: the loss does not depend on anything that requires a gradient")
+	}
+	tp.grad(loss)[0] += 1
+	for i := len(tp.steps) - 1; i >= 0; i-- {
+		tp.steps[i]()
+	}
+	tp.steps = tp.steps[:0]
+	return nil
+}
+
+// Reset forgets the recorded steps and recycles every tensor the tape allocated. Values and
+// gradients of variables computed through the tape must not be used afterwards.
+func (tp *Tape) Reset() {
+	tp.steps = tp.steps[:0]
+	for _, b := range tp.used {
+		tp.free[len(b)] = append(tp.free[len(b)], b)
+	}
+	tp.used = tp.used[:0]
+}
+
+// Detach returns a copy of v's value that survives Reset and carries no gradient.
+func Detach(v *Var) *tensor.Tensor { return v.Value.Clone() }
