@@ -1,0 +1,89 @@
+// Package models holds the image-classifier architectures as code: CIFAR ResNets, wide
+// ResNets, VGG with batch norm and ImageNet-style ResNets. A model is a function of a tape and
+// an NHWC batch; its weights live in an nn.Store under PyTorch-like names.
+package models
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"move/internal/nn"
+)
+
+// Model is an image classifier.
+type Model interface {
+	// Forward maps an NHWC batch to logits [N][Classes]; train selects batch statistics and
+	// dropout.
+	Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var
+	// Store holds the weights and buffers.
+	Store() *nn.Store
+	// Arch is the registry name.
+	Arch() string
+	// Classes is the number of outputs.
+	Classes() int
+}
+
+// Spec describes how to build an architecture.
+type Spec struct {
+	Name        string
+	Description string
+	InputSize   int // the size it was designed for (32 or 224); others work if the maps fit
+	build       func(classes int, rng *rand.Rand) Model
+}
+
+var registry = map[string]Spec{}
+
+func register(s Spec) { registry[s.Name] = s }
+
+// New builds an architecture by name with freshly initialised weights drawn from seed.
+func New(arch string, classes int, seed uint64) (Model, error) {
+	s, ok := registry[arch]
+	if !ok {
+		return nil, fmt.Errorf("unknown architecture %q (known: %s)", arch, strings.Join(Names(), ", "))
+	}
+	if classes < 2 {
+		return nil, fmt.Errorf("architecture %s: need at least 2 classes, got %d", arch, classes)
+	}
+	return s.build(classes, rand.New(rand.NewPCG(seed, 0x6d6f7665))), nil
+}
+
+// Lookup returns an architecture's spec.
+func Lookup(arch string) (Spec, bool) {
+	s, ok := registry[arch]
+	return s, ok
+}
+
+// Names lists the registered architectures, sorted.
+func Names() []string {
+	var out []string
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// base carries what every model shares.
+type base struct {
+	arch    string
+	classes int
+	store   *nn.Store
+}
+
+func (b *base) Store() *nn.Store { return b.store }
+func (b *base) Arch() string     { return b.arch }
+func (b *base) Classes() int     { return b.classes }
+
+// mustShape documents and checks a block's output shape (NHWC; -1 matches anything).
+func mustShape(v *nn.Var, want ...int) {
+	s := v.Shape()
+	ok := len(s) == len(want)
+	for i := 0; ok && i < len(s); i++ {
+		ok = want[i] == -1 || want[i] == s[i]
+	}
+	if !ok {
+		panic(fmt.Sprintf("models: shape %v, want %v", s, want))
+	}
+}
