@@ -189,9 +189,9 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 				colBuf = getBuf(t * g.Wo * K)
 				defer putBuf(colBuf)
 			}
-			var pdy PackedB
+			var pcol PackedB
 			if dw != nil && partial[worker] == nil {
-				partial[worker] = make([]float32, K*g.Cout)
+				partial[worker] = make([]float32, g.Cout*K)
 			}
 			for j := lo; j < hi; j++ {
 				r0, r1 := g.span(t, j*phases+ph)
@@ -217,8 +217,9 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 						g.im2col(*colBuf, x, r0, r1)
 						col = (*colBuf)[:rows*K]
 					}
-					PackB(&pdy, dyc, g.Cout, false, rows, g.Cout, 1)
-					GemmPacked(K, col, K, true, &pdy, partial[worker], g.Cout, 0, -1)
+					// dw += dyᵀ·col: the transposed operand is the small one.
+					PackB(&pcol, col, K, false, rows, K, 1)
+					GemmPacked(g.Cout, dyc, g.Cout, true, &pcol, partial[worker], K, 0, -1)
 				}
 			}
 		})
@@ -227,14 +228,15 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 		return
 	}
 	for _, p := range partial {
-		if p == nil {
-			continue
+		if p != nil {
+			addTo(dw, p)
 		}
-		for co := range g.Cout {
-			row := dw[co*K : (co+1)*K]
-			for k := range row {
-				row[k] += p[k*g.Cout+co]
-			}
-		}
+	}
+}
+
+// addTo adds src to dst elementwise.
+func addTo(dst, src []float32) {
+	for i, v := range src[:len(dst)] {
+		dst[i] += v
 	}
 }

@@ -9,19 +9,20 @@ import (
 
 // Register tile of the micro-kernel: MR rows of A by NR columns of B.
 const (
-	MR = 24
+	MR = 16
 	NR = 16
 )
 
-// Cache blocking: a kcBlock-deep sliver of B (16 KiB) stays in L1 while an mcBlock x kcBlock
-// block of A (192 KiB) stays in L2.
+// Cache blocking: a kcBlock-deep sliver of B (16 KiB) and one of A (16 KiB) stay in L1 while
+// an mcBlock x kcBlock block of A (128 KiB) stays in L2. kcBlock is also the fixed row stride
+// of a packed A sliver (the assembly kernels address rows by constant displacements).
 const (
 	kcBlock = 256
 	mcBlock = 8 * MR
 )
 
 // microKernel adds to the MR x NR tile at c (row stride ldc) the product of a packed A sliver
-// (kc steps of MR values) and a packed B sliver (kc steps of NR values).
+// (MR rows of kc values at a stride of kcBlock) and a packed B sliver (kc steps of NR values).
 type microKernel func(kc int, a, b, c *float32, ldc int)
 
 var (
@@ -54,16 +55,15 @@ func Kernels() []string {
 }
 
 func kernGo(kc int, a, b, c *float32, ldc int) {
-	as := unsafe.Slice(a, kc*MR)
+	as := unsafe.Slice(a, (MR-1)*kcBlock+kc)
 	bs := unsafe.Slice(b, kc*NR)
 	cs := unsafe.Slice(c, (MR-1)*ldc+NR)
 	var acc [MR][NR]float32
-	for p := 0; p < kc; p++ {
-		ap := as[p*MR : p*MR+MR]
-		bp := (*[NR]float32)(bs[p*NR : p*NR+NR])
-		for i := range MR {
-			ai := ap[i]
-			row := &acc[i]
+	for i := range MR {
+		ar := as[i*kcBlock : i*kcBlock+kc]
+		row := &acc[i]
+		for p, ai := range ar {
+			bp := (*[NR]float32)(bs[p*NR : p*NR+NR])
 			for j := range NR {
 				row[j] += ai * bp[j]
 			}
@@ -132,31 +132,25 @@ func (pb *PackedB) sliver(p0, kc, j0 int) []float32 {
 	return pb.Data[base : base+kc*NR]
 }
 
-// packA packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into MR-row slivers,
-// zero-padding the last sliver.
+// packA packs rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into MR-row slivers of
+// MR x kcBlock floats (row i of a sliver at offset i·kcBlock), zero-filling missing rows.
 func packA(dst []float32, a []float32, lda int, transA bool, i0, mc, p0, kc int) {
 	for s := 0; s < mc; s += MR {
-		out := dst[s*kc : s*kc+kc*MR]
+		out := dst[s*kcBlock : (s+MR)*kcBlock]
 		h := min(MR, mc-s)
-		if transA {
-			for p := range kc {
-				src := a[(p0+p)*lda+i0+s : (p0+p)*lda+i0+s+h]
-				o := out[p*MR : p*MR+MR]
-				copy(o, src)
-				clear(o[h:])
-			}
-			continue
-		}
 		for i := range h {
-			row := a[(i0+s+i)*lda+p0 : (i0+s+i)*lda+p0+kc]
-			for p, v := range row {
-				out[p*MR+i] = v
+			o := out[i*kcBlock : i*kcBlock+kc]
+			if !transA {
+				copy(o, a[(i0+s+i)*lda+p0:])
+				continue
+			}
+			col := i0 + s + i
+			for p := range o {
+				o[p] = a[(p0+p)*lda+col]
 			}
 		}
-		if h < MR {
-			for p := range kc {
-				clear(out[p*MR+h : p*MR+MR])
-			}
+		for i := h; i < MR; i++ {
+			clear(out[i*kcBlock : i*kcBlock+kc])
 		}
 	}
 }
@@ -192,7 +186,7 @@ func GemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float3
 				w := min(NR, n-j0)
 				for s := 0; s < mc; s += MR {
 					h := min(MR, mc-s)
-					as := abuf[s*kc:]
+					as := abuf[s*kcBlock:]
 					if h == MR && w == NR {
 						kernel(kc, &as[0], &bs[0], &c[(i0+s)*ldc+j0], ldc)
 						continue

@@ -5,18 +5,18 @@ package kernels
 import "golang.org/x/sys/cpu"
 
 //go:noescape
-func kern24x16AVX512(kc int, a, b, c *float32, ldc int)
+func kern16x16AVX512(kc int, a, b, c *float32, ldc int)
 
 //go:noescape
-func kern24x16AVX2(kc int, a, b, c *float32, ldc int)
+func kern16x16AVX2(kc int, a, b, c *float32, ldc int)
 
 func kernels() map[string]microKernel {
 	m := map[string]microKernel{"go": kernGo}
 	if cpu.X86.HasAVX512F {
-		m["avx512"] = kern24x16AVX512
+		m["avx512"] = kern16x16AVX512
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		m["avx2"] = kern24x16AVX2
+		m["avx2"] = kern16x16AVX2
 	}
 	return m
 }

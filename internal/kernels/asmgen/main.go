@@ -1,10 +1,10 @@
-// Command asmgen writes kernel_amd64.s, the AVX-512 GEMM micro-kernel of package kernels.
+// Command asmgen writes kernel_amd64.s, the GEMM micro-kernels of package kernels.
 // Run it with `go generate ./internal/kernels`.
 //
-// The kernel computes a 24x16 tile: C[i][j] += sum_p A[p][i] * B[p][j], where A is a packed
-// sliver (24 floats per step p) and B a packed sliver (16 floats per step p). The 24 rows live in
-// Z0..Z23; each step loads one row of B into Z24 and issues 24 FMAs whose A operand is broadcast
-// from memory ({1to16}), so A never occupies a register.
+// Both kernels compute a 16x16 tile: C[i][j] += sum_p A[i][p] * B[p][j]. The packed A sliver
+// holds its 16 rows at a fixed stride of kcBlock floats (so row i of step p is at byte
+// 4·(i·kcBlock+p), a constant displacement from the step pointer), and the packed B sliver
+// holds 16 floats per step.
 package main
 
 import (
@@ -13,57 +13,10 @@ import (
 	"strings"
 )
 
-const mr = 24
-
-// avx2 writes kern24x16AVX2: the same tile as four 6x16 passes, each holding 6 rows of two
-// YMM registers (Y0..Y11), B in Y12/Y13 and the broadcast A value in Y14. The A sliver keeps its
-// 24-float stride per step, so both kernels share one packing.
-func avx2(w func(string, ...any)) {
-	w("")
-	w("// func kern24x16AVX2(kc int, a, b, c *float32, ldc int)")
-	w("TEXT ·kern24x16AVX2(SB), NOSPLIT, $0-40")
-	w("\tMOVQ a+8(FP), R9")
-	w("\tMOVQ c+24(FP), R10")
-	w("\tMOVQ ldc+32(FP), R8")
-	w("\tSHLQ $2, R8")
-	w("\tMOVQ $4, R11")
-	w("pass:")
-	w("\tMOVQ kc+0(FP), CX")
-	w("\tMOVQ R9, SI")
-	w("\tMOVQ b+16(FP), DI")
-	for i := 0; i < 12; i++ {
-		w("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
-	}
-	w("\tTESTQ CX, CX")
-	w("\tJEQ store2")
-	w("loop2:")
-	w("\tVMOVUPS (DI), Y12")
-	w("\tVMOVUPS 32(DI), Y13")
-	for i := 0; i < 6; i++ {
-		w("\tVBROADCASTSS %d(SI), Y14", 4*i)
-		w("\tVFMADD231PS Y12, Y14, Y%d", 2*i)
-		w("\tVFMADD231PS Y13, Y14, Y%d", 2*i+1)
-	}
-	w("\tADDQ $%d, SI", 4*mr)
-	w("\tADDQ $64, DI")
-	w("\tDECQ CX")
-	w("\tJNZ loop2")
-	w("store2:")
-	w("\tMOVQ R10, DX")
-	for i := 0; i < 6; i++ {
-		w("\tVADDPS (DX), Y%d, Y%d", 2*i, 2*i)
-		w("\tVMOVUPS Y%d, (DX)", 2*i)
-		w("\tVADDPS 32(DX), Y%d, Y%d", 2*i+1, 2*i+1)
-		w("\tVMOVUPS Y%d, 32(DX)", 2*i+1)
-		w("\tADDQ R8, DX")
-	}
-	w("\tMOVQ DX, R10")
-	w("\tADDQ $24, R9")
-	w("\tDECQ R11")
-	w("\tJNZ pass")
-	w("\tVZEROUPPER")
-	w("\tRET")
-}
+const (
+	mr      = 16
+	kcBlock = 256 // must match kernels.kcBlock
+)
 
 func main() {
 	var b strings.Builder
@@ -73,9 +26,20 @@ func main() {
 	w("//go:build amd64 && !purego")
 	w("")
 	w("#include \"textflag.h\"")
+	avx512(w)
+	avx2(w)
+	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "asmgen:", err)
+		os.Exit(1)
+	}
+}
+
+// avx512 keeps the 16 rows in Z0..Z15; each step loads a row of B into Z16 and issues 16
+// FMAs whose A operand is broadcast from memory ({1to16}).
+func avx512(w func(string, ...any)) {
 	w("")
-	w("// func kern24x16AVX512(kc int, a, b, c *float32, ldc int)")
-	w("TEXT ·kern24x16AVX512(SB), NOSPLIT, $0-40")
+	w("// func kern16x16AVX512(kc int, a, b, c *float32, ldc int)")
+	w("TEXT ·kern16x16AVX512(SB), NOSPLIT, $0-40")
 	w("\tMOVQ kc+0(FP), CX")
 	w("\tMOVQ a+8(FP), SI")
 	w("\tMOVQ b+16(FP), DI")
@@ -88,11 +52,11 @@ func main() {
 	w("\tTESTQ CX, CX")
 	w("\tJEQ store")
 	w("loop:")
-	w("\tVMOVUPS (DI), Z24")
+	w("\tVMOVUPS (DI), Z16")
 	for i := 0; i < mr; i++ {
-		w("\tVFMADD231PS.BCST %d(SI), Z24, Z%d", 4*i, i)
+		w("\tVFMADD231PS.BCST %d(SI), Z16, Z%d", 4*i*kcBlock, i)
 	}
-	w("\tADDQ $%d, SI", 4*mr)
+	w("\tADDQ $4, SI")
 	w("\tADDQ $64, DI")
 	w("\tDECQ CX")
 	w("\tJNZ loop")
@@ -106,9 +70,50 @@ func main() {
 	}
 	w("\tVZEROUPPER")
 	w("\tRET")
-	avx2(w)
-	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "asmgen:", err)
-		os.Exit(1)
+}
+
+// avx2 computes the tile in three passes of 6, 6 and 4 rows, each row held in two YMM
+// registers (at most Y0..Y11), with B in Y12/Y13 and the broadcast A value in Y14.
+func avx2(w func(string, ...any)) {
+	w("")
+	w("// func kern16x16AVX2(kc int, a, b, c *float32, ldc int)")
+	w("TEXT ·kern16x16AVX2(SB), NOSPLIT, $0-40")
+	w("\tMOVQ c+24(FP), R10")
+	w("\tMOVQ ldc+32(FP), R8")
+	w("\tSHLQ $2, R8")
+	row0 := 0
+	for pass, rows := range []int{6, 6, 4} {
+		w("\tMOVQ kc+0(FP), CX")
+		w("\tMOVQ a+8(FP), SI")
+		w("\tADDQ $%d, SI", 4*row0*kcBlock)
+		w("\tMOVQ b+16(FP), DI")
+		for i := 0; i < 2*rows; i++ {
+			w("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+		}
+		w("\tTESTQ CX, CX")
+		w("\tJEQ store%d", pass)
+		w("loop%d:", pass)
+		w("\tVMOVUPS (DI), Y12")
+		w("\tVMOVUPS 32(DI), Y13")
+		for i := 0; i < rows; i++ {
+			w("\tVBROADCASTSS %d(SI), Y14", 4*i*kcBlock)
+			w("\tVFMADD231PS Y12, Y14, Y%d", 2*i)
+			w("\tVFMADD231PS Y13, Y14, Y%d", 2*i+1)
+		}
+		w("\tADDQ $4, SI")
+		w("\tADDQ $64, DI")
+		w("\tDECQ CX")
+		w("\tJNZ loop%d", pass)
+		w("store%d:", pass)
+		for i := 0; i < rows; i++ {
+			w("\tVADDPS (R10), Y%d, Y%d", 2*i, 2*i)
+			w("\tVMOVUPS Y%d, (R10)", 2*i)
+			w("\tVADDPS 32(R10), Y%d, Y%d", 2*i+1, 2*i+1)
+			w("\tVMOVUPS Y%d, 32(R10)", 2*i+1)
+			w("\tADDQ R8, R10")
+		}
+		row0 += rows
 	}
+	w("\tVZEROUPPER")
+	w("\tRET")
 }

@@ -1,0 +1,140 @@
+// Package bench measures the engine on the workloads that matter to move, the same ones as
+// ../shared/peer/torch_bench.py: training steps, inference, and one-image weight gradients
+// (the cost of a white-box feature), plus GEMM throughput on the convolution shapes.
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"time"
+
+	"move/internal/kernels"
+	"move/internal/models"
+	"move/internal/nn"
+	"move/internal/tensor"
+)
+
+// ModelResult holds one architecture's figures.
+type ModelResult struct {
+	Model      string  `json:"model"`
+	Params     int     `json:"params"`
+	TrainImgS  float64 `json:"train_img_per_s"`
+	InferImgS  float64 `json:"infer_img_per_s"`
+	Grad1Ms    float64 `json:"grad1_ms_per_img"`
+	TrainBatch int     `json:"train_batch"`
+	InferBatch int     `json:"infer_batch"`
+}
+
+// GemmResult is the throughput of one GEMM shape.
+type GemmResult struct {
+	Name   string  `json:"name"`
+	M      int     `json:"m"`
+	N      int     `json:"n"`
+	K      int     `json:"k"`
+	GFLOPS float64 `json:"gflops"`
+}
+
+// Report is everything `move bench` prints.
+type Report struct {
+	Kernel  string        `json:"kernel"`
+	Threads int           `json:"threads"`
+	Models  []ModelResult `json:"models"`
+	Gemm    []GemmResult  `json:"gemm"`
+}
+
+// rate runs fn twice to warm up, then repeatedly for about seconds, and returns items per
+// second from the median time of one call (as torch_bench.py does).
+func rate(fn func(), items int, seconds float64) float64 {
+	fn()
+	fn()
+	var times []float64
+	start := time.Now()
+	for time.Since(start).Seconds() < seconds || len(times) < 3 {
+		t := time.Now()
+		fn()
+		times = append(times, time.Since(t).Seconds())
+	}
+	sort.Float64s(times)
+	return float64(items) / times[len(times)/2]
+}
+
+func randBatch(r *rand.Rand, n, size int) (*tensor.Tensor, []int) {
+	x := tensor.New(n, size, size, 3)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	y := make([]int, n)
+	for i := range y {
+		y[i] = r.IntN(10)
+	}
+	return x, y
+}
+
+// Model measures one architecture.
+func Model(arch string, seconds float64) (ModelResult, error) {
+	m, err := models.New(arch, 10, 0)
+	if err != nil {
+		return ModelResult{}, err
+	}
+	r := rand.New(rand.NewPCG(0, 0))
+	res := ModelResult{Model: arch, Params: m.Store().NumParams(), TrainBatch: 128, InferBatch: 256}
+	xb, yb := randBatch(r, 128, 32)
+	xi, _ := randBatch(r, 256, 32)
+	x1, y1 := randBatch(r, 1, 32)
+	params := m.Store().Params()
+	opt := &nn.SGD{Momentum: 0.9, WeightDecay: 5e-4}
+	tp := nn.NewTape(true)
+	step := func(x *tensor.Tensor, y []int, train bool) {
+		m.Store().ZeroGrad()
+		loss := nn.CrossEntropy(tp, m.Forward(tp, nn.Const(x), train), y)
+		if err := tp.Backward(loss); err != nil {
+			panic(err)
+		}
+		tp.Reset()
+	}
+	res.TrainImgS = rate(func() { step(xb, yb, true); opt.Step(params, 0.01) }, 128, seconds)
+	inf := nn.NewTape(false)
+	res.InferImgS = rate(func() { m.Forward(inf, nn.Const(xi), false); inf.Reset() }, 256, seconds)
+	res.Grad1Ms = 1000 / rate(func() { step(x1, y1, false) }, 1, seconds)
+	return res, nil
+}
+
+// Gemm measures the GEMM shapes of resnet20's convolutions at batch 128 and batch 1.
+func Gemm(seconds float64) []GemmResult {
+	shapes := []GemmResult{
+		{Name: "conv16 b128", M: 131072, N: 16, K: 144},
+		{Name: "conv32 b128", M: 32768, N: 32, K: 288},
+		{Name: "conv64 b128", M: 8192, N: 64, K: 576},
+		{Name: "conv16 b1", M: 1024, N: 16, K: 144},
+		{Name: "conv64 b1", M: 64, N: 64, K: 576},
+	}
+	r := rand.New(rand.NewPCG(0, 0))
+	for i, s := range shapes {
+		a, b, c := make([]float32, s.M*s.K), make([]float32, s.K*s.N), make([]float32, s.M*s.N)
+		for j := range a {
+			a[j] = r.Float32()
+		}
+		for j := range b {
+			b[j] = r.Float32()
+		}
+		per := rate(func() { kernels.Gemm(false, false, s.M, s.N, s.K, 1, a, s.K, b, s.N, 0, c, s.N) }, 1, seconds/float64(len(shapes)))
+		shapes[i].GFLOPS = per * float64(2*s.M*s.N*s.K) / 1e9
+	}
+	return shapes
+}
+
+// Run measures the given architectures and the GEMM shapes.
+func Run(archs []string, seconds float64) (Report, error) {
+	rep := Report{Kernel: kernels.Kernel(), Threads: runtime.GOMAXPROCS(0)}
+	for _, a := range archs {
+		mr, err := Model(a, seconds)
+		if err != nil {
+			return rep, fmt.Errorf("benchmark %s: %w", a, err)
+		}
+		rep.Models = append(rep.Models, mr)
+	}
+	rep.Gemm = Gemm(seconds)
+	return rep, nil
+}
