@@ -1,0 +1,169 @@
+package data
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeSetAsFolder(t *testing.T, s *Set, dir string) {
+	t.Helper()
+	for i := range s.Len() {
+		d := filepath.Join(dir, s.Classes[s.Labels[i]])
+		os.MkdirAll(d, 0o755)
+		if err := WritePNG(filepath.Join(d, strings.Repeat("0", 3)+string(rune('a'+i%26))+itoa(i)+".png"), s.Image(i), s.H, s.W, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func itoa(i int) string { return string([]byte{byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}) }
+
+func TestFolderRoundTrip(t *testing.T) {
+	s := Synthetic(30, 3, 8, 1)
+	dir := t.TempDir()
+	writeSetAsFolder(t, s, dir)
+	got, err := LoadFolder(dir, FolderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != 30 || got.H != 8 || len(got.Classes) != 3 || got.Classes[1] != "class01" {
+		t.Fatalf("loaded %d images %dx%d classes %v", got.Len(), got.H, got.W, got.Classes)
+	}
+	// PNG is lossless: every image must come back byte for byte (order within a class is by name).
+	want := map[string]int{}
+	for i := range s.Len() {
+		want[string(s.Image(i))] = s.Labels[i]
+	}
+	for i := range got.Len() {
+		l, ok := want[string(got.Image(i))]
+		if !ok || l != got.Labels[i] {
+			t.Fatalf("image %d (%s) not found with its label", i, got.Paths[i])
+		}
+	}
+	sub, err := LoadFolder(dir, FolderOptions{PerClass: 2, Size: 16})
+	if err != nil || sub.Len() != 6 || sub.H != 16 {
+		t.Fatalf("per-class+resize: %v, %d images, %d px", err, sub.Len(), sub.H)
+	}
+}
+
+func TestFolderErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadFolder(dir, FolderOptions{}); err == nil || !strings.Contains(err.Error(), "no class subfolders") {
+		t.Fatalf("empty folder: %v", err)
+	}
+	s := Synthetic(4, 2, 8, 1)
+	writeSetAsFolder(t, s, dir)
+	bad := filepath.Join(dir, "class00", "zzz.jpg")
+	os.WriteFile(bad, []byte("not a jpeg"), 0o644)
+	_, err := LoadFolder(dir, FolderOptions{})
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("corrupt file: error %v does not name %s", err, bad)
+	}
+	os.Remove(bad)
+	big := Synthetic(1, 1, 12, 2)
+	odd := filepath.Join(dir, "class01", "zzz.png")
+	WritePNG(odd, big.Image(0), 12, 12, false)
+	if _, err := LoadFolder(dir, FolderOptions{}); err == nil || !strings.Contains(err.Error(), odd) {
+		t.Fatalf("size mismatch: error %v does not name %s", err, odd)
+	}
+	if _, err := LoadFolder(dir, FolderOptions{Size: 8}); err != nil {
+		t.Fatalf("with resizing, sizes may differ: %v", err)
+	}
+}
+
+func TestCIFAR10Binary(t *testing.T) {
+	var buf bytes.Buffer
+	rec := make([]byte, cifarRecord)
+	for k := range 3 {
+		rec[0] = byte(k + 1)
+		for i := range 3072 {
+			rec[1+i] = byte(i / 1024 * 100) // red plane 0, green 100, blue 200
+		}
+		rec[1+5] = byte(k) // red of pixel 5
+		buf.Write(rec)
+	}
+	s := &Set{Classes: CIFAR10Classes, H: 32, W: 32}
+	if err := ReadCIFAR10Binary(bytes.NewReader(buf.Bytes()), "mem", s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 3 || s.Labels[2] != 3 {
+		t.Fatalf("%d records, labels %v", s.Len(), s.Labels)
+	}
+	img := s.Image(2)
+	if img[0] != 0 || img[1] != 100 || img[2] != 200 || img[5*3] != 2 {
+		t.Fatalf("planes not interleaved: %v", img[:18])
+	}
+	trunc := &Set{Classes: CIFAR10Classes, H: 32, W: 32}
+	err := ReadCIFAR10Binary(bytes.NewReader(buf.Bytes()[:cifarRecord+10]), "cut.bin", trunc)
+	if err == nil || !strings.Contains(err.Error(), "cut.bin: record 1 is truncated") {
+		t.Fatalf("truncated file: %v", err)
+	}
+}
+
+func TestBatchNormalisesAndAugments(t *testing.T) {
+	s := Synthetic(2, 2, 8, 3)
+	norm := Normalization{Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.5, 1}}
+	x, y := Batch(s, []int{1, 0}, norm, Augment{}, nil)
+	if y[0] != s.Labels[1] || x.Shape[0] != 2 || x.Shape[3] != 3 {
+		t.Fatalf("labels %v shape %v", y, x.Shape)
+	}
+	p := s.Image(1)[3*9+1] // pixel (1,1), green
+	if want := (float32(p)/255 - 0.5) / 0.5; x.Data[3*9+1] != want {
+		t.Fatalf("normalised %g, want %g", x.Data[3*9+1], want)
+	}
+	// A flip-only augmentation either keeps the image or mirrors it exactly.
+	rng := rand.New(rand.NewPCG(1, 1))
+	plain, _ := Batch(s, []int{0}, norm, Augment{}, nil)
+	flips := 0
+	for range 20 {
+		a, _ := Batch(s, []int{0}, norm, Augment{Flip: true}, rng)
+		same, mirrored := true, true
+		for yy := range 8 {
+			for xx := range 8 {
+				for c := range 3 {
+					v := a.Data[(yy*8+xx)*3+c]
+					same = same && v == plain.Data[(yy*8+xx)*3+c]
+					mirrored = mirrored && v == plain.Data[(yy*8+7-xx)*3+c]
+				}
+			}
+		}
+		if !same && !mirrored {
+			t.Fatal("flip produced something else")
+		}
+		if mirrored && !same {
+			flips++
+		}
+	}
+	if flips == 0 || flips == 20 {
+		t.Fatalf("%d of 20 batches flipped", flips)
+	}
+}
+
+func TestSyntheticDeterministic(t *testing.T) {
+	a, b, c := Synthetic(20, 4, 16, 5), Synthetic(20, 4, 16, 5), Synthetic(20, 4, 16, 6)
+	if !bytes.Equal(a.Pixels, b.Pixels) {
+		t.Fatal("same seed, different images")
+	}
+	if bytes.Equal(a.Pixels, c.Pixels) {
+		t.Fatal("different seeds, same images")
+	}
+}
+
+// A slice of the real CIFAR-10 folder, when ../shared is present.
+func TestRealCIFARFolder(t *testing.T) {
+	dir := "../../../shared/data/cifar10/test"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skip("shared CIFAR-10 not present")
+	}
+	s, err := LoadFolder(dir, FolderOptions{PerClass: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 50 || s.H != 32 || len(s.Classes) != 10 || s.Classes[0] != "airplane" {
+		t.Fatalf("%d images %dx%d classes %v", s.Len(), s.H, s.W, s.Classes)
+	}
+}
