@@ -1,0 +1,138 @@
+package modelfile
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"move/internal/data"
+	"move/internal/models"
+	"move/internal/tensor"
+)
+
+// Info is the metadata of a model file (stored as JSON under the "move" metadata key).
+type Info struct {
+	Arch      string             `json:"arch"`
+	Classes   []string           `json:"classes"`
+	InputSize int                `json:"input_size"`
+	Norm      data.Normalization `json:"normalization"`
+	Layout    string             `json:"layout"` // "pytorch": conv weights stored OIHW
+	Version   string             `json:"move_version"`
+	Command   string             `json:"command,omitempty"`
+	Seed      uint64             `json:"seed"`
+	Parent    string             `json:"parent,omitempty"` // SHA-256 of the model it came from
+	Made      string             `json:"made,omitempty"`   // "train", "copy", "distill", ...
+	Data      string             `json:"data,omitempty"`   // training data it saw
+	Extra     map[string]any     `json:"extra,omitempty"`
+}
+
+const metaKey = "move"
+
+// ohwiToOIHW converts our convolution weights to PyTorch's layout.
+func ohwiToOIHW(t *tensor.Tensor) *tensor.Tensor {
+	o, h, w, i := t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3]
+	out := tensor.New(o, i, h, w)
+	for a := range o {
+		for y := range h {
+			for x := range w {
+				for c := range i {
+					out.Data[((a*i+c)*h+y)*w+x] = t.Data[((a*h+y)*w+x)*i+c]
+				}
+			}
+		}
+	}
+	return out
+}
+
+func oihwToOHWI(t *tensor.Tensor) *tensor.Tensor {
+	o, i, h, w := t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3]
+	out := tensor.New(o, h, w, i)
+	for a := range o {
+		for c := range i {
+			for y := range h {
+				for x := range w {
+					out.Data[((a*h+y)*w+x)*i+c] = t.Data[((a*i+c)*h+y)*w+x]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Encode returns the tensors and metadata of a model file for m (weights converted to
+// PyTorch's layout).
+func Encode(m models.Model, info Info) (map[string]*tensor.Tensor, map[string]string, error) {
+	info.Arch = m.Arch()
+	info.Layout = "pytorch"
+	if len(info.Classes) != m.Classes() {
+		return nil, nil, fmt.Errorf("model has %d outputs but %d class names", m.Classes(), len(info.Classes))
+	}
+	ts := map[string]*tensor.Tensor{}
+	for name, t := range m.Store().Map() {
+		if len(t.Shape) == 4 {
+			t = ohwiToOIHW(t)
+		}
+		ts[name] = t
+	}
+	ib, err := json.Marshal(info)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ts, map[string]string{metaKey: string(ib), "format": "pt"}, nil
+}
+
+// Save writes m to path atomically (refusing to replace an existing file unless overwrite).
+func Save(path string, m models.Model, info Info, overwrite bool) error {
+	ts, meta, err := Encode(m, info)
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
+	return SaveTensors(path, ts, meta, overwrite)
+}
+
+// Decode builds the model described by tensors and metadata read from a file called name.
+func Decode(ts map[string]*tensor.Tensor, meta map[string]string, name string) (models.Model, Info, error) {
+	var info Info
+	raw, ok := meta[metaKey]
+	if !ok {
+		return nil, info, fmt.Errorf("%s: no move metadata (architecture, classes); is it a move model file?", name)
+	}
+	if err := json.Unmarshal([]byte(raw), &info); err != nil {
+		return nil, info, fmt.Errorf("%s: bad move metadata: %w", name, err)
+	}
+	if info.Layout != "pytorch" {
+		return nil, info, fmt.Errorf("%s: unknown weight layout %q", name, info.Layout)
+	}
+	m, err := models.New(info.Arch, len(info.Classes), 0)
+	if err != nil {
+		return nil, info, fmt.Errorf("%s: %w", name, err)
+	}
+	conv := map[string]*tensor.Tensor{}
+	for n, t := range ts {
+		if len(t.Shape) == 4 {
+			t = oihwToOHWI(t)
+		}
+		conv[n] = t
+	}
+	if err := m.Store().Load(conv); err != nil {
+		return nil, info, fmt.Errorf("%s: weights do not fit %s: %w", name, info.Arch, err)
+	}
+	for _, s := range info.Norm.Std {
+		if !(s > 0) {
+			return nil, info, fmt.Errorf("%s: normalisation std %v must be positive", name, info.Norm.Std)
+		}
+	}
+	return m, info, nil
+}
+
+// Load reads a model file.
+func Load(path string) (models.Model, Info, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".onnx") {
+		return nil, Info{}, fmt.Errorf("%s: ONNX models are not supported yet; use a move model file (.safetensors)", path)
+	}
+	ts, meta, err := LoadTensors(path)
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("reading model: %w", err)
+	}
+	return Decode(ts, meta, path)
+}

@@ -1,0 +1,115 @@
+package modelfile
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"move/internal/atomicfile"
+	"move/internal/data"
+	"move/internal/models"
+	"move/internal/nn"
+	"move/internal/tensor"
+)
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	m, _ := models.New("resnet20", 3, 7)
+	// Make buffers non-default so their round trip is checked too.
+	m.Store().Tensor("stembn.running_mean").Data[0] = 0.25
+	info := Info{Classes: []string{"a", "b", "c"}, InputSize: 32, Norm: data.CIFAR10Norm, Seed: 7, Command: "move train"}
+	p := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := Save(p, m, info, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(p, m, info, false); !errors.Is(err, atomicfile.ErrExists) {
+		t.Fatalf("overwrite without permission: %v", err)
+	}
+	m2, info2, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info2.Arch != "resnet20" || info2.Classes[2] != "c" || info2.Seed != 7 || info2.Norm != data.CIFAR10Norm {
+		t.Fatalf("info %+v", info2)
+	}
+	x := nn.Const(tensor.New(2, 32, 32, 3))
+	for i := range x.Data() {
+		x.Data()[i] = float32(i%13) / 13
+	}
+	a := m.Forward(nil, x, false).Data()
+	b := m2.Forward(nil, x, false).Data()
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("logit %d: %g before saving, %g after", i, a[i], b[i])
+		}
+	}
+}
+
+// The conv weights are stored in PyTorch's OIHW layout.
+func TestPyTorchLayout(t *testing.T) {
+	w := tensor.New(2, 3, 3, 4) // OHWI
+	for i := range w.Data {
+		w.Data[i] = float32(i)
+	}
+	p := ohwiToOIHW(w)
+	// OHWI[o=1][y=2][x=0][i=3] == OIHW[1][3][2][0]
+	if p.Data[((1*4+3)*3+2)*3+0] != w.Data[((1*3+2)*3+0)*4+3] {
+		t.Fatal("layout conversion is wrong")
+	}
+	back := oihwToOHWI(p)
+	for i := range w.Data {
+		if back.Data[i] != w.Data[i] {
+			t.Fatal("conversion does not invert")
+		}
+	}
+}
+
+func TestHostileFiles(t *testing.T) {
+	var good bytes.Buffer
+	WriteSafetensors(&good, map[string]*tensor.Tensor{"w": tensor.New(2, 2)}, map[string]string{"k": "v"})
+	cases := map[string][]byte{
+		"short":          {1, 2, 3},
+		"huge header":    binary.LittleEndian.AppendUint64(nil, 1<<62),
+		"truncated data": good.Bytes()[:good.Len()-4],
+		"bad json":       append(binary.LittleEndian.AppendUint64(nil, 3), []byte("{x}")...),
+	}
+	hdr := func(s string) []byte { return append(binary.LittleEndian.AppendUint64(nil, uint64(len(s))), []byte(s)...) }
+	cases["negative shape"] = hdr(`{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}`)
+	cases["huge shape"] = hdr(`{"w":{"dtype":"F32","shape":[100000,100000,100000],"data_offsets":[0,4]}}`)
+	cases["f16"] = hdr(`{"w":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}`)
+	for name, b := range cases {
+		if _, _, err := ReadSafetensors(b, name); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, _, err := ReadSafetensors(good.Bytes(), "good"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "plain.safetensors")
+	os.WriteFile(p, good.Bytes(), 0o644)
+	if _, _, err := Load(p); err == nil || !strings.Contains(err.Error(), "no move metadata") {
+		t.Fatalf("file without metadata: %v", err)
+	}
+}
+
+func FuzzReadSafetensors(f *testing.F) {
+	var good bytes.Buffer
+	WriteSafetensors(&good, map[string]*tensor.Tensor{"w": tensor.New(2, 3)}, map[string]string{"k": "v"})
+	f.Add(good.Bytes())
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ts, _, err := ReadSafetensors(b, "fuzz")
+		if err != nil {
+			return
+		}
+		for n, x := range ts {
+			if len(x.Data) != tensor.Numel(x.Shape) {
+				t.Fatalf("tensor %s: %d values for shape %v", n, len(x.Data), x.Shape)
+			}
+		}
+	})
+}
