@@ -1,0 +1,88 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"move/internal/models"
+	"move/internal/modelfile"
+	"move/internal/nn"
+	"move/internal/tensor"
+)
+
+// A checkpoint is a model file whose extra tensors hold the optimiser state
+// ("optim.<buffer>.<param>") and whose metadata holds the recipe and the epochs done.
+
+func saveCheckpoint(path string, m models.Model, opt nn.Optimizer, c Config, epochs int, hist []EpochResult, info modelfile.Info) error {
+	ts, meta, err := modelfile.Encode(m, info)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	names := m.Store().ParamNames()
+	for buf, vals := range opt.State() {
+		for i, v := range vals {
+			ts["optim."+buf+"."+names[i]] = tensor.From(append([]float32(nil), v...), len(v))
+		}
+	}
+	h, err := json.Marshal(hist)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	meta["train.config"] = configJSON(c)
+	meta["train.epochs_done"] = strconv.Itoa(epochs)
+	meta["train.optimizer_steps"] = strconv.Itoa(opt.Steps())
+	meta["train.history"] = string(h)
+	return modelfile.SaveTensors(path, ts, meta, true)
+}
+
+func loadCheckpoint(path string, m models.Model, opt nn.Optimizer, c Config) (int, []EpochResult, error) {
+	bad := func(f string, a ...any) error { return fmt.Errorf("resuming from %s: %s", path, fmt.Sprintf(f, a...)) }
+	ts, meta, err := modelfile.LoadTensors(path)
+	if err != nil {
+		return 0, nil, bad("%v", err)
+	}
+	if got := meta["train.config"]; got != configJSON(c) {
+		return 0, nil, bad("it was made with another recipe (%s); remove it or use the same settings", got)
+	}
+	epochs, err := strconv.Atoi(meta["train.epochs_done"])
+	if err != nil {
+		return 0, nil, bad("no epoch count")
+	}
+	steps, _ := strconv.Atoi(meta["train.optimizer_steps"])
+	var hist []EpochResult
+	if err := json.Unmarshal([]byte(meta["train.history"]), &hist); err != nil {
+		return 0, nil, bad("bad history: %v", err)
+	}
+	state := map[string][][]float32{}
+	model := map[string]*tensor.Tensor{}
+	names := m.Store().ParamNames()
+	for n, t := range ts {
+		model[n] = t
+	}
+	for buf := range opt.State() {
+		vals := make([][]float32, len(names))
+		for i, pn := range names {
+			k := "optim." + buf + "." + pn
+			t, ok := ts[k]
+			if !ok {
+				return 0, nil, bad("optimizer state %s is missing", k)
+			}
+			vals[i] = t.Data
+			delete(model, k)
+		}
+		state[buf] = vals
+	}
+	m2, info, err := modelfile.Decode(model, meta, path)
+	if err != nil {
+		return 0, nil, bad("%v", err)
+	}
+	if info.Arch != m.Arch() {
+		return 0, nil, bad("it holds a %s, this run trains a %s", info.Arch, m.Arch())
+	}
+	if err := m.Store().Load(m2.Store().Map()); err != nil {
+		return 0, nil, bad("%v", err)
+	}
+	opt.Restore(state, steps)
+	return epochs, hist, nil
+}
