@@ -151,9 +151,7 @@ func ConvForward(g ConvGeom, x, w, y []float32) {
 		for i := lo; i < hi; i++ {
 			r0, r1 := g.span(t, i)
 			g.im2col(*buf, x, r0, r1)
-			out := y[r0*g.Cout : r1*g.Cout]
-			clear(out)
-			GemmPacked(r1-r0, *buf, K, false, &pb, out, g.Cout, 0, -1)
+			GemmPackedSet(r1-r0, *buf, K, false, &pb, y[r0*g.Cout:r1*g.Cout], g.Cout)
 		}
 	})
 }
@@ -206,8 +204,7 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 							defer putBuf(dcolBuf)
 						}
 						dcol := (*dcolBuf)[:rows*K]
-						clear(dcol)
-						GemmPacked(rows, dyc, g.Cout, false, &pw, dcol, K, 0, -1)
+						GemmPackedSet(rows, dyc, g.Cout, false, &pw, dcol, K)
 						g.col2imAdd(dx, dcol, r0, r1)
 					}
 				}

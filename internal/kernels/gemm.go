@@ -22,8 +22,9 @@ const (
 )
 
 // microKernel adds to the MR x NR tile at c (row stride ldc) the product of a packed A sliver
-// (MR rows of kc values at a stride of kcBlock) and a packed B sliver (kc steps of NR values).
-type microKernel func(kc int, a, b, c *float32, ldc int)
+// (MR rows of kc values at a stride of kcBlock) and a packed B sliver (kc steps of NR values);
+// with add == 0 it overwrites the tile with the product instead.
+type microKernel func(kc int, a, b, c *float32, ldc int, add int)
 
 var (
 	kernel     microKernel = kernGo
@@ -54,7 +55,7 @@ func Kernels() []string {
 	return out
 }
 
-func kernGo(kc int, a, b, c *float32, ldc int) {
+func kernGo(kc int, a, b, c *float32, ldc int, add int) {
 	as := unsafe.Slice(a, (MR-1)*kcBlock+kc)
 	bs := unsafe.Slice(b, kc*NR)
 	cs := unsafe.Slice(c, (MR-1)*ldc+NR)
@@ -71,6 +72,10 @@ func kernGo(kc int, a, b, c *float32, ldc int) {
 	}
 	for i := range MR {
 		row := cs[i*ldc : i*ldc+NR]
+		if add == 0 {
+			copy(row, acc[i][:])
+			continue
+		}
 		for j := range NR {
 			row[j] += acc[i][j]
 		}
@@ -163,6 +168,21 @@ var scratchPool = sync.Pool{New: func() any { s := make([]float32, scratchLen); 
 // GemmPacked adds op(A)·B to C on the calling goroutine, for the m rows of op(A) and the
 // columns of B's NR-slivers [jLo, jHi) (pass 0 and -1 for all). op(A) is m x b.K; C is m x b.N.
 func GemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float32, ldc int, jLo, jHi int) {
+	gemmPacked(m, a, lda, transA, b, c, ldc, jLo, jHi, true)
+}
+
+// GemmPackedSet is GemmPacked that overwrites C with op(A)·B (C need not be initialised).
+func GemmPackedSet(m int, a []float32, lda int, transA bool, b *PackedB, c []float32, ldc int) {
+	if b.K == 0 {
+		for i := range m {
+			clear(c[i*ldc : i*ldc+b.N])
+		}
+		return
+	}
+	gemmPacked(m, a, lda, transA, b, c, ldc, 0, -1, false)
+}
+
+func gemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float32, ldc int, jLo, jHi int, accumulate bool) {
 	if m <= 0 || b.K == 0 {
 		return
 	}
@@ -177,6 +197,10 @@ func GemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float3
 	k, n := b.K, b.N
 	for p0 := 0; p0 < k; p0 += kcBlock {
 		kc := min(kcBlock, k-p0)
+		add := 1
+		if p0 == 0 && !accumulate {
+			add = 0
+		}
 		for i0 := 0; i0 < m; i0 += mcBlock {
 			mc := min(mcBlock, m-i0)
 			packA(abuf, a, lda, transA, i0, mc, p0, kc)
@@ -188,13 +212,16 @@ func GemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float3
 					h := min(MR, mc-s)
 					as := abuf[s*kcBlock:]
 					if h == MR && w == NR {
-						kernel(kc, &as[0], &bs[0], &c[(i0+s)*ldc+j0], ldc)
+						kernel(kc, &as[0], &bs[0], &c[(i0+s)*ldc+j0], ldc, add)
 						continue
 					}
-					clear(tile)
-					kernel(kc, &as[0], &bs[0], &tile[0], NR)
+					kernel(kc, &as[0], &bs[0], &tile[0], NR, 0)
 					for i := range h {
 						dst := c[(i0+s+i)*ldc+j0 : (i0+s+i)*ldc+j0+w]
+						if add == 0 {
+							copy(dst, tile[i*NR:])
+							continue
+						}
 						for j := range dst {
 							dst[j] += tile[i*NR+j]
 						}

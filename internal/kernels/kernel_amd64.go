@@ -5,10 +5,10 @@ package kernels
 import "golang.org/x/sys/cpu"
 
 //go:noescape
-func kern16x16AVX512(kc int, a, b, c *float32, ldc int)
+func kern16x16AVX512(kc int, a, b, c *float32, ldc int, add int)
 
 //go:noescape
-func kern16x16AVX2(kc int, a, b, c *float32, ldc int)
+func kern16x16AVX2(kc int, a, b, c *float32, ldc int, add int)
 
 func kernels() map[string]microKernel {
 	m := map[string]microKernel{"go": kernGo}

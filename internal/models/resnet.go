@@ -32,7 +32,7 @@ func newBasicBlock(s *nn.Store, name string, cin, cout, stride int, rng *rand.Ra
 }
 
 func (b *basicBlock) apply(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
-	y := nn.ReLU(tp, b.b1.Apply(tp, b.c1.Apply(tp, x), train))
+	y := b.b1.ApplyReLU(tp, b.c1.Apply(tp, x), train)
 	y = b.b2.Apply(tp, b.c2.Apply(tp, y), train)
 	s := x
 	if b.sc != nil {
@@ -75,7 +75,7 @@ func newCIFARResNet(arch string, n, classes int, rng *rand.Rand) Model {
 
 func (m *cifarResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
-	y := nn.ReLU(tp, m.stembn.Apply(tp, m.stem.Apply(tp, x), train))
+	y := m.stembn.ApplyReLU(tp, m.stem.Apply(tp, x), train)
 	mustShape(y, n, -1, -1, 16)
 	for _, b := range m.blocks {
 		y = b.apply(tp, y, train)
@@ -118,7 +118,7 @@ func newImageNetResNet(arch string, layers [4]int, classes int, rng *rand.Rand) 
 
 func (m *imageNetResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
-	y := nn.ReLU(tp, m.bn1.Apply(tp, m.conv1.Apply(tp, x), train))
+	y := m.bn1.ApplyReLU(tp, m.conv1.Apply(tp, x), train)
 	y = nn.MaxPool2D(tp, y, 3, 2, 1)
 	mustShape(y, n, -1, -1, 64)
 	for _, b := range m.blocks {

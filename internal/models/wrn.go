@@ -17,8 +17,8 @@ type preactBlock struct {
 }
 
 func (b *preactBlock) apply(tp *nn.Tape, x *nn.Var, train bool, rng *rand.Rand) *nn.Var {
-	o := nn.ReLU(tp, b.b1.Apply(tp, x, train))
-	y := nn.ReLU(tp, b.b2.Apply(tp, b.c1.Apply(tp, o), train))
+	o := b.b1.ApplyReLU(tp, x, train)
+	y := b.b2.ApplyReLU(tp, b.c1.Apply(tp, o), train)
 	y = nn.Dropout(tp, y, b.drop, train, rng)
 	y = b.c2.Apply(tp, y)
 	s := x
@@ -80,7 +80,7 @@ func (m *wideResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		y = b.apply(tp, y, train, m.rng)
 	}
 	mustShape(y, n, -1, -1, m.width)
-	y = nn.ReLU(tp, m.finalbn.Apply(tp, y, train))
+	y = m.finalbn.ApplyReLU(tp, y, train)
 	return m.fc.Apply(tp, nn.GlobalAvgPool(tp, y))
 }
 

@@ -40,16 +40,33 @@ func ReLU(tp *Tape, x *Var) *Var {
 		if y.Grad == nil || !x.requires {
 			return
 		}
-		dx, dy := tp.grad(x), y.Grad.Data
-		pfor(len(xd), func(lo, hi int) {
+		reluBackward(tp, x, yd, y.Grad.Data)
+	})
+	return y
+}
+
+// reluBackward passes dy, masked where the ReLU output y is zero, to x. dy is dead after
+// this and may be masked in place.
+func reluBackward(tp *Tape, x *Var, y, dy []float32) {
+	if x.Grad == nil && x.pooled {
+		pfor(len(y), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				if yd[i] > 0 {
-					dx[i] += dy[i]
+				if y[i] <= 0 {
+					dy[i] = 0
 				}
 			}
 		})
+		tp.passGrad(x, dy)
+		return
+	}
+	dx := tp.grad(x)
+	pfor(len(y), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if y[i] > 0 {
+				dx[i] += dy[i]
+			}
+		}
 	})
-	return y
 }
 
 // LeakyReLU is x for x > 0 and slope·x otherwise.

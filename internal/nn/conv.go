@@ -43,7 +43,10 @@ func Conv2D(tp *Tape, x, w, b *Var, stride, pad int) *Var {
 		}
 		var dx, dw []float32
 		if x.requires {
-			dx = tp.grad(x)
+			var over bool
+			if dx, over = tp.gradFor(x); over {
+				parallelClear(dx)
+			}
 		}
 		if w.requires {
 			dw = tp.grad(w)
@@ -122,6 +125,11 @@ func sumRows(dst, src []float32) {
 	for j := range dst {
 		dst[j] += float32(acc[j])
 	}
+}
+
+// parallelClear zeroes a large buffer on all workers.
+func parallelClear(b []float32) {
+	pfor(len(b), func(lo, hi int) { clear(b[lo:hi]) })
 }
 
 // addTo adds src to dst elementwise.

@@ -289,6 +289,76 @@ func TestGradients(t *testing.T) {
 				return BatchNormOp(tp, in[0], &bn, false)
 			},
 			ref: func(in [][]float64) []float64 { return refBN(in[0], in[1], in[2], 5, false, rm, rv) }},
+		{name: "batchnorm-relu-train", shapes: [][]int{{3, 2, 2, 5}, {5}, {5}},
+			build: func(tp *Tape, in []*Var) *Var {
+				bn := newBN(5, rand.New(rand.NewPCG(1, 1)))
+				bn.Gamma, bn.Beta = in[1], in[2]
+				return BatchNormReLU(tp, in[0], bn, true)
+			},
+			ref: func(in [][]float64) []float64 {
+				y := refBN(in[0], in[1], in[2], 5, true, nil, nil)
+				for i := range y {
+					y[i] = max(0, y[i])
+				}
+				return y
+			}},
+		{name: "batchnorm-relu-train-16ch", shapes: [][]int{{2, 3, 2, 16}, {16}, {16}},
+			build: func(tp *Tape, in []*Var) *Var {
+				bn := newBN(16, rand.New(rand.NewPCG(1, 1)))
+				bn.Gamma, bn.Beta = in[1], in[2]
+				return BatchNormReLU(tp, in[0], bn, true)
+			},
+			ref: func(in [][]float64) []float64 {
+				y := refBN(in[0], in[1], in[2], 16, true, nil, nil)
+				for i := range y {
+					y[i] = max(0, y[i])
+				}
+				return y
+			}},
+		{name: "batchnorm-relu-eval", shapes: [][]int{{3, 2, 2, 5}, {5}, {5}},
+			build: func(tp *Tape, in []*Var) *Var {
+				bn := *bnEval
+				bn.Gamma, bn.Beta = in[1], in[2]
+				return BatchNormReLU(tp, in[0], &bn, false)
+			},
+			ref: func(in [][]float64) []float64 {
+				y := refBN(in[0], in[1], in[2], 5, false, rm, rv)
+				for i := range y {
+					y[i] = max(0, y[i])
+				}
+				return y
+			}},
+		// A residual chain whose intermediate gradients take the fresh-buffer, aliasing and
+		// accumulating paths of the ops.
+		{name: "residual-chain", shapes: [][]int{{2, 5, 5, 3}, {4, 3, 3, 3}, {4, 3, 3, 4}, {4}, {4}, {3, 4}},
+			build: func(tp *Tape, in []*Var) *Var {
+				bn := newBN(4, rand.New(rand.NewPCG(1, 1)))
+				bn.Gamma, bn.Beta = in[3], in[4]
+				h1 := ReLU(tp, Conv2D(tp, in[0], in[1], nil, 1, 1))
+				h3 := BatchNormReLU(tp, Conv2D(tp, h1, in[2], nil, 1, 1), bn, true)
+				h4 := Add(tp, h3, h1)
+				return Linear(tp, Reshape(tp, GlobalAvgPool(tp, h4), 2, 4), in[5], nil)
+			},
+			ref: func(in [][]float64) []float64 {
+				h1 := refConv(in[0], in[1], 2, 5, 5, 3, 4, 3, 3, 1, 1)
+				for i := range h1 {
+					h1[i] = max(0, h1[i])
+				}
+				h3 := refBN(refConv(h1, in[2], 2, 5, 5, 4, 4, 3, 3, 1, 1), in[3], in[4], 4, true, nil, nil)
+				g := make([]float64, 8)
+				for i := range h3 {
+					g[(i/100)*4+i%4] += (max(0, h3[i]) + h1[i]) / 25
+				}
+				out := make([]float64, 6)
+				for b := range 2 {
+					for o := range 3 {
+						for k := range 4 {
+							out[b*3+o] += g[b*4+k] * in[5][o*4+k]
+						}
+					}
+				}
+				return out
+			}},
 		{name: "relu", shapes: [][]int{{4, 9}},
 			build: func(tp *Tape, in []*Var) *Var { return ReLU(tp, in[0]) },
 			ref:   elementwise(func(v float64) float64 { return max(v, 0) })},

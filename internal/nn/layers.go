@@ -62,3 +62,8 @@ func NewDense(s *Store, name string, in, out int, rng *rand.Rand) *Dense {
 
 // Apply runs the layer.
 func (d *Dense) Apply(tp *Tape, x *Var) *Var { return Linear(tp, x, d.W, d.B) }
+
+// ApplyReLU runs the layer followed by a ReLU, fused.
+func (bn *BatchNorm) ApplyReLU(tp *Tape, x *Var, train bool) *Var {
+	return BatchNormReLU(tp, x, bn, train)
+}

@@ -24,7 +24,12 @@ func Linear(tp *Tape, x, w, b *Var) *Var {
 		}
 		dy := y.Grad.Data
 		if x.requires {
-			kernels.Gemm(false, false, n, in, out, 1, dy, out, w.Data(), in, 1, tp.grad(x), in)
+			dx, over := tp.gradFor(x)
+			beta := float32(1)
+			if over {
+				beta = 0
+			}
+			kernels.Gemm(false, false, n, in, out, 1, dy, out, w.Data(), in, beta, dx, in)
 		}
 		if w.requires {
 			kernels.Gemm(true, false, out, in, n, 1, dy, out, x.Data(), in, 1, tp.grad(w), in)

@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 
+	"move/internal/kernels"
 	"move/internal/parallel"
 	"move/internal/tensor"
 )
@@ -37,10 +38,33 @@ func channelSums(rows, c int, f func(partial []float64, lo, hi int)) []float64 {
 	return out
 }
 
+// blockSums adds Σa and Σa·b over rows [lo, hi) per channel to p[0:c] and p[c:2c], summing
+// blocks of 64 rows in float32 and the blocks in float64.
+func blockSums(p []float64, a, b []float32, c, lo, hi int) {
+	acc := make([]float32, 2*c)
+	for r := lo; r < hi; r += 64 {
+		e := min(hi, r+64)
+		clear(acc)
+		kernels.ChannelSums(acc, a[r*c:e*c], b[r*c:e*c], c)
+		for j, v := range acc {
+			p[j] += float64(v)
+		}
+	}
+}
+
 // BatchNormOp normalises x (any shape whose last axis has C channels) per channel. In
 // training mode it uses the batch's mean and biased variance and updates the running
 // statistics (with the unbiased variance, as PyTorch does); otherwise it uses the running ones.
 func BatchNormOp(tp *Tape, x *Var, bn *BatchNorm, train bool) *Var {
+	return batchNorm(tp, x, bn, train, false)
+}
+
+// BatchNormReLU is ReLU(BatchNormOp(x)) in one pass over memory each way.
+func BatchNormReLU(tp *Tape, x *Var, bn *BatchNorm, train bool) *Var {
+	return batchNorm(tp, x, bn, train, true)
+}
+
+func batchNorm(tp *Tape, x *Var, bn *BatchNorm, train, relu bool) *Var {
 	xs := x.Shape()
 	c := xs[len(xs)-1]
 	rows := x.Value.Len() / c
@@ -49,13 +73,7 @@ func BatchNormOp(tp *Tape, x *Var, bn *BatchNorm, train bool) *Var {
 	invstd := make([]float32, c)
 	if train {
 		s := channelSums(rows, c, func(p []float64, lo, hi int) {
-			for r := lo; r < hi; r++ {
-				row := xd[r*c : (r+1)*c]
-				for j, v := range row {
-					p[j] += float64(v)
-					p[c+j] += float64(v) * float64(v)
-				}
-			}
+			blockSums(p, xd, xd, c, lo, hi)
 		})
 		for j := range c {
 			m := s[j] / float64(rows)
@@ -85,28 +103,30 @@ func BatchNormOp(tp *Tape, x *Var, bn *BatchNorm, train bool) *Var {
 	y := tp.out(tp.alloc(xs...), x, bn.Gamma, bn.Beta)
 	yd := y.Data()
 	pfor(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, yr := xd[r*c:(r+1)*c], yd[r*c:(r+1)*c]
-			for j := range xr {
-				yr[j] = xr[j]*scale[j] + shift[j]
-			}
-		}
+		kernels.ChannelAffine(yd[lo*c:hi*c], xd[lo*c:hi*c], scale, shift, c, relu)
 	})
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return
 		}
 		dy := y.Grad.Data
+		if relu {
+			// Mask in place: y's gradient is dead after this step.
+			pfor(len(dy), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					if yd[i] <= 0 {
+						dy[i] = 0
+					}
+				}
+			})
+		}
 		// dbeta = Σ dy, dgamma = Σ dy·x̂ with x̂ = (x-mean)·invstd.
 		s := channelSums(rows, c, func(p []float64, lo, hi int) {
-			for r := lo; r < hi; r++ {
-				xr, dr := xd[r*c:(r+1)*c], dy[r*c:(r+1)*c]
-				for j := range xr {
-					p[j] += float64(dr[j])
-					p[c+j] += float64(dr[j]) * float64((xr[j]-mean[j])*invstd[j])
-				}
-			}
+			blockSums(p, dy, xd, c, lo, hi)
 		})
+		for j := range c {
+			s[c+j] = (s[c+j] - float64(mean[j])*s[j]) * float64(invstd[j]) // Σ dy·x̂
+		}
 		if bn.Beta.requires {
 			g := tp.grad(bn.Beta)
 			for j := range c {
@@ -122,34 +142,20 @@ func BatchNormOp(tp *Tape, x *Var, bn *BatchNorm, train bool) *Var {
 		if !x.requires {
 			return
 		}
-		dx := tp.grad(x)
-		if !train {
-			// Statistics are constants: dx = dy·γ·invstd.
-			pfor(rows, func(lo, hi int) {
-				for r := lo; r < hi; r++ {
-					dr, xr := dy[r*c:(r+1)*c], dx[r*c:(r+1)*c]
-					for j := range dr {
-						xr[j] += dr[j] * scale[j]
-					}
-				}
-			})
-			return
-		}
-		// dx = γ·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)).
-		a := make([]float32, c)
-		b := make([]float32, c)
-		for j := range c {
-			a[j] = float32(s[j] / float64(rows))
-			b[j] = float32(s[c+j] / float64(rows))
-		}
-		pfor(rows, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				xr, dr, gr := xd[r*c:(r+1)*c], dy[r*c:(r+1)*c], dx[r*c:(r+1)*c]
-				for j := range xr {
-					xh := (xr[j] - mean[j]) * invstd[j]
-					gr[j] += scale[j] * (dr[j] - a[j] - xh*b[j])
-				}
+		// Training: dx = γ·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)); eval: dx = γ·invstd·dy.
+		// As k1·dy + k2·x + k3 per channel.
+		k1, k2, k3 := scale, make([]float32, c), make([]float32, c)
+		if train {
+			for j := range c {
+				a := float32(s[j] / float64(rows))
+				b := float32(s[c+j]/float64(rows)) * invstd[j]
+				k2[j] = -scale[j] * b
+				k3[j] = scale[j] * (mean[j]*b - a)
 			}
+		}
+		dx, over := tp.gradFor(x)
+		pfor(rows, func(lo, hi int) {
+			kernels.ChannelAffine2(dx[lo*c:hi*c], xd[lo*c:hi*c], dy[lo*c:hi*c], k1, k2, k3, c, !over)
 		})
 	})
 	return y

@@ -142,13 +142,21 @@ func GlobalAvgPool(tp *Tape, x *Var) *Var {
 		if y.Grad == nil || !x.requires {
 			return
 		}
-		dx, dy := tp.grad(x), y.Grad.Data
+		dx, over := tp.gradFor(x)
+		dy := y.Grad.Data
 		s := float32(inv)
 		for b := range n {
 			for p := range hw {
 				row := dx[(b*hw+p)*c : (b*hw+p+1)*c]
+				g := dy[b*c : (b+1)*c]
+				if over {
+					for j := range row {
+						row[j] = s * g[j]
+					}
+					continue
+				}
 				for j := range row {
-					row[j] += s * dy[b*c+j]
+					row[j] += s * g[j]
 				}
 			}
 		}

@@ -24,10 +24,17 @@ func Add(tp *Tape, a, b *Var) *Var {
 		if y.Grad == nil {
 			return
 		}
-		for _, v := range []*Var{a, b} {
-			if v.requires {
-				addTo(tp.grad(v), y.Grad.Data)
+		// b gets a copy (or a sum); a may then take over y's gradient storage.
+		if b.requires {
+			dst, over := tp.gradFor(b)
+			if over {
+				copy(dst, y.Grad.Data)
+			} else {
+				addTo(dst, y.Grad.Data)
 			}
+		}
+		if a.requires {
+			tp.passGrad(a, y.Grad.Data)
 		}
 	})
 	return y
@@ -54,7 +61,7 @@ func Reshape(tp *Tape, x *Var, shape ...int) *Var {
 	copy(y.Data(), x.Data())
 	tp.push(y, func() {
 		if y.Grad != nil && x.requires {
-			addTo(tp.grad(x), y.Grad.Data)
+			tp.passGrad(x, y.Grad.Data)
 		}
 	})
 	return y

@@ -120,6 +120,37 @@ func (tp *Tape) grad(v *Var) []float32 {
 	return v.Grad.Data
 }
 
+// gradFor returns the buffer that receives v's gradient and whether the caller must
+// overwrite it (a fresh, uninitialised buffer) rather than add to it. Writing fresh buffers
+// instead of zeroing then adding saves a pass over memory for most intermediate values.
+func (tp *Tape) gradFor(v *Var) (buf []float32, overwrite bool) {
+	if v.Grad != nil {
+		return v.Grad.Data, false
+	}
+	if v.pooled {
+		v.Grad = tp.alloc(v.Value.Shape...)
+		return v.Grad.Data, true
+	}
+	v.Grad = tensor.New(v.Value.Shape...)
+	return v.Grad.Data, false
+}
+
+// passGrad gives v the gradient g, which the caller no longer needs: when v has no gradient
+// yet and belongs to the tape, g's storage becomes v's gradient without a copy; otherwise g
+// is added to v's gradient.
+func (tp *Tape) passGrad(v *Var, g []float32) {
+	if v.Grad == nil && v.pooled {
+		v.Grad = &tensor.Tensor{Shape: v.Value.Shape, Data: g}
+		return
+	}
+	dst, over := tp.gradFor(v)
+	if over {
+		copy(dst, g)
+		return
+	}
+	addTo(dst, g)
+}
+
 // Backward propagates the gradient of a scalar loss to every variable that requires one.
 // Gradients accumulate into Grad.
 func (tp *Tape) Backward(loss *Var) error {

@@ -38,8 +38,8 @@ func main() {
 // FMAs whose A operand is broadcast from memory ({1to16}).
 func avx512(w func(string, ...any)) {
 	w("")
-	w("// func kern16x16AVX512(kc int, a, b, c *float32, ldc int)")
-	w("TEXT ·kern16x16AVX512(SB), NOSPLIT, $0-40")
+	w("// func kern16x16AVX512(kc int, a, b, c *float32, ldc int, add int)")
+	w("TEXT ·kern16x16AVX512(SB), NOSPLIT, $0-48")
 	w("\tMOVQ kc+0(FP), CX")
 	w("\tMOVQ a+8(FP), SI")
 	w("\tMOVQ b+16(FP), DI")
@@ -61,8 +61,20 @@ func avx512(w func(string, ...any)) {
 	w("\tDECQ CX")
 	w("\tJNZ loop")
 	w("store:")
+	w("\tMOVQ add+40(FP), AX")
+	w("\tTESTQ AX, AX")
+	w("\tJEQ overwrite")
 	for i := 0; i < mr; i++ {
 		w("\tVADDPS (DX), Z%d, Z%d", i, i)
+		w("\tVMOVUPS Z%d, (DX)", i)
+		if i < mr-1 {
+			w("\tADDQ R8, DX")
+		}
+	}
+	w("\tVZEROUPPER")
+	w("\tRET")
+	w("overwrite:")
+	for i := 0; i < mr; i++ {
 		w("\tVMOVUPS Z%d, (DX)", i)
 		if i < mr-1 {
 			w("\tADDQ R8, DX")
@@ -76,8 +88,8 @@ func avx512(w func(string, ...any)) {
 // registers (at most Y0..Y11), with B in Y12/Y13 and the broadcast A value in Y14.
 func avx2(w func(string, ...any)) {
 	w("")
-	w("// func kern16x16AVX2(kc int, a, b, c *float32, ldc int)")
-	w("TEXT ·kern16x16AVX2(SB), NOSPLIT, $0-40")
+	w("// func kern16x16AVX2(kc int, a, b, c *float32, ldc int, add int)")
+	w("TEXT ·kern16x16AVX2(SB), NOSPLIT, $0-48")
 	w("\tMOVQ c+24(FP), R10")
 	w("\tMOVQ ldc+32(FP), R8")
 	w("\tSHLQ $2, R8")
@@ -105,6 +117,9 @@ func avx2(w func(string, ...any)) {
 		w("\tDECQ CX")
 		w("\tJNZ loop%d", pass)
 		w("store%d:", pass)
+		w("\tMOVQ add+40(FP), AX")
+		w("\tTESTQ AX, AX")
+		w("\tJEQ over%d", pass)
 		for i := 0; i < rows; i++ {
 			w("\tVADDPS (R10), Y%d, Y%d", 2*i, 2*i)
 			w("\tVMOVUPS Y%d, (R10)", 2*i)
@@ -112,6 +127,14 @@ func avx2(w func(string, ...any)) {
 			w("\tVMOVUPS Y%d, 32(R10)", 2*i+1)
 			w("\tADDQ R8, R10")
 		}
+		w("\tJMP next%d", pass)
+		w("over%d:", pass)
+		for i := 0; i < rows; i++ {
+			w("\tVMOVUPS Y%d, (R10)", 2*i)
+			w("\tVMOVUPS Y%d, 32(R10)", 2*i+1)
+			w("\tADDQ R8, R10")
+		}
+		w("next%d:", pass)
 		row0 += rows
 	}
 	w("\tVZEROUPPER")

@@ -1,0 +1,16 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+//go:noescape
+func channelAffineAVX512(y, x, scale, shift *float32, rows, c, relu int)
+
+//go:noescape
+func channelSumsAVX512(acc, a, b *float32, rows, c int)
+
+//go:noescape
+func channelAffine2AVX512(dst, x, dy, k1, k2, k3 *float32, rows, c, accumulate int)
+
+func init() { channelAsm = cpu.X86.HasAVX512F }

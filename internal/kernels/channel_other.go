@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package kernels
+
+func channelAffineAVX512(y, x, scale, shift *float32, rows, c, relu int)         { panic("unreachable") }
+func channelSumsAVX512(acc, a, b *float32, rows, c int)                          { panic("unreachable") }
+func channelAffine2AVX512(dst, x, dy, k1, k2, k3 *float32, rows, c, accumulate int) { panic("unreachable") }
