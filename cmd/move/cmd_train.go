@@ -14,8 +14,8 @@ import (
 	"move/internal/atomicfile"
 	"move/internal/buildinfo"
 	"move/internal/data"
-	"move/internal/models"
 	"move/internal/modelfile"
+	"move/internal/models"
 	"move/internal/train"
 )
 

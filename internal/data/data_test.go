@@ -20,7 +20,9 @@ func writeSetAsFolder(t *testing.T, s *Set, dir string) {
 	}
 }
 
-func itoa(i int) string { return string([]byte{byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}) }
+func itoa(i int) string {
+	return string([]byte{byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)})
+}
 
 func TestFolderRoundTrip(t *testing.T) {
 	s := Synthetic(30, 3, 8, 1)

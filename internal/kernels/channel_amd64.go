@@ -14,3 +14,18 @@ func channelSumsAVX512(acc, a, b *float32, rows, c int)
 func channelAffine2AVX512(dst, x, dy, k1, k2, k3 *float32, rows, c, accumulate int)
 
 func init() { channelAsm = cpu.X86.HasAVX512F }
+
+//go:noescape
+func addToAVX512(dst, src *float32, n int)
+
+//go:noescape
+func add3AVX512(dst, a, b *float32, n, relu int)
+
+//go:noescape
+func reluMaskAVX512(dy, y *float32, n int)
+
+//go:noescape
+func reluMaskAddAVX512(dx, dy, y *float32, n int)
+
+//go:noescape
+func reluAVX512(dst, x *float32, n int)

@@ -112,11 +112,7 @@ func (g ConvGeom) col2imAdd(dx, src []float32, r0, r1 int) {
 				continue
 			}
 			seg := s[(ky*g.KW+kxLo)*C : (ky*g.KW+kxHi)*C]
-			dst := dx[((b*g.H+iy)*g.W+ix0+kxLo)*C:]
-			dst = dst[:len(seg)]
-			for i, v := range seg {
-				dst[i] += v
-			}
+			AddTo(dx[((b*g.H+iy)*g.W+ix0+kxLo)*C:][:len(seg)], seg)
 		}
 	}
 }
@@ -226,14 +222,7 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 	}
 	for _, p := range partial {
 		if p != nil {
-			addTo(dw, p)
+			AddTo(dw, p)
 		}
-	}
-}
-
-// addTo adds src to dst elementwise.
-func addTo(dst, src []float32) {
-	for i, v := range src[:len(dst)] {
-		dst[i] += v
 	}
 }

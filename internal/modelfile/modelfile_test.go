@@ -76,7 +76,9 @@ func TestHostileFiles(t *testing.T) {
 		"truncated data": good.Bytes()[:good.Len()-4],
 		"bad json":       append(binary.LittleEndian.AppendUint64(nil, 3), []byte("{x}")...),
 	}
-	hdr := func(s string) []byte { return append(binary.LittleEndian.AppendUint64(nil, uint64(len(s))), []byte(s)...) }
+	hdr := func(s string) []byte {
+		return append(binary.LittleEndian.AppendUint64(nil, uint64(len(s))), []byte(s)...)
+	}
 	cases["negative shape"] = hdr(`{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}`)
 	cases["huge shape"] = hdr(`{"w":{"dtype":"F32","shape":[100000,100000,100000],"data_offsets":[0,4]}}`)
 	cases["f16"] = hdr(`{"w":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}`)

@@ -21,8 +21,8 @@ import (
 const maxHeader = 64 << 20
 
 type entry struct {
-	Dtype   string  `json:"dtype"`
-	Shape   []int   `json:"shape"`
+	Dtype   string   `json:"dtype"`
+	Shape   []int    `json:"shape"`
 	Offsets [2]int64 `json:"data_offsets"`
 }
 

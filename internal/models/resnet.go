@@ -38,7 +38,7 @@ func (b *basicBlock) apply(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	if b.sc != nil {
 		s = b.scbn.Apply(tp, b.sc.Apply(tp, x), train)
 	}
-	return nn.ReLU(tp, nn.Add(tp, y, s))
+	return nn.AddReLU(tp, y, s)
 }
 
 // cifarResNet is the CIFAR ResNet-(6n+2): a 3x3 stem of 16 channels, three stages of n basic

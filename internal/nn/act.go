@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"move/internal/kernels"
+)
 
 // unary applies an elementwise function whose derivative is computed from input and output.
 func unary(tp *Tape, x *Var, f func(x float32) float32, df func(x, y float32) float32) *Var {
@@ -31,11 +35,7 @@ func ReLU(tp *Tape, x *Var) *Var {
 	xd := x.Data()
 	y := tp.out(tp.alloc(x.Shape()...), x)
 	yd := y.Data()
-	pfor(len(xd), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			yd[i] = max(xd[i], 0)
-		}
-	})
+	pfor(len(xd), func(lo, hi int) { kernels.Relu(yd[lo:hi], xd[lo:hi]) })
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -49,24 +49,12 @@ func ReLU(tp *Tape, x *Var) *Var {
 // this and may be masked in place.
 func reluBackward(tp *Tape, x *Var, y, dy []float32) {
 	if x.Grad == nil && x.pooled {
-		pfor(len(y), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				if y[i] <= 0 {
-					dy[i] = 0
-				}
-			}
-		})
+		pfor(len(y), func(lo, hi int) { kernels.ReluMask(dy[lo:hi], y[lo:hi]) })
 		tp.passGrad(x, dy)
 		return
 	}
 	dx := tp.grad(x)
-	pfor(len(y), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if y[i] > 0 {
-				dx[i] += dy[i]
-			}
-		}
-	})
+	pfor(len(y), func(lo, hi int) { kernels.ReluMaskAdd(dx[lo:hi], dy[lo:hi], y[lo:hi]) })
 }
 
 // LeakyReLU is x for x > 0 and slope·x otherwise.

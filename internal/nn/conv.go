@@ -134,10 +134,5 @@ func parallelClear(b []float32) {
 
 // addTo adds src to dst elementwise.
 func addTo(dst, src []float32) {
-	pfor(len(dst), func(lo, hi int) {
-		d, s := dst[lo:hi], src[lo:hi]
-		for i := range d {
-			d[i] += s[i]
-		}
-	})
+	pfor(len(dst), func(lo, hi int) { kernels.AddTo(dst[lo:hi], src[lo:hi]) })
 }

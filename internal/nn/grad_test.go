@@ -433,6 +433,15 @@ func TestGradients(t *testing.T) {
 				}
 				return out
 			}},
+		{name: "addrelu-chain", shapes: [][]int{{3, 20}, {3, 20}},
+			build: func(tp *Tape, in []*Var) *Var { return AddReLU(tp, Scale(tp, in[0], 2), in[1]) },
+			ref: func(in [][]float64) []float64 {
+				out := make([]float64, 60)
+				for i := range out {
+					out[i] = max(0, 2*in[0][i]+in[1][i])
+				}
+				return out
+			}},
 		{name: "concat+reshape", shapes: [][]int{{2, 2, 2}, {2, 2, 3}},
 			build: func(tp *Tape, in []*Var) *Var { return Reshape(tp, Concat(tp, in[0], in[1]), 4, -1) },
 			ref: func(in [][]float64) []float64 {

@@ -112,13 +112,7 @@ func batchNorm(tp *Tape, x *Var, bn *BatchNorm, train, relu bool) *Var {
 		dy := y.Grad.Data
 		if relu {
 			// Mask in place: y's gradient is dead after this step.
-			pfor(len(dy), func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					if yd[i] <= 0 {
-						dy[i] = 0
-					}
-				}
-			})
+			pfor(len(dy), func(lo, hi int) { kernels.ReluMask(dy[lo:hi], yd[lo:hi]) })
 		}
 		// dbeta = Σ dy, dgamma = Σ dy·x̂ with x̂ = (x-mean)·invstd.
 		s := channelSums(rows, c, func(p []float64, lo, hi int) {

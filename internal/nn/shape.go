@@ -4,37 +4,43 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"move/internal/kernels"
 	"move/internal/tensor"
 )
 
 // Add is the elementwise sum of two tensors of the same shape (a residual connection).
-func Add(tp *Tape, a, b *Var) *Var {
+func Add(tp *Tape, a, b *Var) *Var { return add(tp, a, b, false) }
+
+// AddReLU is ReLU(a + b) in one pass each way (the end of a post-activation residual block).
+func AddReLU(tp *Tape, a, b *Var) *Var { return add(tp, a, b, true) }
+
+func add(tp *Tape, a, b *Var, relu bool) *Var {
 	if !tensor.SameShape(a.Shape(), b.Shape()) {
 		panic(fmt.Sprintf("nn.Add: shapes %v and %v differ", a.Shape(), b.Shape()))
 	}
 	ad, bd := a.Data(), b.Data()
 	y := tp.out(tp.alloc(a.Shape()...), a, b)
 	yd := y.Data()
-	pfor(len(yd), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			yd[i] = ad[i] + bd[i]
-		}
-	})
+	pfor(len(yd), func(lo, hi int) { kernels.Add3(yd[lo:hi], ad[lo:hi], bd[lo:hi], relu) })
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return
+		}
+		dy := y.Grad.Data
+		if relu { // y's gradient is dead after this step: mask it in place
+			pfor(len(dy), func(lo, hi int) { kernels.ReluMask(dy[lo:hi], yd[lo:hi]) })
 		}
 		// b gets a copy (or a sum); a may then take over y's gradient storage.
 		if b.requires {
 			dst, over := tp.gradFor(b)
 			if over {
-				copy(dst, y.Grad.Data)
+				pfor(len(dst), func(lo, hi int) { copy(dst[lo:hi], dy[lo:hi]) })
 			} else {
-				addTo(dst, y.Grad.Data)
+				addTo(dst, dy)
 			}
 		}
 		if a.requires {
-			tp.passGrad(a, y.Grad.Data)
+			tp.passGrad(a, dy)
 		}
 	})
 	return y

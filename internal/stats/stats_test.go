@@ -11,7 +11,7 @@ import (
 // alternative="greater") and ttest_ind(s, b, equal_var=False[, alternative="greater"]), on
 // samples drawn with numpy.random.default_rng(0); testdata/scipy_reference.py prints them.
 var references = []struct {
-	S, B                                                []float64
+	S, B                                             []float64
 	PairedT, PairedP, WelchT, WelchP2, WelchPGreater float64
 }{
 	{S: []float64{0.636962, 0.269787, 0.040974, 0.016528, 0.81327, 0.912756, 0.606636, 0.729497, 0.543625, 0.935072}, B: []float64{0.524635, 0.22392, -0.241529, -0.055351, 0.638679, 0.789529, 0.50221, 0.647867, 0.534788, 0.989323}, PairedT: 3.28344644109137, PairedP: 0.00473848608873063, WelchT: 0.595532358187504, WelchP2: 0.559000671150775, WelchPGreater: 0.279500335575387},

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
-	"move/internal/models"
 	"move/internal/modelfile"
+	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/tensor"
 )

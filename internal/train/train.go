@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"move/internal/data"
-	"move/internal/models"
 	"move/internal/modelfile"
+	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/tensor"
 )
@@ -91,10 +91,10 @@ type Status struct {
 
 // Options are the parts of a run that are not the recipe.
 type Options struct {
-	Test       *data.Set         // evaluated after every epoch when not nil
-	Checkpoint string            // file written after every epoch; resumed from when present
-	Progress   func(Status)      // called every few steps and after every epoch
-	Info       modelfile.Info    // metadata stored in checkpoints
+	Test       *data.Set      // evaluated after every epoch when not nil
+	Checkpoint string         // file written after every epoch; resumed from when present
+	Progress   func(Status)   // called every few steps and after every epoch
+	Info       modelfile.Info // metadata stored in checkpoints
 }
 
 // Result summarises a run.

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"move/internal/data"
-	"move/internal/models"
 	"move/internal/modelfile"
+	"move/internal/models"
 )
 
 func smallRecipe(epochs int) Config {

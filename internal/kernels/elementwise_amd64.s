@@ -1,0 +1,105 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Each routine handles n elements, n a positive multiple of 16.
+
+// func addToAVX512(dst, src *float32, n int)
+TEXT ·addToAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+addloop:
+	VMOVUPS (SI), Z0
+	VADDPS (DI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ addloop
+	VZEROUPPER
+	RET
+
+// func add3AVX512(dst, a, b *float32, n, relu int)
+TEXT ·add3AVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $4, CX
+	MOVQ relu+32(FP), R8
+	VPXORD Z31, Z31, Z31
+a3loop:
+	VMOVUPS (SI), Z0
+	VADDPS (DX), Z0, Z0
+	TESTQ R8, R8
+	JEQ a3store
+	VMAXPS Z31, Z0, Z0
+a3store:
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ a3loop
+	VZEROUPPER
+	RET
+
+// func reluMaskAVX512(dy, y *float32, n int)
+TEXT ·reluMaskAVX512(SB), NOSPLIT, $0-24
+	MOVQ dy+0(FP), DI
+	MOVQ y+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+	VPXORD Z31, Z31, Z31
+rmloop:
+	VMOVUPS (SI), Z1
+	VCMPPS $0x0e, Z31, Z1, K1 // K1 = y > 0
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ rmloop
+	VZEROUPPER
+	RET
+
+// func reluMaskAddAVX512(dx, dy, y *float32, n int)
+TEXT ·reluMaskAddAVX512(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ dy+8(FP), DX
+	MOVQ y+16(FP), SI
+	MOVQ n+24(FP), CX
+	SHRQ $4, CX
+	VPXORD Z31, Z31, Z31
+rmaloop:
+	VMOVUPS (SI), Z1
+	VCMPPS $0x0e, Z31, Z1, K1
+	VMOVUPS.Z (DX), K1, Z0
+	VADDPS (DI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ rmaloop
+	VZEROUPPER
+	RET
+
+// func reluAVX512(dst, x *float32, n int)
+TEXT ·reluAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+	VPXORD Z31, Z31, Z31
+rloop:
+	VMAXPS (SI), Z31, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ rloop
+	VZEROUPPER
+	RET

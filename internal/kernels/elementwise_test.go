@@ -1,0 +1,58 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// Every elementwise kernel against its definition, on both paths and lengths with tails.
+func TestElementwise(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 9))
+	for _, kn := range Kernels() {
+		for _, n := range []int{1, 15, 16, 33, 100} {
+			t.Run(fmt.Sprintf("%s/%d", kn, n), func(t *testing.T) {
+				withKernel(t, kn, func() {
+					a, b, c := randSlice(r, n), randSlice(r, n), randSlice(r, n)
+					check := func(what string, got []float32, want func(i int) float32) {
+						for i := range got {
+							if got[i] != want(i) {
+								t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want(i))
+							}
+						}
+					}
+					d := append([]float32(nil), a...)
+					AddTo(d, b)
+					check("AddTo", d, func(i int) float32 { return a[i] + b[i] })
+					for _, relu := range []bool{false, true} {
+						Add3(d, a, b, relu)
+						check("Add3", d, func(i int) float32 {
+							if v := a[i] + b[i]; !relu || v > 0 {
+								return v
+							}
+							return 0
+						})
+					}
+					d = append([]float32(nil), a...)
+					ReluMask(d, b)
+					check("ReluMask", d, func(i int) float32 {
+						if b[i] > 0 {
+							return a[i]
+						}
+						return 0
+					})
+					d = append([]float32(nil), c...)
+					ReluMaskAdd(d, a, b)
+					check("ReluMaskAdd", d, func(i int) float32 {
+						if b[i] > 0 {
+							return c[i] + a[i]
+						}
+						return c[i]
+					})
+					Relu(d, a)
+					check("Relu", d, func(i int) float32 { return max(a[i], 0) })
+				})
+			})
+		}
+	}
+}
