@@ -93,6 +93,54 @@ func (g ConvGeom) im2col(dst, x []float32, r0, r1 int) {
 	}
 }
 
+// im2colRange writes columns [p0, p1) of output pixel r's receptive field (a row of col(x))
+// into d[:p1-p0].
+func (g ConvGeom) im2colRange(d, x []float32, r, p0, p1 int) {
+	C := g.C
+	hw := g.Ho * g.Wo
+	b, rem := r/hw, r%hw
+	oy, ox := rem/g.Wo, rem%g.Wo
+	ix0 := ox*g.Stride - g.Pad
+	dataLo, dataHi := max(0, -ix0)*C, min(g.KW, g.W-ix0)*C
+	seg := g.KW * C
+	for ky := p0 / seg; ky < g.KH && ky*seg < p1; ky++ {
+		lo, hi := max(p0, ky*seg), min(p1, (ky+1)*seg)
+		dd := d[lo-p0 : hi-p0]
+		iy := oy*g.Stride - g.Pad + ky
+		if iy < 0 || iy >= g.H || dataLo >= dataHi {
+			clear(dd)
+			continue
+		}
+		a, e := lo-ky*seg, hi-ky*seg // offsets within this kernel row
+		if z := min(e, dataLo); a < z {
+			clear(dd[:z-a])
+		}
+		if cs, ce := max(a, dataLo), min(e, dataHi); cs < ce {
+			src := ((b*g.H+iy)*g.W+ix0)*C + cs
+			copy(dd[cs-a:ce-a], x[src:src+ce-cs])
+		}
+		if zs := max(a, dataHi); zs < e {
+			clear(dd[zs-a:])
+		}
+	}
+}
+
+// im2colSource packs A slivers of col(x) for output pixels starting at r0, straight from x.
+func (g ConvGeom) im2colSource(x []float32, r0 int) aSource {
+	return func(dst []float32, i0, mc, p0, kc int) {
+		for s := 0; s < mc; s += MR {
+			out := dst[s*kcBlock : (s+MR)*kcBlock]
+			h := min(MR, mc-s)
+			for i := range h {
+				g.im2colRange(out[i*kcBlock:i*kcBlock+kc], x, r0+i0+s+i, p0, p0+kc)
+			}
+			for i := h; i < MR; i++ {
+				clear(out[i*kcBlock : i*kcBlock+kc])
+			}
+		}
+	}
+}
+
 // col2imAdd adds rows [r0, r1) of a column-gradient block src into dx, the inverse scatter of im2col.
 func (g ConvGeom) col2imAdd(dx, src []float32, r0, r1 int) {
 	K, C := g.K(), g.C
@@ -142,12 +190,9 @@ func ConvForward(g ConvGeom, x, w, y []float32) {
 	}
 	t, n := g.tasks()
 	parallel.For(n, func(lo, hi, _ int) {
-		buf := getBuf(t * g.Wo * K)
-		defer putBuf(buf)
 		for i := lo; i < hi; i++ {
 			r0, r1 := g.span(t, i)
-			g.im2col(*buf, x, r0, r1)
-			GemmPackedSet(r1-r0, *buf, K, false, &pb, y[r0*g.Cout:r1*g.Cout], g.Cout)
+			gemmSource(r1-r0, g.im2colSource(x, r0), &pb, y[r0*g.Cout:r1*g.Cout], g.Cout, 0, -1, false)
 		}
 	})
 }
@@ -179,7 +224,7 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 		count := (n - ph + phases - 1) / phases
 		parallel.For(count, func(lo, hi, worker int) {
 			var colBuf, dcolBuf *[]float32
-			if !g.pointwise() {
+			if dw != nil && !g.pointwise() {
 				colBuf = getBuf(t * g.Wo * K)
 				defer putBuf(colBuf)
 			}
@@ -205,12 +250,12 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 					}
 				}
 				if dw != nil {
+					// dw += dyᵀ·col: the transposed operand is the small one.
 					col := x[r0*g.C : r1*g.C]
 					if !g.pointwise() {
 						g.im2col(*colBuf, x, r0, r1)
 						col = (*colBuf)[:rows*K]
 					}
-					// dw += dyᵀ·col: the transposed operand is the small one.
 					PackB(&pcol, col, K, false, rows, K, 1)
 					GemmPacked(g.Cout, dyc, g.Cout, true, &pcol, partial[worker], K, 0, -1)
 				}

@@ -183,6 +183,15 @@ func GemmPackedSet(m int, a []float32, lda int, transA bool, b *PackedB, c []flo
 }
 
 func gemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float32, ldc int, jLo, jHi int, accumulate bool) {
+	src := func(dst []float32, i0, mc, p0, kc int) { packA(dst, a, lda, transA, i0, mc, p0, kc) }
+	gemmSource(m, src, b, c, ldc, jLo, jHi, accumulate)
+}
+
+// aSource fills packed A slivers (see packA) for rows [i0, i0+mc) and columns [p0, p0+kc)
+// of an A operand that may never exist as a matrix (im2col packs straight from the image).
+type aSource func(dst []float32, i0, mc, p0, kc int)
+
+func gemmSource(m int, packA aSource, b *PackedB, c []float32, ldc int, jLo, jHi int, accumulate bool) {
 	if m <= 0 || b.K == 0 {
 		return
 	}
@@ -203,7 +212,7 @@ func gemmPacked(m int, a []float32, lda int, transA bool, b *PackedB, c []float3
 		}
 		for i0 := 0; i0 < m; i0 += mcBlock {
 			mc := min(mcBlock, m-i0)
-			packA(abuf, a, lda, transA, i0, mc, p0, kc)
+			packA(abuf, i0, mc, p0, kc)
 			for js := jLo; js < jHi; js++ {
 				j0 := js * NR
 				bs := b.sliver(p0, kc, j0)
