@@ -179,20 +179,28 @@ func getBuf(n int) *[]float32 {
 func putBuf(p *[]float32) { bufPool.Put(p) }
 
 // ConvForward writes y = conv(x, w).
-func ConvForward(g ConvGeom, x, w, y []float32) {
+func ConvForward(g ConvGeom, x, w, y []float32) { ConvForwardAffine(g, x, w, y, nil, nil, false) }
+
+// ConvForwardAffine writes y = conv(x, w)·scale + shift per output channel, then max(y, 0)
+// when relu, applying the affine map to each block of rows while it is still in cache
+// (a convolution followed by an inference-mode batch norm). nil scale means no affine map.
+func ConvForwardAffine(g ConvGeom, x, w, y, scale, shift []float32, relu bool) {
 	K := g.K()
 	var pb PackedB
 	PackB(&pb, w, K, true, K, g.Cout, 1)
-	if g.pointwise() {
-		clear(y[:g.Rows()*g.Cout])
-		GemmParallel(g.Rows(), x, g.C, false, &pb, y, g.Cout)
-		return
-	}
 	t, n := g.tasks()
 	parallel.For(n, func(lo, hi, _ int) {
 		for i := lo; i < hi; i++ {
 			r0, r1 := g.span(t, i)
-			gemmSource(r1-r0, g.im2colSource(x, r0), &pb, y[r0*g.Cout:r1*g.Cout], g.Cout, 0, -1, false)
+			out := y[r0*g.Cout : r1*g.Cout]
+			if g.pointwise() {
+				GemmPackedSet(r1-r0, x[r0*g.C:r1*g.C], g.C, false, &pb, out, g.Cout)
+			} else {
+				gemmSource(r1-r0, g.im2colSource(x, r0), &pb, out, g.Cout, 0, -1, false)
+			}
+			if scale != nil {
+				ChannelAffine(out, out, scale, shift, g.Cout, relu)
+			}
 		}
 	})
 }

@@ -32,11 +32,11 @@ func newBasicBlock(s *nn.Store, name string, cin, cout, stride int, rng *rand.Ra
 }
 
 func (b *basicBlock) apply(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
-	y := b.b1.ApplyReLU(tp, b.c1.Apply(tp, x), train)
-	y = b.b2.Apply(tp, b.c2.Apply(tp, y), train)
+	y := nn.ConvBatchNorm(tp, x, b.c1, b.b1, train, true)
+	y = nn.ConvBatchNorm(tp, y, b.c2, b.b2, train, false)
 	s := x
 	if b.sc != nil {
-		s = b.scbn.Apply(tp, b.sc.Apply(tp, x), train)
+		s = nn.ConvBatchNorm(tp, x, b.sc, b.scbn, train, false)
 	}
 	return nn.AddReLU(tp, y, s)
 }
@@ -75,7 +75,7 @@ func newCIFARResNet(arch string, n, classes int, rng *rand.Rand) Model {
 
 func (m *cifarResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
-	y := m.stembn.ApplyReLU(tp, m.stem.Apply(tp, x), train)
+	y := nn.ConvBatchNorm(tp, x, m.stem, m.stembn, train, true)
 	mustShape(y, n, -1, -1, 16)
 	for _, b := range m.blocks {
 		y = b.apply(tp, y, train)
@@ -118,7 +118,7 @@ func newImageNetResNet(arch string, layers [4]int, classes int, rng *rand.Rand) 
 
 func (m *imageNetResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
-	y := m.bn1.ApplyReLU(tp, m.conv1.Apply(tp, x), train)
+	y := nn.ConvBatchNorm(tp, x, m.conv1, m.bn1, train, true)
 	y = nn.MaxPool2D(tp, y, 3, 2, 1)
 	mustShape(y, n, -1, -1, 64)
 	for _, b := range m.blocks {

@@ -41,7 +41,7 @@ func newVGG11(classes int, rng *rand.Rand) Model {
 func (m *vgg) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	y := x
 	for i, c := range m.convs {
-		y = m.bns[i].ApplyReLU(tp, c.Apply(tp, y), train)
+		y = nn.ConvBatchNorm(tp, y, c, m.bns[i], train, true)
 		if m.pool[i] {
 			y = nn.MaxPool2D(tp, y, 2, 2, 0)
 		}

@@ -18,7 +18,7 @@ type preactBlock struct {
 
 func (b *preactBlock) apply(tp *nn.Tape, x *nn.Var, train bool, rng *rand.Rand) *nn.Var {
 	o := b.b1.ApplyReLU(tp, x, train)
-	y := b.b2.ApplyReLU(tp, b.c1.Apply(tp, o), train)
+	y := nn.ConvBatchNorm(tp, o, b.c1, b.b2, train, true)
 	y = nn.Dropout(tp, y, b.drop, train, rng)
 	y = b.c2.Apply(tp, y)
 	s := x

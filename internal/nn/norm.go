@@ -38,6 +38,33 @@ func channelSums(rows, c int, f func(partial []float64, lo, hi int)) []float64 {
 	return out
 }
 
+// ConvBatchNorm is batchNorm(conv(x, w)) with an optional ReLU. When nothing is recorded and
+// the batch norm is in inference mode it runs as one fused pass (the normalisation is applied
+// to each block of convolution output while in cache); otherwise it is the two ops.
+func ConvBatchNorm(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, train, relu bool) *Var {
+	if train || tp.Recording() {
+		y := conv.Apply(tp, x)
+		if relu {
+			return BatchNormReLU(tp, y, bn, train)
+		}
+		return BatchNormOp(tp, y, bn, train)
+	}
+	g := convGeom(x, conv.W, conv.Stride, conv.Pad)
+	c := g.Cout
+	scale, shift := make([]float32, c), make([]float32, c)
+	for j := range c {
+		inv := float32(1 / math.Sqrt(float64(bn.Var.Data[j])+float64(bn.Eps)))
+		scale[j] = bn.Gamma.Data()[j] * inv
+		shift[j] = bn.Beta.Data()[j] - bn.Mean.Data[j]*scale[j]
+		if conv.B != nil {
+			shift[j] += conv.B.Data()[j] * scale[j]
+		}
+	}
+	y := tp.out(tp.alloc(g.N, g.Ho, g.Wo, c))
+	kernels.ConvForwardAffine(g, x.Data(), conv.W.Data(), y.Data(), scale, shift, relu)
+	return y
+}
+
 // blockSums adds Σa and Σa·b over rows [lo, hi) per channel to p[0:c] and p[c:2c], summing
 // blocks of 64 rows in float32 and the blocks in float64.
 func blockSums(p []float64, a, b []float32, c, lo, hi int) {
