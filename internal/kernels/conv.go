@@ -185,6 +185,11 @@ func ConvForward(g ConvGeom, x, w, y []float32) { ConvForwardAffine(g, x, w, y, 
 // when relu, applying the affine map to each block of rows while it is still in cache
 // (a convolution followed by an inference-mode batch norm). nil scale means no affine map.
 func ConvForwardAffine(g ConvGeom, x, w, y, scale, shift []float32, relu bool) {
+	convForward(g, x, w, y, scale, shift, relu, false)
+}
+
+// convForward is ConvForwardAffine that adds into y instead when accumulate (without affine).
+func convForward(g ConvGeom, x, w, y, scale, shift []float32, relu, accumulate bool) {
 	K := g.K()
 	var pb PackedB
 	PackB(&pb, w, K, true, K, g.Cout, 1)
@@ -194,9 +199,9 @@ func ConvForwardAffine(g ConvGeom, x, w, y, scale, shift []float32, relu bool) {
 			r0, r1 := g.span(t, i)
 			out := y[r0*g.Cout : r1*g.Cout]
 			if g.pointwise() {
-				GemmPackedSet(r1-r0, x[r0*g.C:r1*g.C], g.C, false, &pb, out, g.Cout)
+				gemmPacked(r1-r0, x[r0*g.C:r1*g.C], g.C, false, &pb, out, g.Cout, 0, -1, accumulate)
 			} else {
-				gemmSource(r1-r0, g.im2colSource(x, r0), &pb, out, g.Cout, 0, -1, false)
+				gemmSource(r1-r0, g.im2colSource(x, r0), &pb, out, g.Cout, 0, -1, accumulate)
 			}
 			if scale != nil {
 				ChannelAffine(out, out, scale, shift, g.Cout, relu)
@@ -204,6 +209,41 @@ func ConvForwardAffine(g ConvGeom, x, w, y, scale, shift []float32, relu bool) {
 		}
 	})
 }
+
+// ConvBackwardData computes the input gradient dx of a convolution from dy, adding to dx
+// when accumulate and overwriting it otherwise. A stride-1 convolution's input gradient is a
+// convolution of dy with the flipped, transposed kernel, computed as such (no scatter); other
+// strides scatter col2im blocks.
+func ConvBackwardData(g ConvGeom, w, dy, dx []float32, accumulate bool) {
+	if g.Stride == 1 && g.KH == g.KW && g.Pad <= g.KH-1 {
+		k := g.KH
+		gt, err := NewConvGeom(g.N, g.Ho, g.Wo, g.Cout, g.C, k, k, 1, k-1-g.Pad)
+		if err == nil && gt.Ho == g.H && gt.Wo == g.W {
+			// wt[ci][ky][kx][co] = w[co][k-1-ky][k-1-kx][ci]
+			wt := make([]float32, len(w))
+			for co := range g.Cout {
+				for ky := range k {
+					for kx := range k {
+						src := w[((co*k+ky)*k+kx)*g.C:][:g.C]
+						for ci, v := range src {
+							wt[((ci*k+(k-1-ky))*k+(k-1-kx))*g.Cout+co] = v
+						}
+					}
+				}
+			}
+			convForward(gt, dy, wt, dx, nil, nil, false, accumulate)
+			return
+		}
+	}
+	if !accumulate {
+		n := g.N * g.H * g.W * g.C
+		parallel.For(n, func(lo, hi, _ int) { clear(dx[lo:hi]) })
+	}
+	ConvBackward(g, nil, w, dy, dx, nil)
+}
+
+// ConvBackwardWeight adds the weight gradient dyᵀ·col(x) of a convolution to dw.
+func ConvBackwardWeight(g ConvGeom, x, dy, dw []float32) { ConvBackward(g, x, nil, dy, nil, dw) }
 
 // ConvBackward accumulates the gradients of a convolution given dy, the gradient of its output:
 // dx += col2im(dy · w) when dx is not nil, and dw += dyᵀ · col(x) when dw is not nil.

@@ -94,6 +94,20 @@ func TestConvMatchesReference(t *testing.T) {
 					ConvBackward(g, x, w, dy, dx, dw)
 					closeTo(t, "dx", dx, wdx, 1e-4)
 					closeTo(t, "dw", dw, wdw, 1e-4)
+					// The split entry points, overwriting and accumulating.
+					_, wdx1, _ := naiveConv(g, x, w, dy)
+					dx1 := randSlice(r, len(x))
+					ConvBackwardData(g, w, dy, dx1, false)
+					closeTo(t, "dx (overwrite)", dx1, wdx1, 1e-4)
+					ConvBackwardData(g, w, dy, dx1, true)
+					for i := range wdx1 {
+						wdx1[i] *= 2
+					}
+					closeTo(t, "dx (accumulate)", dx1, wdx1, 1e-4)
+					dw1 := make([]float32, len(w))
+					ConvBackwardWeight(g, x, dy, dw1)
+					_, _, wdw1 := naiveConv(g, x, w, dy)
+					closeTo(t, "dw (split)", dw1, wdw1, 1e-4)
 				})
 			})
 		}

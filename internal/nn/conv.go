@@ -41,17 +41,13 @@ func Conv2D(tp *Tape, x, w, b *Var, stride, pad int) *Var {
 		if y.Grad == nil {
 			return
 		}
-		var dx, dw []float32
 		if x.requires {
-			var over bool
-			if dx, over = tp.gradFor(x); over {
-				parallelClear(dx)
-			}
+			dx, over := tp.gradFor(x)
+			kernels.ConvBackwardData(g, w.Data(), y.Grad.Data, dx, !over)
 		}
 		if w.requires {
-			dw = tp.grad(w)
+			kernels.ConvBackwardWeight(g, x.Data(), y.Grad.Data, tp.grad(w))
 		}
-		kernels.ConvBackward(g, x.Data(), w.Data(), y.Grad.Data, dx, dw)
 		if b != nil && b.requires {
 			sumRows(tp.grad(b), y.Grad.Data)
 		}
@@ -125,11 +121,6 @@ func sumRows(dst, src []float32) {
 	for j := range dst {
 		dst[j] += float32(acc[j])
 	}
-}
-
-// parallelClear zeroes a large buffer on all workers.
-func parallelClear(b []float32) {
-	pfor(len(b), func(lo, hi int) { clear(b[lo:hi]) })
 }
 
 // addTo adds src to dst elementwise.
