@@ -442,6 +442,31 @@ func TestGradients(t *testing.T) {
 				}
 				return out
 			}},
+		{name: "gram", shapes: [][]int{{2, 3, 2, 4}},
+			build: func(tp *Tape, in []*Var) *Var { return Gram(tp, in[0]) },
+			ref: func(in [][]float64) []float64 {
+				out := make([]float64, 2*16)
+				for b := range 2 {
+					for i := range 4 {
+						for j := range 4 {
+							for p := range 6 {
+								out[b*16+i*4+j] += in[0][(b*6+p)*4+i] * in[0][(b*6+p)*4+j] / 6
+							}
+						}
+					}
+				}
+				return out
+			}},
+		{name: "mse", shapes: [][]int{{3, 5}},
+			build: func(tp *Tape, in []*Var) *Var { return MSELoss(tp, in[0], target.Data) },
+			ref: func(in [][]float64) []float64 {
+				var s float64
+				for i, v := range in[0] {
+					d := v - t64[i]
+					s += d * d
+				}
+				return []float64{s / 15}
+			}},
 		{name: "concat+reshape", shapes: [][]int{{2, 2, 2}, {2, 2, 3}},
 			build: func(tp *Tape, in []*Var) *Var { return Reshape(tp, Concat(tp, in[0], in[1]), 4, -1) },
 			ref: func(in [][]float64) []float64 {
