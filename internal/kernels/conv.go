@@ -68,31 +68,6 @@ func (g ConvGeom) span(t, i int) (r0, r1 int) {
 	return i * t * g.Wo, min((i+1)*t, rows) * g.Wo
 }
 
-// im2col writes rows [r0, r1) of col(x) into dst.
-func (g ConvGeom) im2col(dst, x []float32, r0, r1 int) {
-	K, C := g.K(), g.C
-	hw := g.Ho * g.Wo
-	for r := r0; r < r1; r++ {
-		b, rem := r/hw, r%hw
-		oy, ox := rem/g.Wo, rem%g.Wo
-		d := dst[(r-r0)*K : (r-r0+1)*K]
-		ix0 := ox*g.Stride - g.Pad
-		kxLo, kxHi := max(0, -ix0), min(g.KW, g.W-ix0)
-		for ky := range g.KH {
-			seg := d[ky*g.KW*C : (ky+1)*g.KW*C]
-			iy := oy*g.Stride - g.Pad + ky
-			if iy < 0 || iy >= g.H || kxLo >= kxHi {
-				clear(seg)
-				continue
-			}
-			clear(seg[:kxLo*C])
-			src := ((b*g.H+iy)*g.W + ix0 + kxLo) * C
-			copy(seg[kxLo*C:kxHi*C], x[src:src+(kxHi-kxLo)*C])
-			clear(seg[kxHi*C:])
-		}
-	}
-}
-
 // im2colRange writes columns [p0, p1) of output pixel r's receptive field (a row of col(x))
 // into d[:p1-p0].
 func (g ConvGeom) im2colRange(d, x []float32, r, p0, p1 int) {
@@ -128,14 +103,54 @@ func (g ConvGeom) im2colRange(d, x []float32, r, p0, p1 int) {
 // im2colSource packs A slivers of col(x) for output pixels starting at r0, straight from x.
 func (g ConvGeom) im2colSource(x []float32, r0 int) aSource {
 	return func(dst []float32, i0, mc, p0, kc int) {
+		full := p0 == 0 && kc == g.K()
 		for s := 0; s < mc; s += MR {
 			out := dst[s*kcBlock : (s+MR)*kcBlock]
 			h := min(MR, mc-s)
-			for i := range h {
-				g.im2colRange(out[i*kcBlock:i*kcBlock+kc], x, r0+i0+s+i, p0, p0+kc)
+			if full {
+				g.im2colRows(out, kcBlock, x, r0+i0+s, r0+i0+s+h)
+			} else {
+				for i := range h {
+					g.im2colRange(out[i*kcBlock:i*kcBlock+kc], x, r0+i0+s+i, p0, p0+kc)
+				}
 			}
 			for i := h; i < MR; i++ {
 				clear(out[i*kcBlock : i*kcBlock+kc])
+			}
+		}
+	}
+}
+
+// im2colRows writes whole rows [r0, r1) of col(x) into dst at a row stride of ld, walking
+// the output pixels incrementally.
+func (g ConvGeom) im2colRows(dst []float32, ld int, x []float32, r0, r1 int) {
+	C := g.C
+	seg := g.KW * C
+	hw := g.Ho * g.Wo
+	b, rem := r0/hw, r0%hw
+	oy, ox := rem/g.Wo, rem%g.Wo
+	for r := r0; r < r1; r++ {
+		d := dst[(r-r0)*ld : (r-r0)*ld+g.K()]
+		ix0 := ox*g.Stride - g.Pad
+		dataLo, dataHi := max(0, -ix0)*C, min(g.KW, g.W-ix0)*C
+		rowBase := (b*g.H)*g.W*C + ix0*C
+		for ky := range g.KH {
+			dd := d[ky*seg : (ky+1)*seg]
+			iy := oy*g.Stride - g.Pad + ky
+			if iy < 0 || iy >= g.H || dataLo >= dataHi {
+				clear(dd)
+				continue
+			}
+			clear(dd[:dataLo])
+			src := rowBase + iy*g.W*C
+			copy(dd[dataLo:dataHi], x[src+dataLo:src+dataHi])
+			clear(dd[dataHi:])
+		}
+		if ox++; ox == g.Wo {
+			ox = 0
+			if oy++; oy == g.Ho {
+				oy = 0
+				b++
 			}
 		}
 	}
@@ -301,7 +316,7 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 					// dw += dyᵀ·col: the transposed operand is the small one.
 					col := x[r0*g.C : r1*g.C]
 					if !g.pointwise() {
-						g.im2col(*colBuf, x, r0, r1)
+						g.im2colRows(*colBuf, K, x, r0, r1)
 						col = (*colBuf)[:rows*K]
 					}
 					PackB(&pcol, col, K, false, rows, K, 1)
