@@ -138,7 +138,8 @@ func BenchmarkConv(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("bwd/n%d/%dx%dx%d", c.n, c.hw, c.hw, c.ch), func(b *testing.B) {
 			for range b.N {
-				ConvBackward(g, x, w, y, dx, dw)
+				ConvBackwardData(g, w, y, dx, false)
+				ConvBackwardWeight(g, x, y, dw)
 			}
 			b.ReportMetric(2*flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
