@@ -200,11 +200,17 @@ func ConvForward(g ConvGeom, x, w, y []float32) { ConvForwardAffine(g, x, w, y, 
 // when relu, applying the affine map to each block of rows while it is still in cache
 // (a convolution followed by an inference-mode batch norm). nil scale means no affine map.
 func ConvForwardAffine(g ConvGeom, x, w, y, scale, shift []float32, relu bool) {
-	convForward(g, x, w, y, scale, shift, relu, false)
+	convForward(g, x, w, y, scale, shift, nil, relu, false)
+}
+
+// ConvForwardAffineAdd is ConvForwardAffine with a residual added before the ReLU:
+// y = relu(conv(x, w)·scale + shift + res) (the end of a post-activation residual block).
+func ConvForwardAffineAdd(g ConvGeom, x, w, y, scale, shift, res []float32) {
+	convForward(g, x, w, y, scale, shift, res, true, false)
 }
 
 // convForward is ConvForwardAffine that adds into y instead when accumulate (without affine).
-func convForward(g ConvGeom, x, w, y, scale, shift []float32, relu, accumulate bool) {
+func convForward(g ConvGeom, x, w, y, scale, shift, res []float32, relu, accumulate bool) {
 	K := g.K()
 	var pb PackedB
 	PackB(&pb, w, K, true, K, g.Cout, 1)
@@ -218,7 +224,11 @@ func convForward(g ConvGeom, x, w, y, scale, shift []float32, relu, accumulate b
 			} else {
 				gemmSource(r1-r0, g.im2colSource(x, r0), &pb, out, g.Cout, 0, -1, accumulate)
 			}
-			if scale != nil {
+			switch {
+			case scale != nil && res != nil:
+				ChannelAffine(out, out, scale, shift, g.Cout, false)
+				Add3(out, out, res[r0*g.Cout:r1*g.Cout], relu)
+			case scale != nil:
 				ChannelAffine(out, out, scale, shift, g.Cout, relu)
 			}
 		}
@@ -246,7 +256,7 @@ func ConvBackwardData(g ConvGeom, w, dy, dx []float32, accumulate bool) {
 					}
 				}
 			}
-			convForward(gt, dy, wt, dx, nil, nil, false, accumulate)
+			convForward(gt, dy, wt, dx, nil, nil, nil, false, accumulate)
 			return
 		}
 	}

@@ -17,7 +17,7 @@ const (
 // an mcBlock x kcBlock block of A (128 KiB) stays in L2. kcBlock is also the fixed row stride
 // of a packed A sliver (the assembly kernels address rows by constant displacements).
 const (
-	kcBlock = 256
+	kcBlock = 576
 	mcBlock = 8 * MR
 )
 

@@ -33,12 +33,11 @@ func newBasicBlock(s *nn.Store, name string, cin, cout, stride int, rng *rand.Ra
 
 func (b *basicBlock) apply(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	y := nn.ConvBatchNorm(tp, x, b.c1, b.b1, train, true)
-	y = nn.ConvBatchNorm(tp, y, b.c2, b.b2, train, false)
 	s := x
 	if b.sc != nil {
 		s = nn.ConvBatchNorm(tp, x, b.sc, b.scbn, train, false)
 	}
-	return nn.AddReLU(tp, y, s)
+	return nn.ConvBatchNormAddReLU(tp, y, b.c2, b.b2, s, train)
 }
 
 // cifarResNet is the CIFAR ResNet-(6n+2): a 3x3 stem of 16 channels, three stages of n basic

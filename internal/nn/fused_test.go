@@ -36,6 +36,14 @@ func TestConvBatchNormFused(t *testing.T) {
 					t.Fatalf("bias=%v relu=%v: element %d fused %g, separate %g", bias, relu, i, v, sep.Data()[i])
 				}
 			}
+			res := Const(randTensor(r, fused.Shape(), false))
+			fa := ConvBatchNormAddReLU(nil, x, conv, bn, res, false)
+			sa := AddReLU(nil, BatchNormOp(nil, conv.Apply(nil, x), bn, false), res)
+			for i, v := range fa.Data() {
+				if math.Abs(float64(v-sa.Data()[i])) > 1e-4*(1+math.Abs(float64(v))) {
+					t.Fatalf("with residual: element %d fused %g, separate %g", i, v, sa.Data()[i])
+				}
+			}
 		}
 	}
 }

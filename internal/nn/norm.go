@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 
 	"move/internal/kernels"
@@ -42,9 +43,21 @@ func channelSums(rows, c int, f func(partial []float64, lo, hi int)) []float64 {
 // the batch norm is in inference mode it runs as one fused pass (the normalisation is applied
 // to each block of convolution output while in cache); otherwise it is the two ops.
 func ConvBatchNorm(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, train, relu bool) *Var {
+	return convBatchNorm(tp, x, conv, bn, nil, train, relu)
+}
+
+// ConvBatchNormAddReLU is relu(batchNorm(conv(x)) + res), fused like ConvBatchNorm.
+func ConvBatchNormAddReLU(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, res *Var, train bool) *Var {
+	return convBatchNorm(tp, x, conv, bn, res, train, true)
+}
+
+func convBatchNorm(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, res *Var, train, relu bool) *Var {
 	if train || tp.Recording() {
 		y := conv.Apply(tp, x)
-		if relu {
+		switch {
+		case res != nil:
+			return AddReLU(tp, BatchNormOp(tp, y, bn, train), res)
+		case relu:
 			return BatchNormReLU(tp, y, bn, train)
 		}
 		return BatchNormOp(tp, y, bn, train)
@@ -61,6 +74,13 @@ func ConvBatchNorm(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, train, relu bool
 		}
 	}
 	y := tp.out(tp.alloc(g.N, g.Ho, g.Wo, c))
+	if res != nil {
+		if !tensor.SameShape(res.Shape(), y.Shape()) {
+			panic(fmt.Sprintf("nn.ConvBatchNormAddReLU: residual %v, output %v", res.Shape(), y.Shape()))
+		}
+		kernels.ConvForwardAffineAdd(g, x.Data(), conv.W.Data(), y.Data(), scale, shift, res.Data())
+		return y
+	}
 	kernels.ConvForwardAffine(g, x.Data(), conv.W.Data(), y.Data(), scale, shift, relu)
 	return y
 }

@@ -15,7 +15,7 @@ import (
 
 const (
 	mr      = 16
-	kcBlock = 256 // must match kernels.kcBlock
+	kcBlock = 576 // must match kernels.kcBlock
 )
 
 func main() {
