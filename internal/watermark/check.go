@@ -1,0 +1,109 @@
+package watermark
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"move/internal/data"
+	"move/internal/style"
+)
+
+// Pair is an original image and its styled version.
+type Pair struct {
+	Orig, Styled []uint8
+	H, W         int
+	Label        int
+}
+
+// LoadPairs reads up to n (all when n <= 0) original/styled pairs of a key.
+func LoadPairs(k *Key, n int) ([]Pair, error) {
+	var out []Pair
+	for i, s := range k.Samples {
+		if n > 0 && i >= n {
+			break
+		}
+		o, h, w, err := data.ReadImage(s.Source, 0)
+		if err != nil {
+			return nil, err
+		}
+		st, sh, sw, err := data.ReadImage(filepath.Join(k.Output, s.Styled), 0)
+		if err != nil {
+			return nil, err
+		}
+		if sh != h || sw != w {
+			return nil, fmt.Errorf("%s: styled image is %dx%d, its original %dx%d", s.Styled, sw, sh, w, h)
+		}
+		out = append(out, Pair{Orig: o, Styled: st, H: h, W: w, Label: s.Label})
+	}
+	return out, nil
+}
+
+// StyleCheck is the result of the style-distance check.
+type StyleCheck struct {
+	Images int     `json:"images"`
+	Before float64 `json:"distance_before"` // mean Gram distance of the originals
+	After  float64 `json:"distance_after"`  // mean Gram distance of the styled images
+	Ratio  float64 `json:"ratio"`
+	Pass   bool    `json:"pass"` // ratio <= 0.5
+}
+
+// CheckStyle measures the Gram-matrix distance to the style image, in a random feature network
+// other than the one the transfer used, before and after styling.
+func CheckStyle(pairs []Pair, stylePix []uint8, sh, sw int, opt style.Options) (StyleCheck, error) {
+	m, err := style.NewMeter(stylePix, sh, sw, opt, opt.Seed+1000)
+	if err != nil {
+		return StyleCheck{}, err
+	}
+	var c StyleCheck
+	for _, p := range pairs {
+		b := m.Distance([][]uint8{p.Orig}, p.H, p.W)[0]
+		a := m.Distance([][]uint8{p.Styled}, p.H, p.W)[0]
+		c.Before += b
+		c.After += a
+		c.Images++
+	}
+	if c.Images == 0 {
+		return c, fmt.Errorf("no styled images to check")
+	}
+	c.Before /= float64(c.Images)
+	c.After /= float64(c.Images)
+	c.Ratio = c.After / c.Before
+	c.Pass = c.Ratio <= 0.5
+	return c, nil
+}
+
+// ContactSheet lays out pairs in rows of up to perRow
+// pairs, each pair original then styled, magnified by scale (nearest neighbour), on a white
+// background with 2-pixel gaps. All pairs must share one size.
+func ContactSheet(pairs []Pair, perRow, scale int) (pix []uint8, h, w int) {
+	if len(pairs) == 0 {
+		return nil, 0, 0
+	}
+	ph, pw := pairs[0].H*scale, pairs[0].W*scale
+	const gap = 2
+	rows := (len(pairs) + perRow - 1) / perRow
+	cols := min(perRow, len(pairs)) * 2
+	w = cols*(pw+gap) + gap
+	h = rows*(ph+gap) + gap
+	pix = make([]uint8, h*w*3)
+	for i := range pix {
+		pix[i] = 255
+	}
+	put := func(img []uint8, ih, iw, x0, y0 int) {
+		for y := range ih * scale {
+			for x := range iw * scale {
+				s := ((y/scale)*iw + x/scale) * 3
+				d := ((y0+y)*w + x0 + x) * 3
+				copy(pix[d:d+3], img[s:s+3])
+			}
+		}
+	}
+	for i, p := range pairs {
+		r, c := i/perRow, i%perRow
+		y0 := gap + r*(ph+gap)
+		x0 := gap + 2*c*(pw+gap)
+		put(p.Orig, p.H, p.W, x0, y0)
+		put(p.Styled, p.H, p.W, x0+pw+gap, y0)
+	}
+	return pix, h, w
+}

@@ -1,0 +1,292 @@
+// Package watermark embeds MOVE's external features into a training set: a fraction of each
+// class is style-transferred with the owner's style image (labels unchanged), the result is
+// written as a new image folder, and a key file records exactly what was done.
+package watermark
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"move/internal/atomicfile"
+	"move/internal/buildinfo"
+	"move/internal/data"
+	"move/internal/style"
+)
+
+// Key is the watermark key: everything needed to find and reproduce the transformed samples.
+type Key struct {
+	Format  string        `json:"format"` // "move-watermark-key/1"
+	Version string        `json:"move_version"`
+	Command string        `json:"command,omitempty"`
+	Created string        `json:"created"`
+	Style   StyleRef      `json:"style"`
+	Rate    float64       `json:"rate"`
+	Seed    uint64        `json:"seed"`
+	Method  string        `json:"method"`
+	Params  style.Options `json:"params"`
+	Source  string        `json:"source"` // the clean data set (folder root)
+	Output  string        `json:"output"` // the watermarked folder
+	Split   string        `json:"split"`  // the split that was watermarked ("train" or "")
+	Classes []string      `json:"classes"`
+	Samples []Sample      `json:"samples"`
+}
+
+// StyleRef identifies the style image; a copy is stored beside the key.
+type StyleRef struct {
+	File   string `json:"file"`   // the copy, relative to the key file
+	Origin string `json:"origin"` // where it was read from
+	SHA256 string `json:"sha256"`
+}
+
+// Sample is one transformed training image.
+type Sample struct {
+	Source string `json:"source"` // original file
+	Class  string `json:"class"`
+	Label  int    `json:"label"`
+	Styled string `json:"styled"` // styled file, relative to the output folder
+}
+
+// Method names the transfer implemented by package style.
+const Method = "random-feature-gram"
+
+// Options for Embed.
+type Options struct {
+	Data, StyleImage, Out string
+	Rate                  float64
+	Seed                  uint64
+	Style                 style.Options
+	Force                 bool
+	Command               string
+	Progress              func(done, total int, elapsed time.Duration)
+}
+
+// inside reports whether path p is dir or inside it.
+func inside(p, dir string) bool {
+	ap, err1 := filepath.Abs(p)
+	ad, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(ad, ap)
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
+}
+
+// Embed writes the watermarked copy of o.Data to o.Out and returns its key (also written to
+// o.Out/key.json with the style image beside it). The source folder is never modified; the
+// output appears all at once (built in a temporary folder, then renamed) and an existing output
+// is replaced only with Force.
+func Embed(ctx context.Context, o Options) (*Key, error) {
+	if !(o.Rate > 0 && o.Rate <= 1) {
+		return nil, fmt.Errorf("rate must be in (0, 1], got %g", o.Rate)
+	}
+	if o.Out == "" {
+		return nil, errors.New("no output folder given")
+	}
+	if inside(o.Out, o.Data) {
+		return nil, fmt.Errorf("output %s is inside the input %s: choose a folder outside it", o.Out, o.Data)
+	}
+	if inside(o.Data, o.Out) {
+		return nil, fmt.Errorf("input %s is inside the output %s", o.Data, o.Out)
+	}
+	if _, err := os.Stat(o.Out); err == nil && !o.Force {
+		return nil, fmt.Errorf("%s: %w", o.Out, atomicfile.ErrExists)
+	}
+	styleBytes, err := os.ReadFile(o.StyleImage)
+	if err != nil {
+		return nil, fmt.Errorf("style image: %w", err)
+	}
+	spix, sh, sw, err := data.DecodeImage(styleBytes, o.StyleImage, 0)
+	if err != nil {
+		return nil, fmt.Errorf("style image: %w", err)
+	}
+	tr, err := style.New(spix, sh, sw, o.Style)
+	if err != nil {
+		return nil, err
+	}
+	// The split to watermark: DATA/train when present, else DATA itself.
+	root, split := o.Data, ""
+	if st, err := os.Stat(filepath.Join(o.Data, "train")); err == nil && st.IsDir() {
+		root, split = filepath.Join(o.Data, "train"), "train"
+	}
+	classes, files, err := data.ListFolder(root)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 0x656d6264))
+	type job struct {
+		src   string
+		label int
+	}
+	var jobs []job
+	chosen := map[string]bool{}
+	for c, fs := range files {
+		k := int(math.Round(o.Rate * float64(len(fs))))
+		if k == 0 && len(fs) > 0 {
+			k = 1
+		}
+		for _, i := range rng.Perm(len(fs))[:k] {
+			jobs = append(jobs, job{fs[i], c})
+			chosen[fs[i]] = true
+		}
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].src < jobs[b].src })
+
+	parent := filepath.Dir(filepath.Clean(o.Out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("creating output: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	// Copy everything that is not styled: the other splits and the untouched images.
+	if err := copyTree(o.Data, tmp, func(p string) bool { return chosen[p] }); err != nil {
+		return nil, err
+	}
+	key := &Key{Format: "move-watermark-key/1", Version: buildinfo.Version, Command: o.Command,
+		Created: time.Now().UTC().Format(time.RFC3339), Rate: o.Rate, Seed: o.Seed, Method: Method,
+		Params: o.Style, Source: o.Data, Output: o.Out, Split: split, Classes: classes}
+	sum := sha256.Sum256(styleBytes)
+	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: o.StyleImage, SHA256: hex.EncodeToString(sum[:])}
+	start := time.Now()
+	const chunk = 64
+	for s := 0; s < len(jobs); s += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		part := jobs[s:min(len(jobs), s+chunk)]
+		// Group by size (folders may mix sizes).
+		bySize := map[[2]int][]int{}
+		sizes := make([][2]int, len(part))
+		pix := make([][]uint8, len(part))
+		for i, j := range part {
+			p, h, w, err := data.ReadImage(j.src, 0)
+			if err != nil {
+				return nil, err
+			}
+			pix[i], sizes[i] = p, [2]int{h, w}
+			bySize[sizes[i]] = append(bySize[sizes[i]], i)
+		}
+		styled := make([][]uint8, len(part))
+		for hw, idx := range bySize {
+			batch := make([][]uint8, len(idx))
+			for k, i := range idx {
+				batch[k] = pix[i]
+			}
+			res := tr.Apply(batch, hw[0], hw[1])
+			for k, i := range idx {
+				styled[i] = res[k]
+			}
+		}
+		for i, j := range part {
+			rel, _ := filepath.Rel(o.Data, j.src)
+			rel = strings.TrimSuffix(rel, filepath.Ext(rel)) + ".png"
+			if err := data.WritePNG(filepath.Join(tmp, rel), styled[i], sizes[i][0], sizes[i][1], false); err != nil {
+				return nil, err
+			}
+			key.Samples = append(key.Samples, Sample{Source: j.src, Class: classes[j.label], Label: j.label, Styled: rel})
+		}
+		if o.Progress != nil {
+			o.Progress(min(len(jobs), s+chunk), len(jobs), time.Since(start))
+		}
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(tmp, key.Style.File), false, styleBytes); err != nil {
+		return nil, err
+	}
+	kb, _ := json.MarshalIndent(key, "", "  ")
+	if err := atomicfile.WriteBytes(filepath.Join(tmp, "key.json"), false, append(kb, '\n')); err != nil {
+		return nil, err
+	}
+	if err := replaceDir(tmp, o.Out, o.Force); err != nil {
+		return nil, err
+	}
+	ok = true
+	return key, nil
+}
+
+// replaceDir moves the finished folder tmp to out, replacing an existing out only when force.
+func replaceDir(tmp, out string, force bool) error {
+	if _, err := os.Stat(out); err == nil {
+		if !force {
+			return fmt.Errorf("%s: %w", out, atomicfile.ErrExists)
+		}
+		old := out + ".old-" + fmt.Sprint(time.Now().UnixNano())
+		if err := os.Rename(out, old); err != nil {
+			return fmt.Errorf("replacing %s: %w", out, err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			os.Rename(old, out)
+			return fmt.Errorf("replacing %s: %w", out, err)
+		}
+		return os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	return nil
+}
+
+// copyTree copies the image files under src into dst (same relative paths), skipping those
+// for which skip returns true and anything that is not a regular image file.
+func copyTree(src, dst string, skip func(string) bool) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if !d.Type().IsRegular() || !data.IsImageFile(p) || skip(p) {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.Create(filepath.Join(dst, rel))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return fmt.Errorf("copying %s: %w", p, err)
+		}
+		return out.Close()
+	})
+}
+
+// LoadKey reads a key file.
+func LoadKey(path string) (*Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading watermark key: %w", err)
+	}
+	var k Key
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("%s: not a watermark key: %w", path, err)
+	}
+	if k.Format != "move-watermark-key/1" {
+		return nil, fmt.Errorf("%s: unknown key format %q", path, k.Format)
+	}
+	return &k, nil
+}
