@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"move/internal/buildinfo"
 	"move/internal/features"
 	"move/internal/meta"
 	"move/internal/modelfile"
+	"move/internal/oip"
 	"move/internal/verify"
 	"move/internal/watermark"
 )
@@ -144,7 +146,7 @@ EXIT STATUS
 			metaPath := fs.String("meta", "", "meta-classifier file (move meta)")
 			keyPath := fs.String("key", "", "watermark key")
 			benignPath := fs.String("benign", "", "benign model file")
-			suspectPath := fs.String("suspect", "", "suspect model file")
+			suspectPath := fs.String("suspect", "", "suspect model file (white- or black-box)")
 			endpoint := fs.String("endpoint", "", "suspect served over the Open Inference Protocol (black-box)")
 			m := fs.Int("m", 0, "transformed images per test (0: 10 white-box, 100 black-box)")
 			alpha := fs.Float64("alpha", 0.01, "significance level")
@@ -152,17 +154,18 @@ EXIT STATUS
 			resamples := fs.Int("resamples", 1, "repeat the test on this many resamples")
 			seed := fs.Uint64("seed", 0, "random seed (sampling)")
 			jsonOut := fs.Bool("json", false, "print JSON on stdout")
+			timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout for --endpoint")
+			budget := fs.Int("budget", 0, "most images --endpoint may be asked about (0: no limit)")
+			concurrency := fs.Int("concurrency", 2, "requests in flight at once for --endpoint")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
 			if err := need(fs, "meta", "key", "benign"); err != nil {
 				return err
 			}
-			if *endpoint != "" {
-				return fmt.Errorf("--endpoint: verification over the Open Inference Protocol is not implemented yet; give the suspect as a model file with --suspect")
-			}
-			if err := need(fs, "suspect"); err != nil {
-				return err
+			if (*endpoint == "") == (*suspectPath == "") {
+				fmt.Fprintln(stderr, "move verify: give the suspect as --suspect FILE or --endpoint URL (one of them)")
+				return errUsage
 			}
 			if *test != "paired" && *test != "welch" {
 				return fmt.Errorf("--test must be paired or welch, got %q", *test)
@@ -181,8 +184,20 @@ EXIT STATUS
 			} else if c.Info.BenignHash != "" && h != c.Info.BenignHash {
 				return fmt.Errorf("%s is not the benign model the meta-classifier was trained with", *benignPath)
 			}
-			suspect, si, err := loadModel(*suspectPath)
-			if err != nil {
+			var suspect verify.Model
+			var si modelfile.Info
+			var client *oip.Client
+			if *endpoint != "" {
+				if c.Info.Mode == "white" {
+					return fmt.Errorf("a served model only answers probabilities: verify it with a black-box meta-classifier (move meta --mode black)")
+				}
+				if client, err = oip.Dial(ctx, *endpoint, *timeout); err != nil {
+					return fmt.Errorf("suspect endpoint: %w", err)
+				}
+				client.Budget, client.Concurrency = *budget, *concurrency
+				suspect = verify.Model{Prober: client}
+				si.Arch = "(remote)"
+			} else if suspect, si, err = loadModel(*suspectPath); err != nil {
 				return err
 			}
 			benign, _, err := loadModel(*benignPath)
@@ -212,7 +227,12 @@ EXIT STATUS
 			}
 			if *jsonOut {
 				h, _ := fileHash(*suspectPath)
-				out := map[string]any{"suspect": *suspectPath, "suspect_sha256": h, "benign_sha256": c.Info.BenignHash, "key_sha256": c.Info.KeyHash,
+				name := *suspectPath
+				queries := 0
+				if client != nil {
+					name, h, queries = *endpoint, "", client.Queries()
+				}
+				out := map[string]any{"suspect": name, "suspect_sha256": h, "queries": queries, "benign_sha256": c.Info.BenignHash, "key_sha256": c.Info.KeyHash,
 					"version": buildinfo.Version, "command": strings.Join(append([]string{"move", "verify"}, args...), " "), "seed": *seed,
 					"result": res, "verdict": strings.ToLower(verdict)}
 				enc := json.NewEncoder(stdout)
@@ -225,6 +245,9 @@ EXIT STATUS
 					c.Info.Mode, res.Test.Test, res.M, res.P, res.DeltaMu, res.Alpha, verdict)
 				if *resamples > 1 {
 					fmt.Fprintf(stdout, "over %d resamples: median p %.4g, harmonic-mean p %.4g\n", *resamples, res.PMedian, res.PHarmonic)
+				}
+				if client != nil {
+					fmt.Fprintf(stdout, "queries spent on %s: %d images\n", *endpoint, client.Queries())
 				}
 			}
 			if !res.Stolen {

@@ -23,7 +23,7 @@ type Info struct {
 	Hidden      []int     `json:"hidden"` // empty: logistic regression
 	Arch        string    `json:"arch,omitempty"`
 	Classes     int       `json:"classes"`
-	TrainIdx    []int     `json:"train_samples"`  // key samples used for training
+	TrainIdx    []int     `json:"train_samples"`   // key samples used for training
 	HeldOutIdx  []int     `json:"heldout_samples"` // key samples kept for verification
 	HeldOutAcc  float64   `json:"heldout_accuracy"`
 	TrainAcc    float64   `json:"train_accuracy"`

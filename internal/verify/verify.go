@@ -77,8 +77,8 @@ type MetaOptions struct {
 	Mode, Layout string
 	HeldOut      float64 // fraction of key samples kept for verification (default 0.5)
 	MaxTrain     int     // at most this many key samples train the classifier (default 500)
-	Seed            uint64
-	Fit             meta.Options
+	Seed         uint64
+	Fit          meta.Options
 }
 
 // TrainMeta splits the key's pairs into training and held-out samples, computes features of

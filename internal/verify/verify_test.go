@@ -2,12 +2,15 @@ package verify
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"move/internal/data"
 	"move/internal/models"
+	"move/internal/oip"
 	"move/internal/style"
 	"move/internal/train"
 	"move/internal/watermark"
@@ -56,8 +59,9 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	st := data.Synthetic(1, 1, 48, 77)
 	stylePath := filepath.Join(root, "style.png")
 	data.WritePNG(stylePath, st.Image(0), 48, 48, false)
+	// A strong style: the small victim must learn the external feature from 120 images.
 	so := style.Default()
-	so.Steps, so.StyleSize = 30, 48
+	so.Steps, so.StyleSize, so.Strength = 30, 48, 20
 	key, err := watermark.Embed(context.Background(), watermark.Options{Data: filepath.Join(root, "clean"),
 		StyleImage: stylePath, Out: filepath.Join(root, "marked"), Rate: 0.25, Seed: 1, Style: so})
 	if err != nil {
@@ -98,6 +102,29 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		}
 		if !(ind.P > 0.05) || ind.Stolen {
 			t.Errorf("%s-box: the independent model got p = %g, want > 0.05", mode, ind.P)
+		}
+		if mode != "black" {
+			continue
+		}
+		// The same, with the suspects served over HTTP (Open Inference Protocol on loopback).
+		for name, m := range map[string]models.Model{"copy": victim, "independent": independent} {
+			srv := httptest.NewServer((&oip.Server{Name: name, Model: m, Norm: norm, Size: 16}).Handler())
+			client, err := oip.Dial(context.Background(), srv.URL+"/v2/models/"+name, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Run(c, Model{Prober: client}, wrap(benign), pairs, Options{Seed: 2})
+			srv.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("black-box over HTTP: %s p=%.3g (%d queries)", name, r.P, client.Queries())
+			if r.Stolen != (name == "copy") || (name == "independent" && r.P <= 0.05) {
+				t.Errorf("over HTTP, the %s got p = %g", name, r.P)
+			}
+			if client.Queries() != 6*r.M {
+				t.Errorf("%d queries for m = %d (6 images per sample)", client.Queries(), r.M)
+			}
 		}
 	}
 }

@@ -1,0 +1,149 @@
+package oip
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"move/internal/data"
+	"move/internal/features"
+	"move/internal/models"
+)
+
+func serve(t *testing.T) (*Server, *httptest.Server, models.Model) {
+	t.Helper()
+	m, _ := models.New("resnet20", 4, 3)
+	s := &Server{Name: "victim", Model: m, Norm: data.CIFAR10Norm, Size: 16}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return s, ts, m
+}
+
+func TestRoundTripMatchesLocal(t *testing.T) {
+	s, ts, m := serve(t)
+	c, err := Dial(context.Background(), ts.URL+"/v2/models/victim", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size != 16 {
+		t.Fatalf("input size %d from metadata", c.Size)
+	}
+	set := data.Synthetic(70, 4, 16, 1)
+	imgs := make([][]uint8, set.Len())
+	for i := range imgs {
+		imgs[i] = set.Image(i)
+	}
+	c.Batch = 16 // several requests, in parallel
+	got, err := c.Probs(imgs, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := features.LocalProber{Model: m, Norm: data.CIFAR10Norm}.Probs(imgs, 16, 16)
+	for i := range want {
+		for j := range want[i] {
+			if d := got[i][j] - want[i][j]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("image %d class %d: %g over HTTP, %g locally", i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+	if c.Queries() != 70 || s.Queries != 70 {
+		t.Fatalf("queries: client %d, server %d", c.Queries(), s.Queries)
+	}
+	c.Budget = 100
+	if _, err := c.Probs(imgs, 16, 16); !errors.Is(err, ErrBudget) {
+		t.Fatalf("over budget: %v", err)
+	}
+	for _, path := range []string{"/v2/health/live", "/v2/health/ready", "/v2/models/victim/ready"} {
+		r, err := http.Get(ts.URL + path)
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, err, r)
+		}
+	}
+}
+
+func TestServerRejectsBadRequests(t *testing.T) {
+	_, ts, _ := serve(t)
+	for _, body := range []string{
+		`not json`,
+		`{"inputs":[]}`,
+		`{"inputs":[{"name":"images","shape":[1,8,8,3],"datatype":"FP32","data":[]}]}`,
+		`{"inputs":[{"name":"images","shape":[1,16,16,3],"datatype":"FP32","data":[1,2,3]}]}`,
+		`{"inputs":[{"name":"images","shape":[1,16,16,3],"datatype":"INT8","data":[]}]}`,
+	} {
+		r, err := http.Post(ts.URL+"/v2/models/victim/infer", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.StatusCode != 400 {
+			t.Errorf("%s: status %d, want 400", body, r.StatusCode)
+		}
+	}
+	r, _ := http.Post(ts.URL+"/v2/models/other/infer", "application/json", strings.NewReader(`{}`))
+	if r.StatusCode != 404 {
+		t.Errorf("unknown model: status %d", r.StatusCode)
+	}
+}
+
+// Malformed and hostile answers are errors, never crashes; 5xx answers are retried.
+func TestClientHostileServers(t *testing.T) {
+	img := [][]uint8{make([]uint8, 16*16*3)}
+	answers := map[string]string{
+		"malformed":  `{"outputs": [`,
+		"no outputs": `{"outputs": []}`,
+		"bad shape":  `{"outputs":[{"name":"probabilities","shape":[1,4],"datatype":"FP32","data":[0.5,0.5]}]}`,
+		"negative":   `{"outputs":[{"name":"probabilities","shape":[1,2],"datatype":"FP32","data":[-0.5,1.5]}]}`,
+		"not summed": `{"outputs":[{"name":"probabilities","shape":[1,2],"datatype":"FP32","data":[0.1,0.1]}]}`,
+		"huge shape": `{"outputs":[{"name":"probabilities","shape":[1,1000000000],"datatype":"FP32","data":[]}]}`,
+	}
+	for name, body := range answers {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) }))
+		c := &Client{Base: ts.URL, Model: "m", Size: 16, Backoff: time.Millisecond}
+		if _, err := c.Probs(img, 16, 16); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		ts.Close()
+	}
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			w.WriteHeader(503)
+			return
+		}
+		w.Write([]byte(`{"outputs":[{"name":"probabilities","shape":[1,2],"datatype":"FP32","data":[0.25,0.75]}]}`))
+	}))
+	defer flaky.Close()
+	c := &Client{Base: flaky.URL, Model: "m", Size: 16, Backoff: time.Millisecond}
+	p, err := c.Probs(img, 16, 16)
+	if err != nil || p[0][1] != 0.75 || calls.Load() != 3 {
+		t.Fatalf("flaky server: %v %v after %d calls", p, err, calls.Load())
+	}
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	defer down.Close()
+	c = &Client{Base: down.URL, Model: "m", Size: 16, Backoff: time.Millisecond, Retries: 2}
+	if _, err := c.Probs(img, 16, 16); err == nil || !strings.Contains(err.Error(), "after 3 attempts") {
+		t.Fatalf("server always failing: %v", err)
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) }))
+	defer slow.Close()
+	c = &Client{Base: slow.URL, Model: "m", Size: 16, Backoff: time.Millisecond, Retries: 1, HTTP: &http.Client{Timeout: 50 * time.Millisecond}}
+	if _, err := c.Probs(img, 16, 16); err == nil {
+		t.Fatal("timeout not reported")
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	b, m, err := ParseEndpoint("http://127.0.0.1:8080/v2/models/resnet/infer")
+	if err != nil || b != "http://127.0.0.1:8080" || m != "resnet" {
+		t.Fatalf("%q %q %v", b, m, err)
+	}
+	for _, bad := range []string{"ftp://x/v2/models/a", "http://x/models/a", "http://x/v2/models/", "nonsense"} {
+		if _, _, err := ParseEndpoint(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
