@@ -28,36 +28,11 @@ type Info struct {
 
 const metaKey = "move"
 
-// ohwiToOIHW converts our convolution weights to PyTorch's layout.
-func ohwiToOIHW(t *tensor.Tensor) *tensor.Tensor {
-	o, h, w, i := t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3]
-	out := tensor.New(o, i, h, w)
-	for a := range o {
-		for y := range h {
-			for x := range w {
-				for c := range i {
-					out.Data[((a*i+c)*h+y)*w+x] = t.Data[((a*h+y)*w+x)*i+c]
-				}
-			}
-		}
-	}
-	return out
-}
+// ohwiToOIHW converts our convolution weights to PyTorch's layout: the same permutation as
+// NHWC to NCHW.
+func ohwiToOIHW(t *tensor.Tensor) *tensor.Tensor { return tensor.ToNCHW(t) }
 
-func oihwToOHWI(t *tensor.Tensor) *tensor.Tensor {
-	o, i, h, w := t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3]
-	out := tensor.New(o, h, w, i)
-	for a := range o {
-		for c := range i {
-			for y := range h {
-				for x := range w {
-					out.Data[((a*h+y)*w+x)*i+c] = t.Data[((a*i+c)*h+y)*w+x]
-				}
-			}
-		}
-	}
-	return out
-}
+func oihwToOHWI(t *tensor.Tensor) *tensor.Tensor { return tensor.ToNHWC(t) }
 
 // Encode returns the tensors and metadata of a model file for m (weights converted to
 // PyTorch's layout).
