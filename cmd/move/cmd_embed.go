@@ -59,6 +59,7 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&opt.StyleSize, "style-size", opt.StyleSize, "side of the style image in the feature network")
 	fs.BoolVar(&opt.Median, "median", opt.Median, "apply a 3x3 median filter to styled images")
 	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals")
+	fs.StringVar(&opt.Method, "method", opt.Method, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
 	force := fs.Bool("force", false, "replace OUT if it exists")
 	preview := fs.String("preview", "", "write a contact sheet of originals and styled images to this PNG")
 	check := fs.Bool("check", false, "run the style-distance and content checks")

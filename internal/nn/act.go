@@ -92,3 +92,15 @@ func Sigmoid(tp *Tape, x *Var) *Var {
 func Scale(tp *Tape, x *Var, s float32) *Var {
 	return unary(tp, x, func(v float32) float32 { return s * v }, func(_, _ float32) float32 { return s })
 }
+
+// Square is x².
+func Square(tp *Tape, x *Var) *Var {
+	return unary(tp, x, func(v float32) float32 { return v * v }, func(v, _ float32) float32 { return 2 * v })
+}
+
+// Sqrt is √(x + eps), eps keeping the gradient finite at zero.
+func Sqrt(tp *Tape, x *Var, eps float32) *Var {
+	return unary(tp, x,
+		func(v float32) float32 { return float32(math.Sqrt(float64(max(v, 0) + eps))) },
+		func(_, y float32) float32 { return 1 / (2 * y) })
+}

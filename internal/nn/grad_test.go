@@ -467,6 +467,9 @@ func TestGradients(t *testing.T) {
 				}
 				return []float64{s / 15}
 			}},
+		{name: "square+sqrt", shapes: [][]int{{3, 5}}, positive: []bool{true},
+			build: func(tp *Tape, in []*Var) *Var { return Sqrt(tp, Square(tp, in[0]), 1e-3) },
+			ref:   elementwise(func(v float64) float64 { return math.Sqrt(v*v + 1e-3) })},
 		{name: "concat+reshape", shapes: [][]int{{2, 2, 2}, {2, 2, 3}},
 			build: func(tp *Tape, in []*Var) *Var { return Reshape(tp, Concat(tp, in[0], in[1]), 4, -1) },
 			ref: func(in [][]float64) []float64 {
