@@ -49,6 +49,18 @@ func TestEmbedCommand(t *testing.T) {
 	if _, _, _, err := data.ReadImage(filepath.Join(dir, "sheet.png"), 0); err != nil {
 		t.Fatalf("preview: %v", err)
 	}
+	// The content check with a (tiny) classifier trained on the clean set: it must run and
+	// report both accuracies; whether it passes depends on the classifier.
+	model := filepath.Join(dir, "clean.safetensors")
+	if code, _, stderr := runMove("train", "--data", src, "--arch", "resnet20", "--epochs", "1", "--batch", "20", "--out", model); code != 0 {
+		t.Fatalf("training the check model: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr = runMove("embed", "--data", src, "--style", st, "--out", filepath.Join(dir, "m2"), "--rate", "0.2",
+		"--steps", "10", "--style-size", "32", "--check", "--check-model", model, "--check-images", "20")
+	if code == 2 || !strings.Contains(stdout, "check (b) content: accuracy") {
+		t.Fatalf("content check: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
 	// Refuses to overwrite; bad inputs exit 2 with the problem named.
 	for _, c := range []struct {
 		args []string
