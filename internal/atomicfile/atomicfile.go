@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 )
 
+// umask is the process's file-creation mask, read once at start (0022 when unknown).
+var umask = readUmask()
+
 // ErrExists is returned (wrapped) when the target exists and overwriting was not allowed.
 var ErrExists = errors.New("already exists (pass --force to overwrite)")
 
@@ -36,6 +39,10 @@ func Write(path string, overwrite bool, fn func(w io.Writer) error) error {
 		}
 	}()
 	if err := fn(f); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	// CreateTemp makes the file private (0600); give it the usual mode of a new file.
+	if err := f.Chmod(0o644 &^ umask); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {

@@ -20,6 +20,9 @@ func TestWrite(t *testing.T) {
 	if b, _ := os.ReadFile(p); string(b) != "one" {
 		t.Fatalf("content %q after refused overwrite", b)
 	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o644&^umask {
+		t.Fatalf("mode %v, want %v (a new file's usual mode, not the temporary file's 0600)", st.Mode().Perm(), 0o644&^umask)
+	}
 	boom := errors.New("boom")
 	if err := Write(p, true, func(w io.Writer) error { w.Write([]byte("partial")); return boom }); !errors.Is(err, boom) {
 		t.Fatalf("failing writer: %v", err)
