@@ -93,7 +93,7 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
-	if _, err := models.New(o.arch, 2, 0); err != nil {
+	if err := models.Known(o.arch); err != nil {
 		return err
 	}
 	if _, err := os.Stat(o.out); err == nil && !o.force {

@@ -5,6 +5,7 @@ package data
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"move/internal/tensor"
@@ -81,7 +82,7 @@ func Stats(s *Set) Normalization {
 	for c := range 3 {
 		m := sum[c] / n
 		out.Mean[c] = float32(m)
-		out.Std[c] = float32(max(1e-3, sqrt(sq[c]/n-m*m)))
+		out.Std[c] = float32(max(1e-3, math.Sqrt(max(0, sq[c]/n-m*m))))
 	}
 	return out
 }

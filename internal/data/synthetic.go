@@ -45,5 +45,3 @@ func Synthetic(n, classes, size int, seed uint64) *Set {
 	}
 	return s
 }
-
-func sqrt(x float64) float64 { return math.Sqrt(max(0, x)) }

@@ -37,12 +37,20 @@ var registry = map[string]Spec{}
 
 func register(s Spec) { registry[s.Name] = s }
 
+// Known returns an error naming the known architectures when arch is not one of them.
+func Known(arch string) error {
+	if _, ok := registry[arch]; !ok {
+		return fmt.Errorf("unknown architecture %q (known: %s)", arch, strings.Join(Names(), ", "))
+	}
+	return nil
+}
+
 // New builds an architecture by name with freshly initialised weights drawn from seed.
 func New(arch string, classes int, seed uint64) (Model, error) {
-	s, ok := registry[arch]
-	if !ok {
-		return nil, fmt.Errorf("unknown architecture %q (known: %s)", arch, strings.Join(Names(), ", "))
+	if err := Known(arch); err != nil {
+		return nil, err
 	}
+	s := registry[arch]
 	if classes < 2 {
 		return nil, fmt.Errorf("architecture %s: need at least 2 classes, got %d", arch, classes)
 	}

@@ -61,12 +61,6 @@ func (s *Store) Params() []*Var { return s.params }
 // ParamNames returns the names of Params, in the same order.
 func (s *Store) ParamNames() []string { return s.pnames }
 
-// IsParam reports whether the named tensor is trainable.
-func (s *Store) IsParam(name string) bool {
-	v, ok := s.vars[name]
-	return ok && v.requires
-}
-
 // NumParams counts trainable scalars.
 func (s *Store) NumParams() int {
 	n := 0

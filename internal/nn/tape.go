@@ -180,6 +180,3 @@ func (tp *Tape) Reset() {
 	}
 	tp.used = tp.used[:0]
 }
-
-// Detach returns a copy of v's value that survives Reset and carries no gradient.
-func Detach(v *Var) *tensor.Tensor { return v.Value.Clone() }

@@ -209,7 +209,7 @@ func (t *Transformer) applyBatch(imgs [][]uint8, h, w int) [][]uint8 {
 		loss := nn.Scale(tp, nn.MSELoss(tp, f[1], ctarget), 1/cnorm)
 		for l := range 3 {
 			gl := nn.Scale(tp, nn.MSELoss(tp, t.statistic(tp, f[l]), targets[l]), sw/(3*norm[l]))
-			loss = addScalars(tp, loss, gl)
+			loss = nn.Add(tp, loss, gl)
 		}
 		if err := tp.Backward(loss); err != nil {
 			panic(err) // the loss always depends on x
@@ -239,9 +239,6 @@ func (t *Transformer) applyBatch(imgs [][]uint8, h, w int) [][]uint8 {
 	}
 	return res
 }
-
-// addScalars adds two scalar losses.
-func addScalars(tp *nn.Tape, a, b *nn.Var) *nn.Var { return nn.Add(tp, a, b) }
 
 // upscale resizes an image u times bilinearly (u = 1 returns it as is).
 func upscale(p []uint8, h, w, u int) []uint8 {
