@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +57,8 @@ EXIT STATUS
 			fs := newFlags("meta", stderr)
 			mode := fs.String("mode", "", "white or black")
 			victimPath := fs.String("victim", "", "victim model file (trained on the watermarked set)")
-			benignPath := fs.String("benign", "", "benign model file (trained on the clean set)")
+			var benignPaths listFlag
+			fs.Var(&benignPaths, "benign", "benign model file (trained on the clean set); repeat for several")
 			keyPath := fs.String("key", "", "watermark key (key.json written by move embed)")
 			out := fs.String("out", "", "meta-classifier file to write")
 			layout := fs.String("layout", features.Full, "white-box layout: full or compressed")
@@ -82,12 +84,21 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			benign, bi, err := loadModel(*benignPath)
-			if err != nil {
-				return err
-			}
-			if *mode == "white" && vi.Arch != bi.Arch {
-				return fmt.Errorf("victim is a %s, benign model a %s: white-box features compare within one architecture; train the benign model as a %s", vi.Arch, bi.Arch, vi.Arch)
+			var benign []verify.Model
+			var benignHashes []string
+			for _, p := range benignPaths {
+				b, bi, err := loadModel(p)
+				if err != nil {
+					return err
+				}
+				if *mode == "white" && vi.Arch != bi.Arch {
+					return fmt.Errorf("victim is a %s, benign model %s a %s: white-box features compare within one architecture; train the benign model as a %s", vi.Arch, p, bi.Arch, vi.Arch)
+				}
+				h, err := fileHash(p)
+				if err != nil {
+					return err
+				}
+				benign, benignHashes = append(benign, b), append(benignHashes, h)
 			}
 			key, err := watermark.LoadKey(*keyPath)
 			if err != nil {
@@ -111,9 +122,7 @@ EXIT STATUS
 			if c.Info.VictimHash, err = fileHash(*victimPath); err != nil {
 				return err
 			}
-			if c.Info.BenignHash, err = fileHash(*benignPath); err != nil {
-				return err
-			}
+			c.Info.BenignHashes = benignHashes
 			if c.Info.KeyHash, err = fileHash(*keyPath); err != nil {
 				return err
 			}
@@ -185,11 +194,11 @@ EXIT STATUS
 			} else if c.Info.KeyHash != "" && h != c.Info.KeyHash {
 				return fmt.Errorf("%s is not the key the meta-classifier was trained with", *keyPath)
 			}
-			if h, err := fileHash(*benignPath); err != nil {
+			benignHash, err := fileHash(*benignPath)
+			if err != nil {
 				return err
-			} else if c.Info.BenignHash != "" && h != c.Info.BenignHash {
-				return fmt.Errorf("%s is not the benign model the meta-classifier was trained with", *benignPath)
 			}
+			seen := slices.Contains(c.Info.BenignHashes, benignHash)
 			var suspect verify.Model
 			var si modelfile.Info
 			var client *oip.Client
@@ -241,7 +250,7 @@ EXIT STATUS
 				if client != nil {
 					name, h, queries = *endpoint, "", client.Queries()
 				}
-				out := map[string]any{"suspect": name, "suspect_sha256": h, "queries": queries, "benign_sha256": c.Info.BenignHash, "key_sha256": c.Info.KeyHash,
+				out := map[string]any{"suspect": name, "suspect_sha256": h, "queries": queries, "benign_sha256": benignHash, "benign_seen_in_training": seen, "key_sha256": c.Info.KeyHash,
 					"version": buildinfo.Version, "command": strings.Join(append([]string{"move", "verify"}, args...), " "), "seed": *seed,
 					"result": res, "verdict": strings.ToLower(verdict)}
 				enc := json.NewEncoder(stdout)

@@ -137,6 +137,12 @@ func need(fs *flag.FlagSet, flags ...string) error {
 	return nil
 }
 
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
 func init() {
 	commands["help"] = &command{
 		summary: "show help for move or one command",

@@ -17,23 +17,23 @@ import (
 
 // Info describes a trained meta-classifier; it is stored in the file's metadata.
 type Info struct {
-	Mode        string    `json:"mode"`   // "white" or "black"
-	Layout      string    `json:"layout"` // white-box layout, or "prob-diff-5aug"
-	Dim         int       `json:"dim"`
-	Hidden      []int     `json:"hidden"` // empty: logistic regression
-	Arch        string    `json:"arch,omitempty"`
-	Classes     int       `json:"classes"`
-	TrainIdx    []int     `json:"train_samples"`   // key samples used for training
-	HeldOutIdx  []int     `json:"heldout_samples"` // key samples kept for verification
-	HeldOutAcc  float64   `json:"heldout_accuracy"`
-	TrainAcc    float64   `json:"train_accuracy"`
-	VictimHash  string    `json:"victim_sha256"`
-	BenignHash  string    `json:"benign_sha256"`
-	KeyHash     string    `json:"key_sha256"`
-	Seed        uint64    `json:"seed"`
-	Version     string    `json:"move_version"`
-	Command     string    `json:"command,omitempty"`
-	Mean, Scale []float32 `json:"-"` // standardisation: (x - Mean) * Scale
+	Mode         string    `json:"mode"`   // "white" or "black"
+	Layout       string    `json:"layout"` // white-box layout, or "prob-diff-5aug"
+	Dim          int       `json:"dim"`
+	Hidden       []int     `json:"hidden"` // empty: logistic regression
+	Arch         string    `json:"arch,omitempty"`
+	Classes      int       `json:"classes"`
+	TrainIdx     []int     `json:"train_samples"`   // key samples used for training
+	HeldOutIdx   []int     `json:"heldout_samples"` // key samples kept for verification
+	HeldOutAcc   float64   `json:"heldout_accuracy"`
+	TrainAcc     float64   `json:"train_accuracy"`
+	VictimHash   string    `json:"victim_sha256"`
+	BenignHashes []string  `json:"benign_sha256"` // the benign models the classifier was trained against
+	KeyHash      string    `json:"key_sha256"`
+	Seed         uint64    `json:"seed"`
+	Version      string    `json:"move_version"`
+	Command      string    `json:"command,omitempty"`
+	Mean, Scale  []float32 `json:"-"` // standardisation: (x - Mean) * Scale
 }
 
 // Classifier is a trained meta-classifier.

@@ -55,6 +55,15 @@ func (s *Store) Tensor(name string) *tensor.Tensor {
 	return nil
 }
 
+// Freeze stops (or, with false, restarts) gradients flowing to the parameters: a frozen
+// model still passes gradients to its input (a teacher that a generator learns through)
+// without computing the gradients of its weights.
+func (s *Store) Freeze(frozen bool) {
+	for _, v := range s.params {
+		v.requires = !frozen
+	}
+}
+
 // Params returns the trainable variables in creation order.
 func (s *Store) Params() []*Var { return s.params }
 

@@ -95,6 +95,10 @@ type Options struct {
 	Checkpoint string         // file written after every epoch; resumed from when present
 	Progress   func(Status)   // called every few steps and after every epoch
 	Info       modelfile.Info // metadata stored in checkpoints
+	// Loss, when set, replaces the cross-entropy with the set's labels: it gets the model's
+	// logits on the augmented batch x of the images at idx (distillation and query attacks
+	// train on a teacher's outputs this way).
+	Loss func(tp *nn.Tape, logits *nn.Var, x *tensor.Tensor, idx []int) *nn.Var
 }
 
 // Result summarises a run.
@@ -160,7 +164,13 @@ func Fit(ctx context.Context, m models.Model, set *data.Set, c Config, o Options
 			idx := perm[s*c.BatchSize : min(n, (s+1)*c.BatchSize)]
 			x, y := data.Batch(set, idx, c.Norm, c.Augment, rng)
 			m.Store().ZeroGrad()
-			loss := nn.CrossEntropy(tp, m.Forward(tp, nn.Const(x), true), y)
+			logits := m.Forward(tp, nn.Const(x), true)
+			var loss *nn.Var
+			if o.Loss != nil {
+				loss = o.Loss(tp, logits, x, idx)
+			} else {
+				loss = nn.CrossEntropy(tp, logits, y)
+			}
 			lv := float64(loss.Data()[0])
 			if math.IsNaN(lv) || math.IsInf(lv, 0) {
 				return res, fmt.Errorf("epoch %d step %d: loss is %v (lower the learning rate)", e+1, s+1, lv)

@@ -82,9 +82,14 @@ type MetaOptions struct {
 }
 
 // TrainMeta splits the key's pairs into training and held-out samples, computes features of
-// victim (label 1) and benign (label 0) on the training ones and fits the meta-classifier.
-// The split and the held-out accuracy are recorded in the classifier's Info.
-func TrainMeta(victim, benign Model, pairs []watermark.Pair, o MetaOptions) (*meta.Classifier, error) {
+// the victim (label 1) and of every benign model (label 0) on the training ones and fits the
+// meta-classifier. With several benign models the victim's features are repeated once per
+// benign model so that both classes weigh the same. The split and the held-out accuracy are
+// recorded in the classifier's Info.
+func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptions) (*meta.Classifier, error) {
+	if len(benign) == 0 {
+		return nil, errors.New("no benign model")
+	}
 	if o.HeldOut <= 0 || o.HeldOut >= 1 {
 		o.HeldOut = 0.5
 	}
@@ -111,18 +116,9 @@ func TrainMeta(victim, benign Model, pairs []watermark.Pair, o MetaOptions) (*me
 		}
 		return out
 	}
-	fv, err := Features(o.Mode, o.Layout, victim, sub(trn))
+	xs, ys, err := labelled(o, victim, benign, sub(trn))
 	if err != nil {
-		return nil, fmt.Errorf("victim features: %w", err)
-	}
-	fb, err := Features(o.Mode, o.Layout, benign, sub(trn))
-	if err != nil {
-		return nil, fmt.Errorf("benign features: %w", err)
-	}
-	xs := append(append([][]float32{}, fv...), fb...)
-	ys := make([]int, len(xs))
-	for i := range fv {
-		ys[i] = 1
+		return nil, err
 	}
 	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held}
 	if victim.Local != nil {
@@ -138,21 +134,37 @@ func TrainMeta(victim, benign Model, pairs []watermark.Pair, o MetaOptions) (*me
 	if len(hv) > o.MaxTrain {
 		hv = hv[:o.MaxTrain]
 	}
-	hvf, err := Features(o.Mode, o.Layout, victim, sub(hv))
+	hx, hy, err := labelled(o, victim, benign, sub(hv))
 	if err != nil {
 		return nil, err
-	}
-	hbf, err := Features(o.Mode, o.Layout, benign, sub(hv))
-	if err != nil {
-		return nil, err
-	}
-	hx := append(append([][]float32{}, hvf...), hbf...)
-	hy := make([]int, len(hx))
-	for i := range hvf {
-		hy[i] = 1
 	}
 	c.Info.HeldOutAcc = c.Accuracy(hx, hy)
 	return c, nil
+}
+
+// labelled computes the victim's features (label 1, repeated once per benign model) and every
+// benign model's (label 0) on pairs.
+func labelled(o MetaOptions, victim Model, benign []Model, pairs []watermark.Pair) ([][]float32, []int, error) {
+	fv, err := Features(o.Mode, o.Layout, victim, pairs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("victim features: %w", err)
+	}
+	var xs [][]float32
+	var ys []int
+	for i, b := range benign {
+		fb, err := Features(o.Mode, o.Layout, b, pairs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("benign model %d features: %w", i+1, err)
+		}
+		xs = append(append(xs, fv...), fb...)
+		for range fv {
+			ys = append(ys, 1)
+		}
+		for range fb {
+			ys = append(ys, 0)
+		}
+	}
+	return xs, ys, nil
 }
 
 // Options configure Run.

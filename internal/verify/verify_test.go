@@ -83,7 +83,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	// (p = 0.02-0.04), while the full one leaves it alone (p = 0.11).
 	layout := "full"
 	for _, mode := range []string{"white", "black"} {
-		c, err := TrainMeta(wrap(victim), wrap(benign), pairs, MetaOptions{Mode: mode, Layout: layout, Seed: 1})
+		c, err := TrainMeta(wrap(victim), []Model{wrap(benign)}, pairs, MetaOptions{Mode: mode, Layout: layout, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
