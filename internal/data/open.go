@@ -12,6 +12,8 @@ import (
 //   - "synthetic" or "synthetic:N": the generated set (N training images, N/5 test; 10 classes,
 //     32x32), with different seeds for the two splits;
 //   - a directory holding CIFAR-10 binary batches (test_batch.bin, data_batch_*.bin);
+//   - a directory holding an MNIST-style IDX set (train-images-idx3-ubyte[.gz], t10k-...),
+//     such as MNIST or Fashion-MNIST (grey images become RGB);
 //   - an image folder root holding train/<class>/... and test/<class>/....
 //
 // It returns os.ErrNotExist (wrapped) when the split is absent from a folder root.
@@ -44,15 +46,28 @@ func Open(src, split string, opt FolderOptions) (*Set, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("data set %s: not a directory", src)
 	}
-	if IsCIFAR10Binary(src) {
-		s, err := LoadCIFAR10Binary(src, split == "train")
-		if err != nil {
-			return nil, err
-		}
+	var bin *Set
+	switch {
+	case IsCIFAR10Binary(src):
+		bin, err = LoadCIFAR10Binary(src, split == "train")
+	case IsIDX(src):
+		bin, err = LoadIDX(src, split == "train")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bin != nil {
 		if opt.PerClass > 0 {
-			s = s.Subset(s.PerClass(opt.PerClass))
+			bin = bin.Subset(bin.PerClass(opt.PerClass))
 		}
-		return s, nil
+		if opt.Size > 0 && (bin.H != opt.Size || bin.W != opt.Size) {
+			r := &Set{Classes: bin.Classes, H: opt.Size, W: opt.Size, Labels: bin.Labels, Paths: bin.Paths}
+			for i := range bin.Len() {
+				r.Pixels = append(r.Pixels, Resize(bin.Image(i), bin.H, bin.W, opt.Size, opt.Size)...)
+			}
+			bin = r
+		}
+		return bin, nil
 	}
 	dir := filepath.Join(src, split)
 	if _, err := os.Stat(dir); err != nil {

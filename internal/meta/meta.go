@@ -43,11 +43,12 @@ type Classifier struct {
 	layers []*nn.Dense
 }
 
-// HiddenFor is the paper's MLP shape (input/8 and input/16 units), capped at 256 and 128 so
-// that white-box inputs of tens of thousands of signs stay trainable on a CPU, and at least 16
-// and 8 so that black-box inputs of a few dozen values still get a usable network.
+// HiddenFor is the paper's MLP shape (input/8 and input/16 units), capped at 128 and 64 so
+// that white-box inputs of hundreds of thousands of signs stay trainable on a CPU (the first
+// layer is most of the cost), and at least 16 and 8 so that black-box inputs of a few dozen
+// values still get a usable network.
 func HiddenFor(dim int) []int {
-	return []int{max(16, min(256, dim/8)), max(8, min(128, dim/16))}
+	return []int{max(16, min(128, dim/8)), max(8, min(64, dim/16))}
 }
 
 func build(dim int, hidden []int, seed uint64) (*nn.Store, []*nn.Dense) {
@@ -107,7 +108,7 @@ func Fit(xs [][]float32, ys []int, info Info, o Options) (*Classifier, error) {
 		}
 	}
 	if o.Epochs <= 0 {
-		o.Epochs = 60
+		o.Epochs = 30
 	}
 	if o.Hidden == nil {
 		o.Hidden = HiddenFor(d)

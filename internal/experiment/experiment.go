@@ -1,0 +1,513 @@
+// Package experiment runs MOVE end to end — embed the external features, train the victim and
+// benign models, steal the victim every way the simulator knows, train the white- and
+// black-box meta-classifiers, verify every suspect — and gathers the figures of the paper's
+// tables. Every stage writes its artefact atomically under the output folder with a record of
+// the configuration that made it, and is skipped when a matching artefact is present, so an
+// interrupted run continues where it stopped.
+package experiment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"move/internal/atomicfile"
+	"move/internal/buildinfo"
+	"move/internal/data"
+	"move/internal/meta"
+	"move/internal/modelfile"
+	"move/internal/models"
+	"move/internal/steal"
+	"move/internal/train"
+	"move/internal/verify"
+	"move/internal/watermark"
+)
+
+// Config is one experiment.
+type Config struct {
+	Data    string  `json:"data"`  // data set (image folder root, CIFAR-10 binary dir, IDX dir, synthetic[:N])
+	Style   string  `json:"style"` // style image
+	Out     string  `json:"out"`
+	Seed    uint64  `json:"seed"`
+	Profile Profile `json:"profile"`
+	Command string  `json:"command"`
+}
+
+// Verdict is one verification of one suspect in one mode.
+type Verdict struct {
+	P           float64   `json:"p_value"`
+	DeltaMu     float64   `json:"delta_mu"`
+	M           int       `json:"m"`
+	Stolen      bool      `json:"stolen"`
+	ProbSuspect []float64 `json:"prob_suspect"`
+	ProbBenign  []float64 `json:"prob_benign"`
+}
+
+// Row is one suspect of the table.
+type Row struct {
+	Attack    string   `json:"attack"`
+	Label     string   `json:"label"`
+	Arch      string   `json:"arch"`
+	Accuracy  float64  `json:"accuracy"`
+	Agreement float64  `json:"agreement"`
+	Queries   int      `json:"queries"`
+	Seconds   float64  `json:"seconds"`
+	Stolen    bool     `json:"truly_stolen"` // ground truth: false only for the independent model
+	White     *Verdict `json:"white"`
+	Black     *Verdict `json:"black"`
+}
+
+// ModelFigure is a trained victim or benign model.
+type ModelFigure struct {
+	Name     string  `json:"name"`
+	File     string  `json:"file"`
+	Accuracy float64 `json:"accuracy"`
+	Seconds  float64 `json:"seconds"`
+	Role     string  `json:"role"`
+}
+
+// Results is everything an experiment measured (results.json).
+type Results struct {
+	Version     string                 `json:"move_version"`
+	Config      Config                 `json:"config"`
+	Started     string                 `json:"started"`
+	WallSeconds float64                `json:"wall_seconds"`
+	Data        map[string]any         `json:"data"`
+	Models      []ModelFigure          `json:"models"`
+	Meta        map[string]meta.Info   `json:"meta"`
+	Rows        []Row                  `json:"rows"`
+	Stages      []StageRecord          `json:"stages"`
+	Sweeps      map[string][]SweepItem `json:"sweeps,omitempty"`
+	Samples     []string               `json:"samples"` // styled sample images (relative paths)
+}
+
+// SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
+// independent model in both modes.
+type SweepItem struct {
+	Value   float64            `json:"value"`
+	P       map[string]float64 `json:"p"` // "white/copy", "black/independent", ...
+	Seconds float64            `json:"seconds"`
+}
+
+// StageRecord says what a stage did: its configuration hash, whether it ran or was reused,
+// how long it took, and what it measured.
+type StageRecord struct {
+	Name    string          `json:"name"`
+	Hash    string          `json:"hash"`
+	Reused  bool            `json:"reused"`
+	Seconds float64         `json:"seconds"`
+	Result  json.RawMessage `json:"result,omitempty"`
+}
+
+// Labels are the paper's row names.
+var Labels = map[string]string{"copy": "Direct-copy", "distill": "Distillation", "zeroshot": "Zero-shot",
+	"finetune": "Fine-tuning", "labelquery": "Label-query", "logitquery": "Logit-query",
+	"independent": "Independent", "adaptive": "Adaptive (fine-tune on clean data)"}
+
+// Attacks are the suspects of the table, in order.
+var Attacks = []string{"copy", "distill", "zeroshot", "finetune", "labelquery", "logitquery", "adaptive", "independent"}
+
+// Logger reports progress: a message per stage, and training status within one.
+type Logger struct {
+	Printf   func(format string, a ...any)
+	Progress func(stage string, s train.Status)
+}
+
+type runner struct {
+	ctx   context.Context
+	cfg   Config
+	log   Logger
+	res   *Results
+	clean *data.Set // the owner's clean training data
+	test  *data.Set // evaluation half of the test split
+	thief *data.Set // the thief's half of the test split
+	norm  data.Normalization
+	size  int
+	base  string // hash of the stages up to the trained models: what attacks and metas depend on
+}
+
+func (r *runner) path(p ...string) string { return filepath.Join(append([]string{r.cfg.Out}, p...)...) }
+
+func hashOf(v any) string {
+	b, _ := json.Marshal(v)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}
+
+// stage runs do unless every artefact exists and the stage record beside the first matches
+// conf; result is stored in the record and read back when the stage is skipped.
+func (r *runner) stage(name string, conf any, artefacts []string, result any, do func() error) error {
+	h := hashOf(conf)
+	recPath := r.path("stages", name+".json")
+	rec := StageRecord{Name: name, Hash: h}
+	if b, err := os.ReadFile(recPath); err == nil {
+		var old StageRecord
+		ok := json.Unmarshal(b, &old) == nil && old.Hash == h
+		for _, a := range artefacts {
+			if _, err := os.Stat(a); err != nil {
+				ok = false
+			}
+		}
+		if ok && (result == nil || json.Unmarshal(old.Result, result) == nil) {
+			old.Reused = true
+			r.res.Stages = append(r.res.Stages, old)
+			r.log.Printf("[%s] reused (configuration %s)", name, h)
+			return nil
+		}
+	}
+	for _, a := range artefacts {
+		os.RemoveAll(a) // a stale artefact of another configuration
+	}
+	r.log.Printf("[%s] running", name)
+	t0 := time.Now()
+	if err := do(); err != nil {
+		return fmt.Errorf("stage %s: %w", name, err)
+	}
+	rec.Seconds = time.Since(t0).Seconds()
+	if result != nil {
+		rec.Result, _ = json.Marshal(result)
+	}
+	b, _ := json.MarshalIndent(rec, "", "  ")
+	if err := atomicfile.WriteBytes(recPath, true, append(b, '\n')); err != nil {
+		return err
+	}
+	r.res.Stages = append(r.res.Stages, rec)
+	r.log.Printf("[%s] done in %s", name, time.Duration(rec.Seconds*float64(time.Second)).Round(time.Second))
+	return nil
+}
+
+// Run carries out the experiment and returns its results (also written to OUT/results.json).
+func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
+	p := cfg.Profile
+	if p.Benign < 2 {
+		return nil, errors.New("the profile needs at least 2 benign models (one to train the meta-classifier against, one as the test's reference)")
+	}
+	if err := models.Known(p.Arch); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Out, "stages"), 0o755); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
+		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.metaAndVerify}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s(); err != nil {
+			return nil, err
+		}
+	}
+	r.res.WallSeconds = time.Since(start).Seconds()
+	b, _ := json.MarshalIndent(r.res, "", "  ")
+	if err := atomicfile.WriteBytes(r.path("results.json"), true, append(b, '\n')); err != nil {
+		return nil, err
+	}
+	return r.res, nil
+}
+
+// prepareData writes the profile's slice of the data set as an image folder (OUT/data) and
+// splits its test split into the thief's half and the evaluation half.
+func (r *runner) prepareData() error {
+	p := r.cfg.Profile
+	conf := map[string]any{"data": r.cfg.Data, "train": p.TrainPerClass, "test": p.TestPerClass, "size": p.Size, "v": 1}
+	dir := r.path("data")
+	err := r.stage("data", conf, []string{dir}, nil, func() error {
+		os.RemoveAll(r.path(".data.tmp"))
+		for _, split := range []string{"train", "test"} {
+			per := p.TrainPerClass
+			if split == "test" {
+				per = p.TestPerClass
+			}
+			s, err := data.Open(r.cfg.Data, split, data.FolderOptions{Size: p.Size, PerClass: per})
+			if err != nil {
+				return err
+			}
+			if per > 0 {
+				s = s.Subset(s.PerClass(per))
+			}
+			if err := data.WriteFolder(s, filepath.Join(r.path(".data.tmp"), split)); err != nil {
+				return err
+			}
+		}
+		return os.Rename(r.path(".data.tmp"), dir)
+	})
+	os.RemoveAll(r.path(".data.tmp"))
+	if err != nil {
+		return err
+	}
+	if r.clean, err = data.LoadFolder(filepath.Join(dir, "train"), data.FolderOptions{}); err != nil {
+		return err
+	}
+	test, err := data.LoadFolder(filepath.Join(dir, "test"), data.FolderOptions{})
+	if err != nil {
+		return err
+	}
+	first, rest := data.Split(test.Len(), test.Len()/2, 0x7375627374)
+	r.thief, r.test = test.Subset(first), test.Subset(rest)
+	r.norm = data.Stats(r.clean)
+	r.size = r.clean.H
+	r.res.Data = map[string]any{"source": r.cfg.Data, "classes": r.clean.Classes, "train_images": r.clean.Len(),
+		"thief_images": r.thief.Len(), "eval_images": r.test.Len(), "size": r.size, "normalization": r.norm,
+		"thief_data": "a fixed half of the test split (disjoint from the owner's training data); the other half evaluates every model"}
+	return nil
+}
+
+func (r *runner) embed() error {
+	p := r.cfg.Profile
+	conf := map[string]any{"style": r.cfg.Style, "rate": p.Rate, "opts": p.Style, "seed": r.cfg.Seed, "data": r.res.Stages[0].Hash}
+	out := r.path("marked")
+	if err := r.stage("embed", conf, []string{out}, nil, func() error {
+		_, err := watermark.Embed(r.ctx, watermark.Options{Data: r.path("data"), StyleImage: r.cfg.Style, Out: out, Rate: p.Rate,
+			Seed: r.cfg.Seed, Style: p.Style, Force: true, Command: r.cfg.Command,
+			Progress: func(done, total int, el time.Duration) {
+				rate := float64(done) / el.Seconds()
+				r.log.Progress("embed", train.Status{Step: done, Steps: total, ImgPerSec: rate,
+					ETA: time.Duration(float64(total-done) / rate * float64(time.Second))})
+			}})
+		return err
+	}); err != nil {
+		return err
+	}
+	key, err := watermark.LoadKey(filepath.Join(out, "key.json"))
+	if err != nil {
+		return err
+	}
+	pairs, err := watermark.LoadPairs(key, 8)
+	if err != nil {
+		return err
+	}
+	sheet, h, w := watermark.ContactSheet(pairs, 8, 3)
+	if err := data.WritePNG(r.path("samples.png"), sheet, h, w, true); err != nil {
+		return err
+	}
+	r.res.Samples = []string{"samples.png"}
+	return nil
+}
+
+func (r *runner) recipe(epochs int, seed uint64) train.Config {
+	c := train.Default()
+	c.Epochs, c.Seed, c.Norm = epochs, seed, r.norm
+	return c
+}
+
+func (r *runner) modelInfo(made, dataDesc string, seed uint64) modelfile.Info {
+	return modelfile.Info{Classes: r.clean.Classes, InputSize: r.size, Norm: r.norm, Version: buildinfo.Version,
+		Command: r.cfg.Command, Seed: seed, Made: made, Data: dataDesc}
+}
+
+// trainModels trains the victim on the watermarked set and the benign models on the clean
+// one (other seeds).
+func (r *runner) trainModels() error {
+	p := r.cfg.Profile
+	type job struct {
+		name, role, dir string
+		seed            uint64
+	}
+	jobs := []job{{"victim", "victim: trained on the watermarked set", r.path("marked"), r.cfg.Seed + 1}}
+	for i := range p.Benign {
+		role := "benign: trains the meta-classifier"
+		if i == p.Benign-1 {
+			role = "benign reference of the test (never seen by the meta-classifier)"
+		}
+		jobs = append(jobs, job{fmt.Sprintf("benign%d", i+1), role, r.path("data"), r.cfg.Seed + 101 + uint64(i)})
+	}
+	for _, j := range jobs {
+		var fig ModelFigure
+		file := r.path(j.name + ".safetensors")
+		conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": j.seed, "upstream": r.upstream()}
+		err := r.stage("train-"+j.name, conf, []string{file}, &fig, func() error {
+			set := r.clean
+			if j.name == "victim" {
+				var err error
+				if set, err = data.LoadFolder(filepath.Join(j.dir, "train"), data.FolderOptions{}); err != nil {
+					return err
+				}
+			}
+			m, err := models.New(p.Arch, len(r.clean.Classes), j.seed)
+			if err != nil {
+				return err
+			}
+			res, err := train.Fit(r.ctx, m, set, r.recipe(p.Epochs, j.seed), train.Options{Checkpoint: file + ".ckpt",
+				Info:     r.modelInfo("train", j.dir, j.seed),
+				Progress: func(s train.Status) { r.log.Progress("train-"+j.name, s) }})
+			if err != nil {
+				return err
+			}
+			if err := modelfile.Save(file, m, r.modelInfo("train", j.dir, j.seed), true); err != nil {
+				return err
+			}
+			os.Remove(file + ".ckpt")
+			fig = ModelFigure{Name: j.name, File: j.name + ".safetensors", Accuracy: train.Accuracy(m, r.test, r.norm, 256), Seconds: res.Seconds, Role: j.role}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		r.res.Models = append(r.res.Models, fig)
+		r.log.Printf("%s: test accuracy %.2f%%", j.name, 100*fig.Accuracy)
+	}
+	r.base = r.upstream()
+	return nil
+}
+
+// upstream is the hash of every stage so far: a later stage reruns when an earlier one changed.
+func (r *runner) upstream() string {
+	var hs []string
+	for _, s := range r.res.Stages {
+		hs = append(hs, s.Hash)
+	}
+	return hashOf(hs)
+}
+
+func (r *runner) load(file string) (verify.Model, error) {
+	m, info, err := modelfile.Load(file)
+	if err != nil {
+		return verify.Model{}, err
+	}
+	return verify.Model{Local: m, Norm: info.Norm, Size: info.InputSize}, nil
+}
+
+// attacks steals the victim every way and evaluates each suspect.
+func (r *runner) attacks() error {
+	p := r.cfg.Profile
+	victim, err := r.load(r.path("victim.safetensors"))
+	if err != nil {
+		return err
+	}
+	v := steal.Victim{Model: victim.Local, Norm: victim.Norm, Size: victim.Size}
+	up := r.base
+	if err := os.MkdirAll(r.path("suspects"), 0o755); err != nil {
+		return err
+	}
+	for i, a := range Attacks {
+		cfg := steal.Config{Attack: a, Train: r.recipe(1, r.cfg.Seed+201+uint64(i)), Temperature: 4}
+		var set *data.Set
+		switch a {
+		case "distill":
+			cfg.Train.Epochs, cfg.Train.WeightDecay, set = p.DistillEpochs, 1e-4, r.clean
+		case "finetune":
+			cfg.Train.Epochs, cfg.Train.LR, set = p.FinetuneEpochs, 0.01, r.thief
+		case "adaptive":
+			idx, _ := data.Split(r.clean.Len(), max(1, int(p.AdaptiveFraction*float64(r.clean.Len()))), r.cfg.Seed)
+			cfg.Train.Epochs, cfg.Train.LR, set = p.FinetuneEpochs, 0.01, r.clean.Subset(idx)
+		case "labelquery", "logitquery":
+			cfg.Train.Epochs, set = p.QueryEpochs, r.thief
+		case "independent":
+			cfg.Train.Epochs, set = p.IndependentEpochs, r.thief
+		case "zeroshot":
+			cfg.ZeroShot = steal.ZeroShot{Iters: p.ZeroShotIters, Batch: p.ZeroShotBatch, Width: p.ZeroShotWidth, EvalEvery: max(1, p.ZeroShotIters/10)}
+		}
+		file := r.path("suspects", a+".safetensors")
+		row := Row{Attack: a, Label: Labels[a], Stolen: a != "independent"}
+		conf := map[string]any{"cfg": cfg, "upstream": up}
+		err := r.stage("steal-"+a, conf, []string{file}, &row, func() error {
+			res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+a, s) })
+			if err != nil {
+				return err
+			}
+			acc, agree, err := steal.Evaluate(res.Model, r.norm, v, r.test)
+			if err != nil {
+				return err
+			}
+			row.Arch, row.Accuracy, row.Agreement, row.Queries, row.Seconds = res.Model.Arch(), acc, agree, res.Queries, res.Seconds
+			info := r.modelInfo(a, steal.Describe[a], cfg.Train.Seed)
+			info.Extra = map[string]any{"steal": row}
+			return modelfile.Save(file, res.Model, info, true)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.Rows = append(r.res.Rows, row)
+		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", a, 100*row.Accuracy, 100*row.Agreement)
+	}
+	return nil
+}
+
+// metaAndVerify trains the two meta-classifiers against all benign models but the last, and
+// tests every suspect against that last one, which the classifiers never saw.
+func (r *runner) metaAndVerify() error {
+	p := r.cfg.Profile
+	victim, err := r.load(r.path("victim.safetensors"))
+	if err != nil {
+		return err
+	}
+	var benign []verify.Model
+	for i := range p.Benign {
+		b, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", i+1)))
+		if err != nil {
+			return err
+		}
+		benign = append(benign, b)
+	}
+	ref := benign[len(benign)-1]
+	key, err := watermark.LoadKey(r.path("marked", "key.json"))
+	if err != nil {
+		return err
+	}
+	pairs, err := watermark.LoadPairs(key, 0)
+	if err != nil {
+		return err
+	}
+	up := r.base
+	for _, mode := range []string{"white", "black"} {
+		file := r.path("meta-" + mode + ".safetensors")
+		fo := meta.Options{}
+		if p.MetaHidden == "logistic" {
+			fo.Hidden = []int{}
+		}
+		mo := verify.MetaOptions{Mode: mode, Layout: "full", MaxTrain: p.MetaTrain, Seed: r.cfg.Seed, Fit: fo}
+		var info meta.Info
+		err := r.stage("meta-"+mode, map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up}, []string{file}, &info, func() error {
+			c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)
+			if err != nil {
+				return err
+			}
+			c.Info.Version, c.Info.Command = buildinfo.Version, r.cfg.Command
+			info = c.Info
+			return c.Save(file, true)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.Meta[mode] = info
+		r.log.Printf("%s-box meta-classifier: held-out accuracy %.3f", mode, info.HeldOutAcc)
+		c, err := meta.Load(file)
+		if err != nil {
+			return err
+		}
+		m := p.MWhite
+		if mode == "black" {
+			m = p.MBlack
+		}
+		for i := range r.res.Rows {
+			row := &r.res.Rows[i]
+			s, err := r.load(r.path("suspects", row.Attack+".safetensors"))
+			if err != nil {
+				return err
+			}
+			if mode == "white" && s.Local.Arch() != c.Info.Arch {
+				continue // gradient features compare within one architecture
+			}
+			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+			if err != nil {
+				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
+			}
+			vd := &Verdict{P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign}
+			if mode == "white" {
+				row.White = vd
+			} else {
+				row.Black = vd
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package experiment
+
+import (
+	"fmt"
+
+	"move/internal/style"
+)
+
+// Profile sizes an experiment: how much data, how long each model trains, how hard each
+// attack works. Every field is recorded in results.json.
+type Profile struct {
+	Name string `json:"name"`
+	// Data.
+	TrainPerClass int     `json:"train_per_class"` // owner's training images per class (0: all)
+	TestPerClass  int     `json:"test_per_class"`  // test images per class (0: all); half is the thief's
+	Size          int     `json:"size"`            // resize images to Size x Size (0: keep)
+	Rate          float64 `json:"rate"`            // gamma: fraction of training images styled
+	Style         style.Options
+	// Models.
+	Arch       string `json:"arch"`
+	Epochs     int    `json:"epochs"`      // victim and benign models
+	Benign     int    `json:"benign"`      // benign models trained on the clean set (at least 2)
+	MetaTrain  int    `json:"meta_train"`  // key samples that train each meta-classifier
+	MetaHidden string `json:"meta_hidden"` // "mlp" or "logistic"
+	// Attacks.
+	DistillEpochs     int     `json:"distill_epochs"`
+	FinetuneEpochs    int     `json:"finetune_epochs"`
+	QueryEpochs       int     `json:"query_epochs"`
+	IndependentEpochs int     `json:"independent_epochs"`
+	AdaptiveFraction  float64 `json:"adaptive_fraction"`
+	ZeroShotIters     int     `json:"zeroshot_iters"`
+	ZeroShotBatch     int     `json:"zeroshot_batch"`
+	ZeroShotWidth     int     `json:"zeroshot_width"`
+	// Verification.
+	MWhite int     `json:"m_white"`
+	MBlack int     `json:"m_black"`
+	Alpha  float64 `json:"alpha"`
+}
+
+// Profiles are the built-in sizes.
+var Profiles = map[string]func() Profile{"quick": Quick, "paper": Paper, "demo": Demo}
+
+// ProfileByName returns a built-in profile.
+func ProfileByName(name string) (Profile, error) {
+	f, ok := Profiles[name]
+	if !ok {
+		return Profile{}, fmt.Errorf("unknown profile %q (quick, paper or demo)", name)
+	}
+	return f(), nil
+}
+
+// Paper is the paper's CIFAR-10 setting (section 6.1): the whole data set, 200-epoch models
+// and attacks as published. Days of CPU time; for machines that can afford it.
+func Paper() Profile {
+	return Profile{Name: "paper", Rate: 0.1, Style: style.Default(), Arch: "wrn16-1", Epochs: 200, Benign: 3,
+		MetaTrain: 500, MetaHidden: "mlp", DistillEpochs: 200, FinetuneEpochs: 5, QueryEpochs: 20, IndependentEpochs: 200,
+		AdaptiveFraction: 0.1, ZeroShotIters: 10000, ZeroShotBatch: 256, ZeroShotWidth: 64, MWhite: 10, MBlack: 100, Alpha: 0.01}
+}
+
+// Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
+// per class, resnet20 trained for 5 epochs, attacks scaled down in proportion.
+func Quick() Profile {
+	st := style.Default()
+	return Profile{Name: "quick", TrainPerClass: 2000, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 5, Benign: 3,
+		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 4, FinetuneEpochs: 5, QueryEpochs: 15, IndependentEpochs: 15,
+		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01}
+}
+
+// Demo runs the whole pipeline in a few minutes: a small slice of the data, short training.
+func Demo() Profile {
+	st := style.Default()
+	st.Steps = 40
+	return Profile{Name: "demo", TrainPerClass: 300, TestPerClass: 200, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
+		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 10, IndependentEpochs: 10,
+		AdaptiveFraction: 0.1, ZeroShotIters: 30, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01}
+}

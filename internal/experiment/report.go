@@ -1,0 +1,334 @@
+package experiment
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"move/internal/atomicfile"
+)
+
+// WriteReport writes OUT/report.html: one self-contained page (images inlined, plots as SVG,
+// no scripts, nothing fetched) with the table, the style and sample images and the plots.
+func WriteReport(res *Results) error {
+	out := res.Config.Out
+	img := func(path, mime string) template.URL {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return ""
+		}
+		return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
+	}
+	styleMime := "image/jpeg"
+	if strings.HasSuffix(strings.ToLower(res.Config.Style), ".png") {
+		styleMime = "image/png"
+	}
+	var table bytes.Buffer
+	WriteTable(&table, res)
+	page := map[string]any{
+		"R":        res,
+		"Table":    table.String(),
+		"Style":    img(res.Config.Style, styleMime),
+		"Samples":  img(filepath.Join(out, "samples.png"), "image/png"),
+		"PPlot":    template.HTML(pPlot(res)),
+		"ProbPlot": template.HTML(probPlot(res)),
+		"AccPlot":  template.HTML(accPlot(res)),
+		"Sweeps":   sweepPlots(res),
+		"Correct":  Correct(res),
+	}
+	var buf bytes.Buffer
+	if err := reportTmpl.Execute(&buf, page); err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(filepath.Join(out, "report.html"), true, buf.Bytes())
+}
+
+var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct": func(v float64) string { return fmt.Sprintf("%.2f", 100*v) },
+	"p": func(v *Verdict) string {
+		if v == nil {
+			return "–"
+		}
+		return pval(v)
+	},
+	"d": func(v *Verdict) string {
+		if v == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.3f", v.DeltaMu)
+	},
+	"cls": func(v *Verdict, truth bool) string {
+		switch {
+		case v == nil:
+			return ""
+		case v.Stolen == truth:
+			return "ok"
+		}
+		return "bad"
+	},
+	"secs": func(s float64) string { return fmt.Sprintf("%.0f s", s) },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>move experiment: {{.R.Config.Profile.Name}}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child{text-align:left}.ok{background:#e6f4e6}.bad{background:#f9d6d6;font-weight:bold}
+pre{background:#f6f6f6;padding:1em;overflow:auto}figure{margin:1em 0}img{image-rendering:pixelated}
+.imgs{display:flex;gap:2em;align-items:flex-start}
+</style></head><body>
+<h1>MOVE ownership verification: {{.R.Config.Profile.Name}} experiment</h1>
+<p>Data <code>{{.R.Config.Data}}</code>, style <code>{{.R.Config.Style}}</code>, seed {{.R.Config.Seed}},
+move {{.R.Version}}, wall time {{secs .R.WallSeconds}}. Command: <code>{{.R.Config.Command}}</code></p>
+<p>{{if .Correct}}Every verdict is right: each stolen model is flagged and the independent model is not.{{else}}<b>Some verdicts are wrong</b> (marked red below).{{end}}</p>
+<h2>Verification</h2>
+<table><tr><th>suspect</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box Δμ</th><th>white-box p</th><th>black-box Δμ</th><th>black-box p</th></tr>
+{{range .R.Rows}}<tr><td>{{.Label}}{{if not .Stolen}} (not stolen){{end}}</td><td>{{.Arch}}</td><td>{{pct .Accuracy}}</td><td>{{pct .Agreement}}</td>
+<td class="{{cls .White .Stolen}}">{{d .White}}</td><td class="{{cls .White .Stolen}}">{{p .White}}</td>
+<td class="{{cls .Black .Stolen}}">{{d .Black}}</td><td class="{{cls .Black .Stolen}}">{{p .Black}}</td></tr>
+{{end}}</table>
+<p>One-tailed paired t-test (H1: the meta-classifier's victim probability is higher for the suspect than for the benign reference), α = {{.R.Config.Profile.Alpha}}, m = {{.R.Config.Profile.MWhite}} (white-box) and {{.R.Config.Profile.MBlack}} (black-box) transformed images the meta-classifiers never trained on. The benign reference is a model trained on the clean data that the meta-classifiers never saw.</p>
+<figure>{{.PPlot}}<figcaption>p-value per suspect (log scale); the dashed line is α.</figcaption></figure>
+<figure>{{.ProbPlot}}<figcaption>The meta-classifier's victim probability on each verification image: suspect (filled) against the benign reference (open).</figcaption></figure>
+<h2>Harmlessness</h2>
+<figure>{{.AccPlot}}<figcaption>Test accuracy of the victim (trained with the external features), the benign models and every suspect.</figcaption></figure>
+<table><tr><th>model</th><th>accuracy %</th><th>training time</th><th>role</th></tr>
+{{range .R.Models}}<tr><td>{{.Name}}</td><td>{{pct .Accuracy}}</td><td>{{secs .Seconds}}</td><td style="text-align:left">{{.Role}}</td></tr>{{end}}</table>
+<h2>External features</h2>
+<div class="imgs">{{if .Style}}<figure><img src="{{.Style}}" alt="style image" style="max-width:240px"><figcaption>Style image</figcaption></figure>{{end}}
+{{if .Samples}}<figure><img src="{{.Samples}}" alt="original and styled training images"><figcaption>Training images: originals (top) and styled (bottom)</figcaption></figure>{{end}}</div>
+{{range .Sweeps}}<h2>Sweep: {{.Name}}</h2><figure>{{.SVG}}<figcaption>p-value against {{.Name}}.</figcaption></figure>{{end}}
+<h2>Terminal table</h2><pre>{{.Table}}</pre>
+<h2>Configuration</h2><pre>{{printf "%+v" .R.Config.Profile}}</pre>
+</body></html>
+`))
+
+// svg helpers: a plot area of w x h with margins.
+const (
+	plotW, plotH           = 900, 320
+	padL, padR, padT, padB = 70, 160, 20, 70
+)
+
+func svgOpen(b *strings.Builder, h int) {
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, plotW, h)
+}
+
+var modeColour = map[string]string{"white": "#1f77b4", "black": "#ff7f0e"}
+
+func pPlot(res *Results) string {
+	var b strings.Builder
+	svgOpen(&b, plotH)
+	n := len(res.Rows)
+	if n == 0 {
+		b.WriteString("</svg>")
+		return b.String()
+	}
+	// y: -log10(p) from 0 up to the largest (capped at 300).
+	top := 2.0
+	for _, r := range res.Rows {
+		for _, v := range []*Verdict{r.White, r.Black} {
+			if v != nil {
+				top = math.Max(top, nlog(v.P))
+			}
+		}
+	}
+	top = math.Ceil(top)
+	ih := float64(plotH - padT - padB)
+	iw := float64(plotW - padL - padR)
+	y := func(v float64) float64 { return float64(padT) + ih*(1-v/top) }
+	for t := 0.0; t <= top; t += math.Max(1, math.Ceil(top/8)) {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">1e-%g</text>`,
+			padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, t)
+	}
+	alpha := res.Config.Profile.Alpha
+	fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="5,4"/><text x="%.0f" y="%.1f" fill="#c00">α = %g</text>`,
+		padL, float64(padL)+iw, y(nlog(alpha)), y(nlog(alpha)), float64(padL)+iw+6, y(nlog(alpha))+4, alpha)
+	slot := iw / float64(n)
+	bw := slot / 3
+	for i, r := range res.Rows {
+		x0 := float64(padL) + slot*float64(i) + slot/6
+		for k, mode := range []string{"white", "black"} {
+			v := r.White
+			if mode == "black" {
+				v = r.Black
+			}
+			if v == nil {
+				continue
+			}
+			h := nlog(v.P)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s-box p = %s</title></rect>`,
+				x0+float64(k)*bw, y(h), bw-2, y(0)-y(h), modeColour[mode], r.Label, mode, pval(v))
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" transform="rotate(-30 %.1f %d)">%s</text>`,
+			x0+bw, plotH-padB+16, x0+bw, plotH-padB+16, template.HTMLEscapeString(r.Label))
+	}
+	legend(&b, float64(padL)+iw+20, padT+30)
+	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">p-value</text></svg>`, plotH/2, plotH/2)
+	return b.String()
+}
+
+func legend(b *strings.Builder, x float64, y int) {
+	for k, mode := range []string{"white", "black"} {
+		fmt.Fprintf(b, `<rect x="%.0f" y="%d" width="12" height="12" fill="%s"/><text x="%.0f" y="%d">%s-box</text>`,
+			x, y+k*18, modeColour[mode], x+18, y+k*18+10, mode)
+	}
+}
+
+func nlog(p float64) float64 {
+	if p <= 1e-300 {
+		return 300
+	}
+	return -math.Log10(p)
+}
+
+func probPlot(res *Results) string {
+	var b strings.Builder
+	h := plotH + 40
+	svgOpen(&b, h)
+	n := len(res.Rows)
+	ih := float64(h - padT - padB)
+	iw := float64(plotW - padL - padR)
+	y := func(v float64) float64 { return float64(padT) + ih*(1-v) }
+	for _, t := range []float64{0, 0.25, 0.5, 0.75, 1} {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%.2f</text>`,
+			padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, t)
+	}
+	if n > 0 {
+		slot := iw / float64(n)
+		for i, r := range res.Rows {
+			x0 := float64(padL) + slot*float64(i)
+			for k, mode := range []string{"white", "black"} {
+				v := r.White
+				if mode == "black" {
+					v = r.Black
+				}
+				if v == nil {
+					continue
+				}
+				xs := x0 + slot*(0.2+0.35*float64(k))
+				for j := range v.ProbSuspect {
+					jit := float64((j*37)%11-5) * 1.2
+					fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s" fill-opacity="0.7"/>`, xs+jit, y(v.ProbSuspect[j]), modeColour[mode])
+					fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="none" stroke="%s" stroke-opacity="0.7"/>`, xs+slot*0.15+jit, y(v.ProbBenign[j]), modeColour[mode])
+				}
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" transform="rotate(-30 %.1f %d)">%s</text>`,
+				x0+slot/2, h-padB+16, x0+slot/2, h-padB+16, template.HTMLEscapeString(r.Label))
+		}
+	}
+	legend(&b, float64(padL)+iw+20, padT+30)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d">filled: suspect</text><text x="%.0f" y="%d">open: benign reference</text>`,
+		float64(padL)+iw+20, padT+80, float64(padL)+iw+20, padT+96)
+	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">P(victim)</text></svg>`, h/2, h/2)
+	return b.String()
+}
+
+func accPlot(res *Results) string {
+	type bar struct {
+		name string
+		acc  float64
+		col  string
+	}
+	var bars []bar
+	for _, m := range res.Models {
+		col := "#2ca02c"
+		if m.Name == "victim" {
+			col = "#d62728"
+		}
+		bars = append(bars, bar{m.Name, m.Accuracy, col})
+	}
+	for _, r := range res.Rows {
+		bars = append(bars, bar{r.Label, r.Accuracy, "#9467bd"})
+	}
+	var b strings.Builder
+	svgOpen(&b, plotH)
+	ih := float64(plotH - padT - padB)
+	iw := float64(plotW - padL - padR)
+	y := func(v float64) float64 { return float64(padT) + ih*(1-v) }
+	for _, t := range []float64{0, 0.25, 0.5, 0.75, 1} {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%.0f%%</text>`,
+			padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, 100*t)
+	}
+	if len(bars) > 0 {
+		slot := iw / float64(len(bars))
+		for i, br := range bars {
+			x := float64(padL) + slot*float64(i) + slot*0.15
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.2f%%</title></rect><text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.1f</text>`,
+				x, y(br.acc), slot*0.7, y(0)-y(br.acc), br.col, br.name, 100*br.acc, x+slot*0.35, y(br.acc)-3, 100*br.acc)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" transform="rotate(-30 %.1f %d)">%s</text>`,
+				x+slot*0.35, plotH-padB+16, x+slot*0.35, plotH-padB+16, template.HTMLEscapeString(br.name))
+		}
+	}
+	b.WriteString(`</svg>`)
+	return b.String()
+}
+
+type sweepView struct {
+	Name string
+	SVG  template.HTML
+}
+
+func sweepPlots(res *Results) []sweepView {
+	var names []string
+	for k := range res.Sweeps {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var out []sweepView
+	palette := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"}
+	for _, name := range names {
+		items := res.Sweeps[name]
+		if len(items) == 0 {
+			continue
+		}
+		var series []string
+		for k := range items[0].P {
+			series = append(series, k)
+		}
+		sort.Strings(series)
+		lo, hi, top := items[0].Value, items[0].Value, 2.0
+		for _, it := range items {
+			lo, hi = math.Min(lo, it.Value), math.Max(hi, it.Value)
+			for _, p := range it.P {
+				top = math.Max(top, nlog(p))
+			}
+		}
+		if hi == lo {
+			hi = lo + 1
+		}
+		top = math.Ceil(top)
+		var b strings.Builder
+		svgOpen(&b, plotH)
+		ih := float64(plotH - padT - padB)
+		iw := float64(plotW - padL - padR)
+		x := func(v float64) float64 { return float64(padL) + iw*(v-lo)/(hi-lo) }
+		y := func(v float64) float64 { return float64(padT) + ih*(1-v/top) }
+		for t := 0.0; t <= top; t += math.Max(1, math.Ceil(top/8)) {
+			fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">1e-%g</text>`,
+				padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, t)
+		}
+		for _, it := range items {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%g</text>`, x(it.Value), plotH-padB+16, it.Value)
+		}
+		alpha := res.Config.Profile.Alpha
+		fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="5,4"/>`, padL, float64(padL)+iw, y(nlog(alpha)), y(nlog(alpha)))
+		for si, s := range series {
+			col := palette[si%len(palette)]
+			var pts []string
+			for _, it := range items {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(it.Value), y(nlog(it.P[s]))))
+			}
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`, strings.Join(pts, " "), col)
+			fmt.Fprintf(&b, `<rect x="%.0f" y="%d" width="12" height="12" fill="%s"/><text x="%.0f" y="%d">%s</text>`,
+				float64(padL)+iw+20, padT+30+si*18, col, float64(padL)+iw+38, padT+40+si*18, template.HTMLEscapeString(s))
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s</text></svg>`, float64(padL)+iw/2, plotH-20, template.HTMLEscapeString(name))
+		out = append(out, sweepView{Name: name, SVG: template.HTML(b.String())})
+	}
+	return out
+}

@@ -1,0 +1,122 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"move/internal/meta"
+	"move/internal/verify"
+	"move/internal/watermark"
+)
+
+// Sweep is a parameter and the values it takes (the paper's Figure 4: the transformation
+// rate gamma and the number of verification samples m).
+type Sweep struct {
+	Name   string    // "rate" or "m"
+	Values []float64 // e.g. 0.05, 0.1, 0.2
+}
+
+// ParseSweep reads "rate=0.05,0.1,0.2" or "m=10,20,50".
+func ParseSweep(s string) (Sweep, error) {
+	name, list, ok := strings.Cut(s, "=")
+	if !ok || (name != "rate" && name != "m") {
+		return Sweep{}, fmt.Errorf("sweep %q: want rate=V1,V2,... or m=V1,V2,...", s)
+	}
+	sw := Sweep{Name: name}
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(v > 0) || (name == "rate" && v > 1) || (name == "m" && (v < 2 || v != float64(int(v)))) {
+			return Sweep{}, fmt.Errorf("sweep %q: %q is not a valid %s", s, f, name)
+		}
+		sw.Values = append(sw.Values, v)
+	}
+	return sw, nil
+}
+
+// sweptRows are the suspects whose p-values a sweep follows.
+var sweptRows = []string{"copy", "independent"}
+
+// RunSweep runs a sweep after the main experiment and adds it to res.Sweeps. A rate sweep runs
+// the whole pipeline once per rate in OUT/sweep-rate-V (resumable like the main run); an m
+// sweep re-verifies the copy and the independent model with m samples, reusing the
+// meta-classifiers.
+func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logger) error {
+	if res.Sweeps == nil {
+		res.Sweeps = map[string][]SweepItem{}
+	}
+	var items []SweepItem
+	for _, v := range sw.Values {
+		t0 := time.Now()
+		item := SweepItem{Value: v, P: map[string]float64{}}
+		switch sw.Name {
+		case "rate":
+			sub := cfg
+			sub.Out = filepath.Join(cfg.Out, fmt.Sprintf("sweep-rate-%g", v))
+			sub.Profile.Rate = v
+			log.Printf("sweep rate = %g in %s", v, sub.Out)
+			r, err := Run(ctx, sub, log)
+			if err != nil {
+				return fmt.Errorf("sweep rate = %g: %w", v, err)
+			}
+			for _, row := range r.Rows {
+				for _, name := range sweptRows {
+					if row.Attack != name {
+						continue
+					}
+					if row.White != nil {
+						item.P["white/"+row.Label] = row.White.P
+					}
+					if row.Black != nil {
+						item.P["black/"+row.Label] = row.Black.P
+					}
+				}
+			}
+		case "m":
+			if err := sweepM(cfg, int(v), item.P); err != nil {
+				return err
+			}
+		}
+		item.Seconds = time.Since(t0).Seconds()
+		items = append(items, item)
+	}
+	res.Sweeps[sw.Name] = items
+	return nil
+}
+
+func sweepM(cfg Config, m int, out map[string]float64) error {
+	r := &runner{cfg: cfg}
+	key, err := watermark.LoadKey(r.path("marked", "key.json"))
+	if err != nil {
+		return err
+	}
+	pairs, err := watermark.LoadPairs(key, 0)
+	if err != nil {
+		return err
+	}
+	ref, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", cfg.Profile.Benign)))
+	if err != nil {
+		return err
+	}
+	for _, mode := range []string{"white", "black"} {
+		c, err := meta.Load(r.path("meta-" + mode + ".safetensors"))
+		if err != nil {
+			return err
+		}
+		for _, name := range sweptRows {
+			s, err := r.load(r.path("suspects", name+".safetensors"))
+			if err != nil {
+				return err
+			}
+			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, Seed: cfg.Seed + 7})
+			if err != nil {
+				return err
+			}
+			out[mode+"/"+Labels[name]] = res.P
+		}
+	}
+	return nil
+}

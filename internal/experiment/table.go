@@ -1,0 +1,76 @@
+package experiment
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable prints the paper's table: one row per suspect, delta-mu and p-value white-box
+// and black-box, the suspect's accuracy and agreement with the victim, and whether the
+// verdict was right.
+func WriteTable(w io.Writer, res *Results) {
+	for _, m := range res.Models {
+		fmt.Fprintf(w, "%-8s test accuracy %6.2f%%  (%s)\n", m.Name, 100*m.Accuracy, m.Role)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "suspect\tacc %\tagree %\twhite dmu\twhite p\tblack dmu\tblack p\tverdict\t")
+	for _, r := range res.Rows {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, 100*r.Accuracy, 100*r.Agreement,
+			dmu(r.White), pval(r.White), dmu(r.Black), pval(r.Black), verdict(r))
+	}
+	tw.Flush()
+	alpha := res.Config.Profile.Alpha
+	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
+		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
+}
+
+func dmu(v *Verdict) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", v.DeltaMu)
+}
+
+func pval(v *Verdict) string {
+	if v == nil {
+		return "-"
+	}
+	if v.P < 1e-300 {
+		return "<1e-300"
+	}
+	return fmt.Sprintf("%.3g", v.P)
+}
+
+// verdict says, per mode, whether the verdict was right (ok) or wrong (MISSED / FALSE
+// ACCUSATION).
+func verdict(r Row) string {
+	var parts []string
+	for _, v := range []*Verdict{r.White, r.Black} {
+		switch {
+		case v == nil:
+			parts = append(parts, "-")
+		case v.Stolen == r.Stolen:
+			parts = append(parts, "ok")
+		case v.Stolen:
+			parts = append(parts, "FALSE-ACCUSATION")
+		default:
+			parts = append(parts, "MISSED")
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// Correct reports whether every verdict of the table was right.
+func Correct(res *Results) bool {
+	for _, r := range res.Rows {
+		for _, v := range []*Verdict{r.White, r.Black} {
+			if v != nil && v.Stolen != r.Stolen {
+				return false
+			}
+		}
+	}
+	return true
+}
