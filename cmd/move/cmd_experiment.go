@@ -139,6 +139,11 @@ func runExperiment(ctx context.Context, src, stylePath, out string, p experiment
 		}
 		sws = append(sws, sw)
 	}
+	if stylePath != "" {
+		if _, err := os.Stat(stylePath); err != nil {
+			return fmt.Errorf("style image: %w", err)
+		}
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -149,8 +154,6 @@ func runExperiment(ctx context.Context, src, stylePath, out string, p experiment
 				return err
 			}
 		}
-	} else if _, err := os.Stat(stylePath); err != nil {
-		return fmt.Errorf("style image: %w", err)
 	}
 	abs, err := filepath.Abs(stylePath)
 	if err != nil {
