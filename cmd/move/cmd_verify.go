@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -148,11 +149,14 @@ the suspect and for the benign model on each, and runs a one-tailed paired t-tes
 computes); --resamples R repeats the test on R resamples and decides on the median p-value
 (their harmonic mean, the published code's figure, is reported too).
 
-CAUTION: white-box verdicts are not yet safe. On CIFAR-10 (resnet20, starry-night key) a model
-trained independently on other images was flagged (p = 0.003): the white-box meta-classifier
-learns what tells the victim's gradients from the benign model's, which also tells an unrelated
-model from the benign one. Black-box verdicts were right in the same experiment. Until this is
-fixed, do not accuse anyone on a white-box verdict alone.
+The benign reference (--benign) must be a model the meta-classifier never saw: a clean model
+trained like the others but not given to move meta. The classifier learns to call the
+models it was trained against "benign", so a reference it saw scores lower than any unseen
+model would, and the test then flags innocent models: on CIFAR-10 a white-box test against
+the meta-classifier's own benign model flagged an independently trained model (p = 0.003).
+With an unseen reference, an innocent suspect and the reference are alike under the null
+hypothesis, which is what the test assumes. verify refuses a reference the classifier was
+trained against unless --allow-seen-benign is given (the paper's own procedure).
 
 EXIT STATUS
   0 when the verdict is "stolen", 1 when it is not, 2 on error.`,
@@ -160,7 +164,8 @@ EXIT STATUS
 			fs := newFlags("verify", stderr)
 			metaPath := fs.String("meta", "", "meta-classifier file (move meta)")
 			keyPath := fs.String("key", "", "watermark key")
-			benignPath := fs.String("benign", "", "benign model file")
+			benignPath := fs.String("benign", "", "benign reference: a clean model the meta-classifier was not trained against")
+			allowSeen := fs.Bool("allow-seen-benign", false, "accept a benign reference the meta-classifier was trained against (biased towards \"stolen\")")
 			suspectPath := fs.String("suspect", "", "suspect model file (white- or black-box)")
 			endpoint := fs.String("endpoint", "", "suspect served over the Open Inference Protocol (black-box)")
 			m := fs.Int("m", 0, "transformed images per test (0: 10 white-box, 100 black-box)")
@@ -199,6 +204,13 @@ EXIT STATUS
 				return err
 			}
 			seen := slices.Contains(c.Info.BenignHashes, benignHash)
+			if seen {
+				msg := fmt.Sprintf("%s trained this meta-classifier: as the test's reference it makes innocent models look stolen (see move help verify); give a benign model the classifier never saw", *benignPath)
+				if !*allowSeen {
+					return errors.New(msg)
+				}
+				fmt.Fprintln(stderr, "move: caution: "+msg)
+			}
 			var suspect verify.Model
 			var si modelfile.Info
 			var client *oip.Client
@@ -231,9 +243,6 @@ EXIT STATUS
 			pairs, err := watermark.LoadPairs(key, 0)
 			if err != nil {
 				return err
-			}
-			if c.Info.Mode == "white" {
-				fmt.Fprintln(stderr, "move: caution: white-box verdicts can flag independently trained models (see move help verify); confirm with a black-box test")
 			}
 			res, err := verify.Run(c, suspect, benign, pairs, verify.Options{M: *m, Alpha: *alpha, Test: *test, Resamples: *resamples, Seed: *seed})
 			if err != nil {

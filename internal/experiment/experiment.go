@@ -108,7 +108,7 @@ type StageRecord struct {
 // Labels are the paper's row names.
 var Labels = map[string]string{"copy": "Direct-copy", "distill": "Distillation", "zeroshot": "Zero-shot",
 	"finetune": "Fine-tuning", "labelquery": "Label-query", "logitquery": "Logit-query",
-	"independent": "Independent", "adaptive": "Adaptive (fine-tune on clean data)"}
+	"independent": "Independent", "adaptive": "Adaptive"}
 
 // Attacks are the suspects of the table, in order.
 var Attacks = []string{"copy", "distill", "zeroshot", "finetune", "labelquery", "logitquery", "adaptive", "independent"}
@@ -285,7 +285,7 @@ func (r *runner) embed() error {
 	if err != nil {
 		return err
 	}
-	sheet, h, w := watermark.ContactSheet(pairs, 8, 3)
+	sheet, h, w := watermark.ContactSheet(pairs, 4, 3)
 	if err := data.WritePNG(r.path("samples.png"), sheet, h, w, true); err != nil {
 		return err
 	}

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	imgpng "image/png"
 	"move/internal/train"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"move/internal/style"
 )
@@ -75,6 +78,7 @@ func TestPipelineResumes(t *testing.T) {
 			t.Errorf("report.html lacks %q", want)
 		}
 	}
+	screenshot(t, filepath.Join(cfg.Out, "report.html"))
 	if bytes.Contains(html, []byte(`src="http`)) || bytes.Contains(html, []byte(`href="http`)) || bytes.Contains(html, []byte("<script")) {
 		t.Error("report.html refers to the network")
 	}
@@ -115,3 +119,47 @@ func TestPipelineResumes(t *testing.T) {
 var sprintf = fmt.Sprintf
 
 type trainStatus = train.Status
+
+// screenshot renders the report with headless Chromium, when installed, and checks that the
+// page drew something: a tall image with many colours (tables, plots, images), not a blank or
+// an error page.
+func screenshot(t *testing.T, html string) {
+	bin := ""
+	for _, b := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(b); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Log("no headless Chromium: report screenshot skipped")
+		return
+	}
+	png := filepath.Join(t.TempDir(), "report.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--screenshot="+png, "--window-size=1200,2400", "file://"+html)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out)
+	}
+	f, err := os.Open(png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := imgpng.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colours := map[[3]uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		for x := b.Min.X; x < b.Max.X; x += 4 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colours[[3]uint32{r >> 12, g >> 12, bl >> 12}] = true
+		}
+	}
+	if b.Dy() < 2000 || len(colours) < 50 {
+		t.Errorf("the rendered report is %dx%d with %d colours: blank or broken", b.Dx(), b.Dy(), len(colours))
+	}
+}

@@ -72,5 +72,5 @@ func Demo() Profile {
 	st.Steps = 40
 	return Profile{Name: "demo", TrainPerClass: 300, TestPerClass: 200, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 10, IndependentEpochs: 10,
-		AdaptiveFraction: 0.1, ZeroShotIters: 30, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01}
+		AdaptiveFraction: 0.1, ZeroShotIters: 100, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01}
 }

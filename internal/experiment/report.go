@@ -79,7 +79,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child{text-align:left}.ok{background:#e6f4e6}.bad{background:#f9d6d6;font-weight:bold}
-pre{background:#f6f6f6;padding:1em;overflow:auto}figure{margin:1em 0}img{image-rendering:pixelated}
+pre{background:#f6f6f6;padding:1em;overflow:auto}figure{margin:1em 0}img{image-rendering:pixelated;max-width:100%}
 .imgs{display:flex;gap:2em;align-items:flex-start}
 </style></head><body>
 <h1>MOVE ownership verification: {{.R.Config.Profile.Name}} experiment</h1>
@@ -101,7 +101,7 @@ move {{.R.Version}}, wall time {{secs .R.WallSeconds}}. Command: <code>{{.R.Conf
 {{range .R.Models}}<tr><td>{{.Name}}</td><td>{{pct .Accuracy}}</td><td>{{secs .Seconds}}</td><td style="text-align:left">{{.Role}}</td></tr>{{end}}</table>
 <h2>External features</h2>
 <div class="imgs">{{if .Style}}<figure><img src="{{.Style}}" alt="style image" style="max-width:240px"><figcaption>Style image</figcaption></figure>{{end}}
-{{if .Samples}}<figure><img src="{{.Samples}}" alt="original and styled training images"><figcaption>Training images: originals (top) and styled (bottom)</figcaption></figure>{{end}}</div>
+{{if .Samples}}<figure><img src="{{.Samples}}" alt="original and styled training images"><figcaption>Training images of the key, each original followed by its styled version</figcaption></figure>{{end}}</div>
 {{range .Sweeps}}<h2>Sweep: {{.Name}}</h2><figure>{{.SVG}}<figcaption>p-value against {{.Name}}.</figcaption></figure>{{end}}
 <h2>Terminal table</h2><pre>{{.Table}}</pre>
 <h2>Configuration</h2><pre>{{printf "%+v" .R.Config.Profile}}</pre>
@@ -111,7 +111,7 @@ move {{.R.Version}}, wall time {{secs .R.WallSeconds}}. Command: <code>{{.R.Conf
 // svg helpers: a plot area of w x h with margins.
 const (
 	plotW, plotH           = 900, 320
-	padL, padR, padT, padB = 70, 160, 20, 70
+	padL, padR, padT, padB = 90, 160, 20, 70
 )
 
 func svgOpen(b *strings.Builder, h int) {

@@ -70,6 +70,8 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	norm := data.Stats(clean)
 	victim := fit(t, filepath.Join(root, "marked", "train"), 11, norm)
 	benign := fit(t, filepath.Join(root, "clean", "train"), 12, norm)
+	// The test's reference: a second clean model the meta-classifier never sees.
+	ref := fit(t, filepath.Join(root, "clean", "train"), 14, norm)
 	other := data.Synthetic(480, 4, 16, 99)
 	writeFolder(t, other, filepath.Join(root, "other"))
 	independent := fit(t, filepath.Join(root, "other"), 13, norm)
@@ -88,11 +90,11 @@ func TestOwnershipEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%s-box meta-classifier: train accuracy %.2f, held-out %.2f", mode, c.Info.TrainAcc, c.Info.HeldOutAcc)
-		cp, err := Run(c, wrap(victim), wrap(benign), pairs, Options{Seed: 2})
+		cp, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ind, err := Run(c, wrap(independent), wrap(benign), pairs, Options{Seed: 2})
+		ind, err := Run(c, wrap(independent), wrap(ref), pairs, Options{Seed: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +115,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := Run(c, Model{Prober: client}, wrap(benign), pairs, Options{Seed: 2})
+			r, err := Run(c, Model{Prober: client}, wrap(ref), pairs, Options{Seed: 2})
 			srv.Close()
 			if err != nil {
 				t.Fatal(err)
