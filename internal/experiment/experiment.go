@@ -63,6 +63,14 @@ type Row struct {
 	Black     *Verdict `json:"black"`
 }
 
+// verdict is the row's verdict in mode ("white" or "black"), nil when not tested.
+func (r Row) verdict(mode string) *Verdict {
+	if mode == "white" {
+		return r.White
+	}
+	return r.Black
+}
+
 // ModelFigure is a trained victim or benign model.
 type ModelFigure struct {
 	Name     string  `json:"name"`
@@ -368,6 +376,15 @@ func (r *runner) upstream() string {
 	return hashOf(hs)
 }
 
+// keyPairs reads every (original, styled) pair of the watermark key.
+func (r *runner) keyPairs() ([]watermark.Pair, error) {
+	key, err := watermark.LoadKey(r.path("marked", "key.json"))
+	if err != nil {
+		return nil, err
+	}
+	return watermark.LoadPairs(key, 0)
+}
+
 func (r *runner) load(file string) (verify.Model, error) {
 	m, info, err := modelfile.Load(file)
 	if err != nil {
@@ -449,11 +466,7 @@ func (r *runner) metaAndVerify() error {
 		benign = append(benign, b)
 	}
 	ref := benign[len(benign)-1]
-	key, err := watermark.LoadKey(r.path("marked", "key.json"))
-	if err != nil {
-		return err
-	}
-	pairs, err := watermark.LoadPairs(key, 0)
+	pairs, err := r.keyPairs()
 	if err != nil {
 		return err
 	}

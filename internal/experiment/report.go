@@ -153,10 +153,7 @@ func pPlot(res *Results) string {
 	for i, r := range res.Rows {
 		x0 := float64(padL) + slot*float64(i) + slot/6
 		for k, mode := range []string{"white", "black"} {
-			v := r.White
-			if mode == "black" {
-				v = r.Black
-			}
+			v := r.verdict(mode)
 			if v == nil {
 				continue
 			}
@@ -203,10 +200,7 @@ func probPlot(res *Results) string {
 		for i, r := range res.Rows {
 			x0 := float64(padL) + slot*float64(i)
 			for k, mode := range []string{"white", "black"} {
-				v := r.White
-				if mode == "black" {
-					v = r.Black
-				}
+				v := r.verdict(mode)
 				if v == nil {
 					continue
 				}

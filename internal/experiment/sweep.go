@@ -10,7 +10,6 @@ import (
 
 	"move/internal/meta"
 	"move/internal/verify"
-	"move/internal/watermark"
 )
 
 // Sweep is a parameter and the values it takes (the paper's Figure 4: the transformation
@@ -89,11 +88,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 
 func sweepM(cfg Config, m int, out map[string]float64) error {
 	r := &runner{cfg: cfg}
-	key, err := watermark.LoadKey(r.path("marked", "key.json"))
-	if err != nil {
-		return err
-	}
-	pairs, err := watermark.LoadPairs(key, 0)
+	pairs, err := r.keyPairs()
 	if err != nil {
 		return err
 	}
