@@ -158,6 +158,15 @@ With an unseen reference, an innocent suspect and the reference are alike under 
 hypothesis, which is what the test assumes. verify refuses a reference the classifier was
 trained against unless --allow-seen-benign is given (the paper's own procedure).
 
+What each mode can see. White-box features are gradient signs in the suspect's own weight
+space: they recognise models that carry the victim's weights (a copy, a fine-tuned or
+"washed" model) but not models trained from a fresh initialisation (distillation, label- or
+logit-query extraction, data-free distillation), whose neurons are arranged differently. On
+CIFAR-10 (move experiment --profile quick) white-box flagged copy, fine-tuning and adaptive
+washing (p <= 4e-4) and none of the freshly trained thefts; black-box flagged copy,
+fine-tuning, washing, distillation and zero-shot. A model file also answers probabilities, so
+run both tests on it.
+
 EXIT STATUS
   0 when the verdict is "stolen", 1 when it is not, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
