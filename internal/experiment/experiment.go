@@ -82,17 +82,18 @@ type ModelFigure struct {
 
 // Results is everything an experiment measured (results.json).
 type Results struct {
-	Version     string                 `json:"move_version"`
-	Config      Config                 `json:"config"`
-	Started     string                 `json:"started"`
-	WallSeconds float64                `json:"wall_seconds"`
-	Data        map[string]any         `json:"data"`
-	Models      []ModelFigure          `json:"models"`
-	Meta        map[string]meta.Info   `json:"meta"`
-	Rows        []Row                  `json:"rows"`
-	Stages      []StageRecord          `json:"stages"`
-	Sweeps      map[string][]SweepItem `json:"sweeps,omitempty"`
-	Samples     []string               `json:"samples"` // styled sample images (relative paths)
+	Version      string                 `json:"move_version"`
+	Config       Config                 `json:"config"`
+	Started      string                 `json:"started"`
+	WallSeconds  float64                `json:"wall_seconds"`  // this invocation (short when stages were reused)
+	StageSeconds float64                `json:"stage_seconds"` // what the stages took when they ran: the cost of the whole experiment
+	Data         map[string]any         `json:"data"`
+	Models       []ModelFigure          `json:"models"`
+	Meta         map[string]meta.Info   `json:"meta"`
+	Rows         []Row                  `json:"rows"`
+	Stages       []StageRecord          `json:"stages"`
+	Sweeps       map[string][]SweepItem `json:"sweeps,omitempty"`
+	Samples      []string               `json:"samples"` // styled sample images (relative paths)
 }
 
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
@@ -215,6 +216,9 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 		}
 	}
 	r.res.WallSeconds = time.Since(start).Seconds()
+	for _, s := range r.res.Stages {
+		r.res.StageSeconds += s.Seconds
+	}
 	b, _ := json.MarshalIndent(r.res, "", "  ")
 	if err := atomicfile.WriteBytes(r.path("results.json"), true, append(b, '\n')); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // WriteTable prints the paper's table: one row per suspect, delta-mu and p-value white-box
@@ -25,6 +26,7 @@ func WriteTable(w io.Writer, res *Results) {
 	alpha := res.Config.Profile.Alpha
 	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
 		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
+	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
 }
 
 func dmu(v *Verdict) string {
