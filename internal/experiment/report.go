@@ -84,7 +84,7 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}figure{margin:1em 0}img{image-r
 </style></head><body>
 <h1>MOVE ownership verification: {{.R.Config.Profile.Name}} experiment</h1>
 <p>Data <code>{{.R.Config.Data}}</code>, style <code>{{.R.Config.Style}}</code>, seed {{.R.Config.Seed}},
-move {{.R.Version}}, wall time {{secs .R.WallSeconds}}. Command: <code>{{.R.Config.Command}}</code></p>
+move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (this invocation: {{secs .R.WallSeconds}}). Command: <code>{{.R.Config.Command}}</code></p>
 <p>{{if .Correct}}Every verdict is right: each stolen model is flagged and the independent model is not.{{else}}<b>Some verdicts are wrong</b> (marked red below).{{end}}</p>
 <h2>Verification</h2>
 <table><tr><th>suspect</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box Δμ</th><th>white-box p</th><th>black-box Δμ</th><th>black-box p</th></tr>
