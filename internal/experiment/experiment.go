@@ -514,7 +514,7 @@ func (r *runner) metaAndVerify() error {
 			if mode == "white" && s.Local.Arch() != c.Info.Arch {
 				continue // gradient features compare within one architecture
 			}
-			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}

@@ -35,6 +35,8 @@ type Profile struct {
 	MWhite int     `json:"m_white"`
 	MBlack int     `json:"m_black"`
 	Alpha  float64 `json:"alpha"`
+	// MinDelta is the smallest delta-mu that supports a verdict of "stolen".
+	MinDelta float64 `json:"min_delta"`
 }
 
 // Profiles are the built-in sizes.
@@ -54,7 +56,7 @@ func ProfileByName(name string) (Profile, error) {
 func Paper() Profile {
 	return Profile{Name: "paper", Rate: 0.1, Style: style.Default(), Arch: "wrn16-1", Epochs: 200, Benign: 3,
 		MetaTrain: 500, MetaHidden: "mlp", DistillEpochs: 200, FinetuneEpochs: 5, QueryEpochs: 20, IndependentEpochs: 200,
-		AdaptiveFraction: 0.1, ZeroShotIters: 10000, ZeroShotBatch: 256, ZeroShotWidth: 64, MWhite: 10, MBlack: 100, Alpha: 0.01}
+		AdaptiveFraction: 0.1, ZeroShotIters: 10000, ZeroShotBatch: 256, ZeroShotWidth: 64, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }
 
 // Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
@@ -63,7 +65,7 @@ func Quick() Profile {
 	st := style.Default()
 	return Profile{Name: "quick", TrainPerClass: 2000, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 5, Benign: 3,
 		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 4, FinetuneEpochs: 5, QueryEpochs: 15, IndependentEpochs: 15,
-		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01}
+		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }
 
 // Demo runs the whole pipeline in a few minutes: a small slice of the data, short training.
@@ -72,5 +74,5 @@ func Demo() Profile {
 	st.Steps = 40
 	return Profile{Name: "demo", TrainPerClass: 300, TestPerClass: 200, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 10, IndependentEpochs: 10,
-		AdaptiveFraction: 0.1, ZeroShotIters: 100, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01}
+		AdaptiveFraction: 0.1, ZeroShotIters: 100, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }

