@@ -275,7 +275,13 @@ func (r *runner) prepareData() error {
 
 func (r *runner) embed() error {
 	p := r.cfg.Profile
-	conf := map[string]any{"style": r.cfg.Style, "rate": p.Rate, "opts": p.Style, "seed": r.cfg.Seed, "data": r.res.Stages[0].Hash}
+	// The style image counts by its content, not its path: a moved output folder (which holds
+	// the built-in style's copy) still resumes.
+	sb, err := os.ReadFile(r.cfg.Style)
+	if err != nil {
+		return fmt.Errorf("style image: %w", err)
+	}
+	conf := map[string]any{"style_sha256": hashOf(sb), "rate": p.Rate, "opts": p.Style, "seed": r.cfg.Seed, "data": r.res.Stages[0].Hash}
 	out := r.path("marked")
 	if err := r.stage("embed", conf, []string{out}, nil, func() error {
 		_, err := watermark.Embed(r.ctx, watermark.Options{Data: r.path("data"), StyleImage: r.cfg.Style, Out: out, Rate: p.Rate,

@@ -66,6 +66,18 @@ func TestPipelineResumes(t *testing.T) {
 	if err := RunSweep(context.Background(), cfg, res, Sweep{Name: "m", Values: []float64{5, 10}}, log); err != nil {
 		t.Fatal(err)
 	}
+	// A rate sweep runs the pipeline again per rate, in its own folder.
+	if err := RunSweep(context.Background(), cfg, res, Sweep{Name: "rate", Values: []float64{0.5}}, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "sweep-rate-0.5", "results.json")); err != nil {
+		t.Error(err)
+	}
+	for name, n := range map[string]int{"m": 2, "rate": 1} {
+		if len(res.Sweeps[name]) != n || len(res.Sweeps[name][0].P) != 4 {
+			t.Errorf("sweep %s: %+v", name, res.Sweeps[name])
+		}
+	}
 	if err := WriteReport(res); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +85,7 @@ func TestPipelineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Direct-copy", "Independent", "<svg", "data:image/png;base64,", "Sweep: m"} {
+	for _, want := range []string{"Direct-copy", "Independent", "<svg", "data:image/png;base64,", "Sweep: m", "Sweep: rate"} {
 		if !bytes.Contains(html, []byte(want)) {
 			t.Errorf("report.html lacks %q", want)
 		}

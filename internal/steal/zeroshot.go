@@ -107,6 +107,9 @@ func standardise(tp *nn.Tape, x *nn.Var) *nn.Var {
 	return bn.Apply(tp, x, true)
 }
 
+// decay is the cosine factor of step s of total.
+func decay(s, total int) float64 { return (1 + math.Cos(math.Pi*float64(s)/float64(total))) / 2 }
+
 func noise(rng *rand.Rand, n, d int) *tensor.Tensor {
 	z := tensor.New(n, d)
 	for i := range z.Data {
@@ -159,9 +162,7 @@ func zeroShot(ctx context.Context, v Victim, student models.Model, cfg Config, t
 			}
 			tp.Reset()
 			ntp.Reset()
-			step := it*z.StudentSteps + k
-			lr := z.StudentLR * (1 + math.Cos(math.Pi*float64(step)/float64(total))) / 2
-			sopt.Step(student.Store().Params(), float32(lr))
+			sopt.Step(student.Store().Params(), float32(z.StudentLR*decay(it*z.StudentSteps+k, total)))
 		}
 		// Generator: make images on which student and victim disagree (maximise the L1).
 		student.Store().Freeze(true)
@@ -174,7 +175,10 @@ func zeroShot(ctx context.Context, v Victim, student models.Model, cfg Config, t
 		if err != nil {
 			return hist, err
 		}
-		gopt.Step(gen.store.Params(), float32(z.GenLR))
+		// The generator's rate decays with the student's (DFAD decays both): a generator at full
+		// rate against a student whose rate has decayed wins the game and the student collapses
+		// (seen on CIFAR-10: 61.6 % test accuracy after 550 of 700 steps, 36.6 % after 600).
+		gopt.Step(gen.store.Params(), float32(z.GenLR*decay(it*z.StudentSteps, total)))
 		done := it + 1
 		rate := float64(done*z.Batch*(z.StudentSteps+1)) / time.Since(t0).Seconds()
 		eta := time.Duration(float64(z.Iters-done) * time.Since(t0).Seconds() / float64(done) * float64(time.Second))
