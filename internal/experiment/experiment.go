@@ -480,6 +480,12 @@ func (r *runner) metaAndVerify() error {
 	if err != nil {
 		return err
 	}
+	suspects := make([]verify.Model, len(r.res.Rows))
+	for i, row := range r.res.Rows {
+		if suspects[i], err = r.load(r.path("suspects", row.Attack+".safetensors")); err != nil {
+			return err
+		}
+	}
 	up := r.base
 	for _, mode := range []string{"white", "black"} {
 		file := r.path("meta-" + mode + ".safetensors")
@@ -512,11 +518,7 @@ func (r *runner) metaAndVerify() error {
 			m = p.MBlack
 		}
 		for i := range r.res.Rows {
-			row := &r.res.Rows[i]
-			s, err := r.load(r.path("suspects", row.Attack+".safetensors"))
-			if err != nil {
-				return err
-			}
+			row, s := &r.res.Rows[i], suspects[i]
 			if mode == "white" && s.Local.Arch() != c.Info.Arch {
 				continue // gradient features compare within one architecture
 			}
