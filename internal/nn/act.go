@@ -36,6 +36,7 @@ func ReLU(tp *Tape, x *Var) *Var {
 	y := tp.out(tp.alloc(x.Shape()...), x)
 	yd := y.Data()
 	pfor(len(xd), func(lo, hi int) { kernels.Relu(yd[lo:hi], xd[lo:hi]) })
+	tp.trace(Node{Op: "Relu", In: []*Var{x}, Out: y})
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -59,7 +60,7 @@ func reluBackward(tp *Tape, x *Var, y, dy []float32) {
 
 // LeakyReLU is x for x > 0 and slope·x otherwise.
 func LeakyReLU(tp *Tape, x *Var, slope float32) *Var {
-	return unary(tp, x,
+	y := unary(tp, x,
 		func(v float32) float32 {
 			if v > 0 {
 				return v
@@ -72,20 +73,26 @@ func LeakyReLU(tp *Tape, x *Var, slope float32) *Var {
 			}
 			return slope
 		})
+	tp.trace(Node{Op: "LeakyRelu", In: []*Var{x}, Out: y, Floats: map[string]float32{"alpha": slope}})
+	return y
 }
 
 // Tanh is the hyperbolic tangent.
 func Tanh(tp *Tape, x *Var) *Var {
-	return unary(tp, x,
+	y := unary(tp, x,
 		func(v float32) float32 { return float32(math.Tanh(float64(v))) },
 		func(_, y float32) float32 { return 1 - y*y })
+	tp.trace(Node{Op: "Tanh", In: []*Var{x}, Out: y})
+	return y
 }
 
 // Sigmoid is 1/(1+exp(-x)).
 func Sigmoid(tp *Tape, x *Var) *Var {
-	return unary(tp, x,
+	y := unary(tp, x,
 		func(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) },
 		func(_, y float32) float32 { return y * (1 - y) })
+	tp.trace(Node{Op: "Sigmoid", In: []*Var{x}, Out: y})
+	return y
 }
 
 // Scale multiplies by a constant.

@@ -52,7 +52,7 @@ func ConvBatchNormAddReLU(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, res *Var,
 }
 
 func convBatchNorm(tp *Tape, x *Var, conv *Conv, bn *BatchNorm, res *Var, train, relu bool) *Var {
-	if train || tp.Recording() {
+	if train || tp.Recording() || tp.tracing() {
 		y := conv.Apply(tp, x)
 		switch {
 		case res != nil:
@@ -152,6 +152,7 @@ func batchNorm(tp *Tape, x *Var, bn *BatchNorm, train, relu bool) *Var {
 	pfor(rows, func(lo, hi int) {
 		kernels.ChannelAffine(yd[lo*c:hi*c], xd[lo*c:hi*c], scale, shift, c, relu)
 	})
+	tp.traceFused(Node{Op: "BatchNormalization", In: []*Var{x, bn.Gamma, bn.Beta}, Out: y, BN: bn, Train: train}, relu)
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return

@@ -50,6 +50,7 @@ type Tape struct {
 	steps  []func()
 	free   map[int][][]float32
 	used   [][]float32
+	tracer func(Node)
 }
 
 // NewTape returns a tape; record says whether backward steps are kept.
