@@ -372,6 +372,35 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 			xs = append(xs, xv)
 		}
 		return setVar(nn.Concat(tp, xs...))
+	case "Slice":
+		var starts, ends, axes, steps []int
+		if m.opset < 10 {
+			starts, ends, axes = attrInts(n, "starts"), attrInts(n, "ends"), attrInts(n, "axes")
+		} else {
+			for k, p := range []*[]int{&starts, &ends, &axes, &steps} {
+				c, err := constIn(k + 1)
+				if err != nil {
+					return err
+				}
+				if c != nil {
+					*p = c.ints()
+				}
+			}
+		}
+		first, step, size, err := sliceSpec(x.shape(), starts, ends, axes, steps)
+		if err != nil {
+			return err
+		}
+		if x.c != nil {
+			return set(&value{c: foldSlice(x.c, first, step, size)})
+		}
+		if x.fixed {
+			return fmt.Errorf("a weight is used outside its layer")
+		}
+		if xs := x.v.Shape(); len(xs) == 4 {
+			first, step, size = permuteInts(first, toNHWC), permuteInts(step, toNHWC), permuteInts(size, toNHWC)
+		}
+		return setVar(nn.Slice(tp, x.v, first, step, size))
 	case "Add", "Sub", "Mul", "Div":
 		y, err := need(1)
 		if err != nil {
@@ -505,29 +534,6 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 		return m.linear(tp, n, x.v, env, setVar)
 	case "Pad":
 		return m.pad(tp, n, x.v, in, setVar)
-	case "Slice":
-		var starts, ends, axes, steps []int
-		if m.opset < 10 {
-			starts, ends, axes = attrInts(n, "starts"), attrInts(n, "ends"), attrInts(n, "axes")
-		} else {
-			for k, p := range []*[]int{&starts, &ends, &axes, &steps} {
-				c, err := constIn(k + 1)
-				if err != nil {
-					return err
-				}
-				if c != nil {
-					*p = c.ints()
-				}
-			}
-		}
-		first, step, size, err := sliceSpec(x.shape(), starts, ends, axes, steps)
-		if err != nil {
-			return err
-		}
-		if len(xs) == 4 {
-			first, step, size = permuteInts(first, toNHWC), permuteInts(step, toNHWC), permuteInts(size, toNHWC)
-		}
-		return setVar(nn.Slice(tp, x.v, first, step, size))
 	}
 	return fmt.Errorf("operator %s is not supported", n.GetOpType())
 }
