@@ -22,12 +22,16 @@ EXIT STATUS
   0 on success, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("eval", stderr)
+			applyONNX := onnxFlags(fs)
 			model := fs.String("model", "", "model file")
 			src := fs.String("data", "", "data set: image folder root, CIFAR-10 binary dir, or synthetic[:N]")
 			split := fs.String("split", "test", "split to evaluate: train or test")
 			limit := fs.Int("limit", 0, "at most this many images per class (0: all)")
 			jsonOut := fs.Bool("json", false, "print JSON on stdout")
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "model", "data"); err != nil {

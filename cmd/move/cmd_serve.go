@@ -29,10 +29,14 @@ EXIT STATUS
   0 when stopped by an interrupt, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("serve", stderr)
+			applyONNX := onnxFlags(fs)
 			model := fs.String("model", "", "model file")
 			addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 			name := fs.String("name", "", "model name in URLs (default: the file name without extension)")
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "model"); err != nil {

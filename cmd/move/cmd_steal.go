@@ -75,6 +75,7 @@ EXIT STATUS
   0 on success, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("steal", stderr)
+			applyONNX := onnxFlags(fs)
 			attack := fs.String("attack", "", "attack: "+strings.Join(steal.Attacks, ", "))
 			victimPath := fs.String("victim", "", "victim model file")
 			endpoint := fs.String("victim-endpoint", "", "victim served over the Open Inference Protocol (query attacks)")
@@ -98,6 +99,9 @@ EXIT STATUS
 			force := fs.Bool("force", false, "overwrite --out")
 			jsonOut := fs.Bool("json", false, "print the result as JSON on stdout")
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "attack", "data", "out"); err != nil {

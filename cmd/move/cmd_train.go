@@ -16,11 +16,13 @@ import (
 	"move/internal/data"
 	"move/internal/modelfile"
 	"move/internal/models"
+	"move/internal/onnx"
 	"move/internal/train"
 )
 
 type trainOptions struct {
 	data, arch, out, checkpoint string
+	init                        string
 	cfg                         train.Config
 	perClass, size              int
 	force, jsonOut, noAugment   bool
@@ -48,6 +50,7 @@ EXIT STATUS
 			fs := newFlags("train", stderr)
 			fs.StringVar(&o.data, "data", "", "data set: image folder root, CIFAR-10 binary dir, or synthetic[:N]")
 			fs.StringVar(&o.arch, "arch", "resnet20", "architecture")
+			fs.StringVar(&o.init, "init", "", "start from this model file's weights (.safetensors or .onnx) instead of a fresh --arch")
 			fs.StringVar(&o.out, "out", "", "model file to write (.safetensors)")
 			fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file (default OUT.ckpt)")
 			fs.IntVar(&o.cfg.Epochs, "epochs", 200, "epochs")
@@ -66,7 +69,11 @@ EXIT STATUS
 			fs.BoolVar(&o.statsNorm, "norm-from-data", false, "normalise with the training set's own statistics instead of CIFAR-10's")
 			fs.BoolVar(&o.force, "force", false, "overwrite --out if it exists")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON on stdout")
+			applyONNX := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "data", "out"); err != nil {
@@ -93,7 +100,20 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
-	if err := models.Known(o.arch); err != nil {
+	var start models.Model
+	if o.init != "" {
+		m, info, err := modelfile.Load(o.init)
+		if err != nil {
+			return err
+		}
+		if m.Arch() == onnx.Arch && !modelfile.IsONNX(o.out) {
+			return fmt.Errorf("--init %s is an ONNX graph: write the trained model as .onnx (--out)", o.init)
+		}
+		if !o.statsNorm {
+			o.cfg.Norm = info.Norm
+		}
+		start, o.arch = m, m.Arch()
+	} else if err := models.Known(o.arch); err != nil {
 		return err
 	}
 	if _, err := os.Stat(o.out); err == nil && !o.force {
@@ -123,9 +143,15 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	if o.statsNorm {
 		o.cfg.Norm = data.Stats(trainSet)
 	}
-	m, err := models.New(o.arch, len(trainSet.Classes), o.cfg.Seed)
-	if err != nil {
-		return err
+	m := start
+	if m == nil {
+		if m, err = models.New(o.arch, len(trainSet.Classes), o.cfg.Seed); err != nil {
+			return err
+		}
+	} else if m.Classes() != len(trainSet.Classes) {
+		return fmt.Errorf("--init %s answers %d classes, %s has %d", o.init, m.Classes(), o.data, len(trainSet.Classes))
+	} else if om, ok := m.(*onnx.Model); ok && om.InputSize() != trainSet.H {
+		return fmt.Errorf("--init %s takes %dx%d images, %s has %dx%d: resize them with --size %d", o.init, om.InputSize(), om.InputSize(), o.data, trainSet.W, trainSet.H, om.InputSize())
 	}
 	info := modelfile.Info{Classes: trainSet.Classes, InputSize: trainSet.H, Norm: o.cfg.Norm,
 		Version: buildinfo.Version, Command: cmdline, Seed: o.cfg.Seed, Made: "train", Data: o.data}

@@ -56,6 +56,7 @@ EXIT STATUS
   0 on success, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("meta", stderr)
+			applyONNX := onnxFlags(fs)
 			mode := fs.String("mode", "", "white or black")
 			victimPath := fs.String("victim", "", "victim model file (trained on the watermarked set)")
 			var benignPaths listFlag
@@ -70,6 +71,9 @@ EXIT STATUS
 			force := fs.Bool("force", false, "overwrite --out")
 			jsonOut := fs.Bool("json", false, "print JSON on stdout")
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "mode", "victim", "benign", "key", "out"); err != nil {
@@ -175,6 +179,7 @@ EXIT STATUS
   0 when the verdict is "stolen", 1 when it is not, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("verify", stderr)
+			applyONNX := onnxFlags(fs)
 			metaPath := fs.String("meta", "", "meta-classifier file (move meta)")
 			keyPath := fs.String("key", "", "watermark key")
 			benignPath := fs.String("benign", "", "benign reference: a clean model the meta-classifier was not trained against")
@@ -192,6 +197,9 @@ EXIT STATUS
 			budget := fs.Int("budget", 0, "most images --endpoint may be asked about (0: no limit)")
 			concurrency := fs.Int("concurrency", 2, "requests in flight at once for --endpoint")
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "meta", "key", "benign"); err != nil {
@@ -245,11 +253,6 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			if c.Info.Mode == "white" && si.Arch != c.Info.Arch {
-				return fmt.Errorf("the suspect is a %s, the meta-classifier was trained on %s gradients: white-box features only compare within one architecture.\n"+
-					"Train a victim copy (on the watermarked set) and a benign copy (on the clean set) as %s with move train, train a meta-classifier on them with move meta, and verify with that; or verify black-box (--mode black), which needs no matching architecture",
-					si.Arch, c.Info.Arch, si.Arch)
-			}
 			key, err := watermark.LoadKey(*keyPath)
 			if err != nil {
 				return err
@@ -282,6 +285,9 @@ EXIT STATUS
 					return err
 				}
 			} else {
+				if len(res.Folded) == 2 {
+					fmt.Fprintf(stdout, "white-box features of the folded form: %d batch norms of the suspect and %d of the benign model merged into their convolutions\n", res.Folded[0], res.Folded[1])
+				}
 				fmt.Fprintf(stdout, "%s-box %s test, m = %d: p-value %.4g, delta-mu %.4f, alpha %g -> %s\n",
 					c.Info.Mode, res.Test.Test, res.M, res.P, res.DeltaMu, res.Alpha, verdict)
 				if res.P < res.Alpha && !res.Stolen {

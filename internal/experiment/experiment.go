@@ -519,8 +519,10 @@ func (r *runner) metaAndVerify() error {
 		}
 		for i := range r.res.Rows {
 			row, s := &r.res.Rows[i], suspects[i]
-			if mode == "white" && s.Local.Arch() != c.Info.Arch {
-				continue // gradient features compare within one architecture
+			if mode == "white" {
+				if _, err := verify.Compatible(c, s, pairs); err != nil {
+					continue // gradient features compare within one architecture
+				}
 			}
 			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
 			if err != nil {

@@ -1,12 +1,14 @@
 // Package features computes what MOVE's meta-classifier looks at. White-box: the sign of the
-// gradient of the cross-entropy with respect to the model's weights, for one transformed image
-// (full, or compressed as in the paper's code: 1-D parameters skipped and convolution kernels
-// summed over their spatial taps). Black-box: the differences between the class probabilities
+// gradient of the cross-entropy with respect to the model's weights in their batch-norm-folded
+// form, for one transformed image (full, or compressed as in the paper's code: 1-D parameters
+// skipped and convolution kernels summed over their spatial taps). Black-box: the differences between the class probabilities
 // of augmented transformed images and of the original image, concatenated over five
 // augmentations (identity, horizontal flip, shifts to the bottom-right, right and bottom).
 package features
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"move/internal/data"
@@ -22,26 +24,150 @@ const (
 	Compressed = "compressed"
 )
 
-// WhiteBoxDim is the length of a white-box vector of m in a layout.
-func WhiteBoxDim(m models.Model, layout string) int {
+// Form is the version of the white-box feature definition; meta-classifiers record it.
+const Form = "folded-v1"
+
+// Part is one tensor of a white-box vector: the gradient of Param, its sign flipped per
+// output channel where Flip is set.
+type Part struct {
+	Param *nn.Var
+	Name  string    // the parameter's name in its model
+	Flip  []float32 // ±1 per output channel: a kernel whose batch norm was merged into it
+}
+
+// Structure is the layout of a model's white-box vector. Gradients are read in the folded
+// form that exporters such as PyTorch's produce by default: each batch norm (in inference
+// mode) that alone consumes a convolution's output is merged into that convolution,
+// w' = w·s and b' = (b - mean)·s + beta with s = gamma/√(var+eps). Since w' = w·s per output
+// channel, dL/dw' = dL/dw / s, whose sign is sign(dL/dw)·sign(gamma), and dL/db' = dL/dbeta;
+// gamma and the convolution's own bias have no counterpart. Parts come in the order the
+// forward pass first uses them. A model, its ONNX export and its folded ONNX export thus get
+// the same vector.
+type Structure struct {
+	Parts     []Part
+	Folded    int    // batch norms merged into their convolutions
+	Signature string // SHA-256 over the parts' shapes: equal for models whose vectors align
+}
+
+// Describe traces one forward pass of m on a size x size image and returns its white-box
+// structure.
+func Describe(m models.Model, size int) (*Structure, error) {
+	var nodes []nn.Node
+	tp := nn.NewTape(false)
+	tp.Trace(func(n nn.Node) { nodes = append(nodes, n) })
+	x := nn.Const(tensor.New(1, size, size, 3))
+	var y *nn.Var
+	if err := catch(func() { y = m.Forward(tp, x, false) }); err != nil {
+		return nil, fmt.Errorf("tracing the model at %dx%d: %w", size, size, err)
+	}
+	names := map[*nn.Var]string{}
+	for k, p := range m.Store().Params() {
+		names[p] = m.Store().ParamNames()[k]
+	}
+	uses := map[*nn.Var]int{y: 1}
+	conv := map[*nn.Var]nn.Node{}
+	for _, n := range nodes {
+		for _, v := range n.In {
+			uses[v]++
+		}
+		if n.Op == "Conv" {
+			conv[n.Out] = n
+		}
+	}
+	// merged[conv kernel] = the batch norm folded into it.
+	merged := map[*nn.Var]nn.Node{}
+	skip := map[*nn.Var]bool{}
+	for _, n := range nodes {
+		if n.Op != "BatchNormalization" || n.Train {
+			continue
+		}
+		c, ok := conv[n.In[0]]
+		if !ok || uses[n.In[0]] != 1 {
+			continue
+		}
+		if _, dup := merged[c.In[1]]; dup { // a kernel shared by two convolutions
+			continue
+		}
+		merged[c.In[1]] = n
+		skip[n.BN.Gamma], skip[n.BN.Beta] = true, true
+		if c.In[2] != nil {
+			skip[c.In[2]] = true
+		}
+	}
+	s := &Structure{Folded: len(merged)}
+	seen := map[*nn.Var]bool{}
+	h := sha256.New()
+	add := func(p Part) {
+		s.Parts = append(s.Parts, p)
+		fmt.Fprintf(h, "%v;", p.Param.Shape())
+	}
+	for _, n := range nodes {
+		for _, v := range n.In {
+			if v == nil || seen[v] || !v.RequiresGrad() {
+				continue
+			}
+			if _, ok := names[v]; !ok {
+				continue
+			}
+			seen[v] = true
+			if bn, ok := merged[v]; ok && n.Op == "Conv" && v == n.In[1] {
+				flip := make([]float32, v.Shape()[0])
+				for o := range flip {
+					flip[o] = 1
+					if bn.BN.Gamma.Data()[o] < 0 {
+						flip[o] = -1
+					}
+				}
+				add(Part{Param: v, Name: names[v], Flip: flip})
+				add(Part{Param: bn.BN.Beta, Name: names[bn.BN.Beta]})
+				seen[bn.BN.Beta] = true
+				continue
+			}
+			if skip[v] {
+				continue
+			}
+			add(Part{Param: v, Name: names[v]})
+		}
+	}
+	if len(s.Parts) == 0 {
+		return nil, fmt.Errorf("the model has no trainable weights")
+	}
+	s.Signature = hex.EncodeToString(h.Sum(nil))
+	return s, nil
+}
+
+// catch turns a panic of the engine (a shape it cannot handle) into an error.
+func catch(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// Dim is the length of a white-box vector in a layout.
+func (s *Structure) Dim(layout string) int {
 	n := 0
-	for _, p := range m.Store().Params() {
-		s := p.Shape()
+	for _, p := range s.Parts {
+		sh := p.Param.Shape()
 		switch {
 		case layout == Full:
-			n += p.Value.Len()
-		case len(s) == 4:
-			n += s[0] * s[3]
-		case len(s) >= 2:
-			n += p.Value.Len()
+			n += p.Param.Value.Len()
+		case len(sh) == 4:
+			n += sh[0] * sh[3]
+		case len(sh) >= 2:
+			n += p.Param.Value.Len()
 		}
 	}
 	return n
 }
 
 // WhiteBox returns, for each image of the NHWC batch x (normalised as the model expects) and
-// its label, the sign (-1, 0, +1) of the gradient of the cross-entropy with respect to every
-// weight of m, evaluated in inference mode (batch-norm running statistics), one image at a time.
+// its label, the signs (-1, 0, +1) of the gradient of the cross-entropy with respect to the
+// weights of m in its folded form (see Structure), evaluated in inference mode (batch-norm
+// running statistics), one image at a time.
 func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([][]float32, error) {
 	if layout != Full && layout != Compressed {
 		return nil, fmt.Errorf("unknown white-box layout %q (full or compressed)", layout)
@@ -50,8 +176,14 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 	if len(labels) != n {
 		return nil, fmt.Errorf("%d labels for %d images", len(labels), n)
 	}
-	params := m.Store().Params()
-	dim := WhiteBoxDim(m, layout)
+	if h != w {
+		return nil, fmt.Errorf("images are %dx%d; white-box features need square images", h, w)
+	}
+	st, err := Describe(m, h)
+	if err != nil {
+		return nil, err
+	}
+	dim := st.Dim(layout)
 	tp := nn.NewTape(true)
 	out := make([][]float32, n)
 	for i := range n {
@@ -63,7 +195,7 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 		}
 		tp.Reset()
 		v := make([]float32, 0, dim)
-		for _, p := range params {
+		for _, p := range st.Parts {
 			v = appendSigns(v, p, layout)
 		}
 		out[i] = v
@@ -81,9 +213,20 @@ func sign(x float32) float32 {
 	return 0
 }
 
-func appendSigns(v []float32, p *nn.Var, layout string) []float32 {
-	g, s := p.Grad.Data, p.Shape()
+func appendSigns(v []float32, p Part, layout string) []float32 {
+	g, s := p.Param.Grad.Data, p.Param.Shape()
+	flip := func(o int) float32 {
+		if p.Flip == nil {
+			return 1
+		}
+		return p.Flip[o]
+	}
 	switch {
+	case layout == Full && p.Flip != nil:
+		per := len(g) / s[0]
+		for k, x := range g {
+			v = append(v, sign(x)*flip(k/per))
+		}
 	case layout == Full || (len(s) >= 2 && len(s) != 4):
 		for _, x := range g {
 			v = append(v, sign(x))
@@ -96,7 +239,7 @@ func appendSigns(v []float32, p *nn.Var, layout string) []float32 {
 				for t := range taps {
 					sum += g[(a*taps+t)*in+ci]
 				}
-				v = append(v, sign(sum))
+				v = append(v, sign(sum)*flip(a))
 			}
 		}
 	}

@@ -3,17 +3,48 @@ package features
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"move/internal/models"
 	"move/internal/nn"
+	"move/internal/onnx"
 	"move/internal/tensor"
 )
 
-// The white-box signs agree with central finite differences of the loss on the weights whose
-// gradient is not negligible.
-func TestWhiteBoxSignsMatchFiniteDifferences(t *testing.T) {
+// randomBN gives the batch norms of m random statistics and scales, a quarter of them
+// negative, so that folding them changes signs.
+func randomBN(m models.Model, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	st := m.Store()
+	for _, name := range st.Names() {
+		t := st.Tensor(name)
+		switch {
+		case strings.HasSuffix(name, "running_var"):
+			for i := range t.Data {
+				t.Data[i] = 0.5 + r.Float32()
+			}
+		case strings.HasSuffix(name, "running_mean"), strings.Contains(name, "bn") && strings.HasSuffix(name, ".bias"):
+			for i := range t.Data {
+				t.Data[i] = 0.2 * float32(r.NormFloat64())
+			}
+		case strings.Contains(name, "bn") && strings.HasSuffix(name, ".weight"):
+			for i := range t.Data {
+				t.Data[i] = 0.5 + r.Float32()
+				if r.IntN(4) == 0 {
+					t.Data[i] = -t.Data[i]
+				}
+			}
+		}
+	}
+}
+
+// The white-box signs of a model are the signs of the finite-difference gradient of the loss
+// with respect to the weights of its folded form (the model exported with its batch norms
+// merged into the convolutions, and imported back).
+func TestWhiteBoxSignsMatchFiniteDifferencesOfTheFoldedModel(t *testing.T) {
 	m, _ := models.New("resnet20", 3, 5)
+	randomBN(m, 3)
 	r := rand.New(rand.NewPCG(1, 2))
 	x := tensor.New(1, 8, 8, 3)
 	for i := range x.Data {
@@ -23,46 +54,85 @@ func TestWhiteBoxSignsMatchFiniteDifferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(feats[0]) != m.Store().NumParams() {
-		t.Fatalf("full vector has %d entries for %d parameters", len(feats[0]), m.Store().NumParams())
+	b, err := onnx.Export(m, 8, nil, onnx.ExportOptions{Fold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded, err := onnx.Import(b, "", onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, _ := Describe(m, 8)
+	sf, _ := Describe(folded, 8)
+	if sm.Folded != 21 || sf.Folded != 0 || sm.Signature != sf.Signature || sm.Dim(Full) != sf.Dim(Full) {
+		t.Fatalf("model: %d folded, dim %d, %s; folded export: %d folded, dim %d, %s",
+			sm.Folded, sm.Dim(Full), sm.Signature, sf.Folded, sf.Dim(Full), sf.Signature)
+	}
+	if len(feats[0]) != sf.Dim(Full) || len(feats[0]) != folded.Store().NumParams() {
+		t.Fatalf("full vector has %d entries; the folded model %d parameters", len(feats[0]), folded.Store().NumParams())
 	}
 	loss := func() float64 {
-		return float64(nn.CrossEntropy(nil, m.Forward(nil, nn.Const(x), false), []int{1}).Data()[0])
+		return float64(nn.CrossEntropy(nil, folded.Forward(nil, nn.Const(x), false), []int{1}).Data()[0])
 	}
-	// Analytic gradient, to pick weights with a clear sign.
-	m.Store().ZeroGrad()
+	folded.Store().ZeroGrad()
 	tp := nn.NewTape(true)
-	tp.Backward(nn.CrossEntropy(tp, m.Forward(tp, nn.Const(x), false), []int{1}))
-	checked := 0
+	tp.Backward(nn.CrossEntropy(tp, folded.Forward(tp, nn.Const(x), false), []int{1}))
+	checked, flipped := 0, 0
 	off := 0
-	for _, p := range m.Store().Params() {
-		for j := 0; j < p.Value.Len() && checked < 40; j += 1 + p.Value.Len()/7 {
-			g := p.Grad.Data[j]
-			if math.Abs(float64(g)) < 2e-2 {
+	for _, p := range sf.Parts {
+		for j := 0; j < p.Param.Value.Len(); j += 1 + p.Param.Value.Len()/13 {
+			g := p.Param.Grad.Data[j]
+			if math.Abs(float64(g)) < 1e-2 {
 				continue
 			}
-			orig := p.Value.Data[j]
-			const h = 2e-3
-			p.Value.Data[j] = orig + h
+			orig := p.Param.Value.Data[j]
+			const h = 1e-3
+			p.Param.Value.Data[j] = orig + h
 			lp := loss()
-			p.Value.Data[j] = orig - h
+			p.Param.Value.Data[j] = orig - h
 			lm := loss()
-			p.Value.Data[j] = orig
+			p.Param.Value.Data[j] = orig
 			fd := (lp - lm) / (2 * h)
 			if feats[0][off+j] != sign(float32(fd)) {
-				t.Errorf("weight %d: feature sign %v, finite difference %g", off+j, feats[0][off+j], fd)
+				t.Errorf("%s[%d]: feature sign %v, finite difference %g", p.Name, j, feats[0][off+j], fd)
+			}
+			if sp := sm.Parts[len(sm.Parts)*0+indexOf(sf.Parts, p)]; sp.Flip != nil && sp.Flip[j/(p.Param.Value.Len()/p.Param.Shape()[0])] < 0 {
+				flipped++
 			}
 			checked++
 		}
-		off += p.Value.Len()
+		off += p.Param.Value.Len()
 	}
-	if checked < 10 {
-		t.Fatalf("only %d weights checked", checked)
+	if checked < 100 || flipped < 10 {
+		t.Fatalf("only %d weights checked, %d under a negative batch-norm scale", checked, flipped)
 	}
 	comp, _ := WhiteBox(m, x, []int{1}, Compressed)
-	if len(comp[0]) != WhiteBoxDim(m, Compressed) || len(comp[0]) >= len(feats[0])/4 {
-		t.Fatalf("compressed length %d (dim %d, full %d)", len(comp[0]), WhiteBoxDim(m, Compressed), len(feats[0]))
+	if len(comp[0]) != sm.Dim(Compressed) || len(comp[0]) >= len(feats[0])/4 {
+		t.Fatalf("compressed length %d (dim %d, full %d)", len(comp[0]), sm.Dim(Compressed), len(feats[0]))
 	}
+	// The folded export's own vector agrees with the model's.
+	for _, layout := range []string{Full, Compressed} {
+		a, _ := WhiteBox(m, x, []int{1}, layout)
+		b, _ := WhiteBox(folded, x, []int{1}, layout)
+		diff := 0
+		for k := range a[0] {
+			if a[0][k] != b[0][k] {
+				diff++
+			}
+		}
+		if diff > len(a[0])/1000 {
+			t.Errorf("%s: %d of %d signs differ between the model and its folded export", layout, diff, len(a[0]))
+		}
+	}
+}
+
+func indexOf(ps []Part, p Part) int {
+	for k := range ps {
+		if ps[k].Param == p.Param {
+			return k
+		}
+	}
+	return -1
 }
 
 // fakeProber answers a probability vector made from an image's mean red and green values.

@@ -22,6 +22,8 @@ type Info struct {
 	Dim          int       `json:"dim"`
 	Hidden       []int     `json:"hidden"` // empty: logistic regression
 	Arch         string    `json:"arch,omitempty"`
+	Form         string    `json:"white_box_form,omitempty"`      // the white-box feature definition (features.Form)
+	Signature    string    `json:"white_box_signature,omitempty"` // the victim's white-box structure (features.Structure)
 	Classes      int       `json:"classes"`
 	TrainIdx     []int     `json:"train_samples"`   // key samples used for training
 	HeldOutIdx   []int     `json:"heldout_samples"` // key samples kept for verification

@@ -3,10 +3,10 @@ package modelfile
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"move/internal/data"
 	"move/internal/models"
+	"move/internal/onnx"
 	"move/internal/tensor"
 )
 
@@ -56,8 +56,16 @@ func Encode(m models.Model, info Info) (map[string]*tensor.Tensor, map[string]st
 	return ts, map[string]string{metaKey: string(ib), "format": "pt"}, nil
 }
 
-// Save writes m to path atomically (refusing to replace an existing file unless overwrite).
+// Save writes m to path atomically (refusing to replace an existing file unless overwrite):
+// as ONNX when path ends in .onnx, as a safetensors model file otherwise. An imported ONNX
+// graph can only be saved as ONNX.
 func Save(path string, m models.Model, info Info, overwrite bool) error {
+	if IsONNX(path) {
+		return saveONNX(path, m, info, overwrite, false)
+	}
+	if m.Arch() == onnx.Arch {
+		return fmt.Errorf("saving %s: the model is an imported ONNX graph; save it as .onnx", path)
+	}
 	ts, meta, err := Encode(m, info)
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", path, err)
@@ -100,10 +108,10 @@ func Decode(ts map[string]*tensor.Tensor, meta map[string]string, name string) (
 	return m, info, nil
 }
 
-// Load reads a model file.
+// Load reads a model file: a safetensors model file, or an ONNX file (see Defaults).
 func Load(path string) (models.Model, Info, error) {
-	if strings.HasSuffix(strings.ToLower(path), ".onnx") {
-		return nil, Info{}, fmt.Errorf("%s: ONNX models are not supported yet; use a move model file (.safetensors)", path)
+	if IsONNX(path) {
+		return loadONNX(path, Defaults)
 	}
 	ts, meta, err := LoadTensors(path)
 	if err != nil {

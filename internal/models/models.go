@@ -25,6 +25,12 @@ type Model interface {
 	Classes() int
 }
 
+// Cloner is a model that copies itself, weights included: one that New cannot build, such as
+// an imported ONNX graph.
+type Cloner interface {
+	Clone() (Model, error)
+}
+
 // Spec describes how to build an architecture.
 type Spec struct {
 	Name        string

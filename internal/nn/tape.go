@@ -51,7 +51,12 @@ type Tape struct {
 	free   map[int][][]float32
 	used   [][]float32
 	tracer func(Node)
+	limit  int
 }
+
+// Limit makes the tape refuse (panic) to allocate any tensor of more than n elements (0: no
+// limit): a check run on an untrusted graph cannot exhaust memory.
+func (tp *Tape) Limit(n int) { tp.limit = n }
 
 // NewTape returns a tape; record says whether backward steps are kept.
 func NewTape(record bool) *Tape {
@@ -64,6 +69,9 @@ func (tp *Tape) Recording() bool { return tp != nil && tp.record }
 func (tp *Tape) buf(n int) []float32 {
 	if tp == nil {
 		return make([]float32, n)
+	}
+	if tp.limit > 0 && n > tp.limit {
+		panic(fmt.Sprintf("a tensor of %d elements exceeds the limit of %d", n, tp.limit))
 	}
 	var b []float32
 	if l := tp.free[n]; len(l) > 0 {

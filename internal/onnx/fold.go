@@ -127,6 +127,9 @@ func foldBinary(op string, a, b *ctensor) (*ctensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if numel(shape) > maxBuilt {
+		return nil, fmt.Errorf("broadcast to %v is too large", shape)
+	}
 	ia, ib := broadcastIndex(a.shape, shape), broadcastIndex(b.shape, shape)
 	out := &ctensor{shape: shape}
 	if a.isInt() && b.isInt() {
@@ -192,7 +195,7 @@ func foldConcat(cs []*ctensor, ax int) (*ctensor, error) {
 		shape[a] += c.shape[a]
 		isInt = isInt && c.isInt()
 	}
-	if numel(shape) > maxElements {
+	if numel(shape) > maxBuilt {
 		return nil, fmt.Errorf("result %v too large", shape)
 	}
 	outer := numel(shape[:a])
@@ -252,6 +255,9 @@ func foldGather(data, idx *ctensor, ax int) (*ctensor, error) {
 	dim := data.shape[a]
 	shape := append(append(slices.Clone(data.shape[:a]), idx.shape...), data.shape[a+1:]...)
 	outer, inner := numel(data.shape[:a]), numel(data.shape[a+1:])
+	if numel(shape) > maxBuilt {
+		return nil, fmt.Errorf("Gather result %v too large", shape)
+	}
 	var src []int
 	for o := range outer {
 		for _, j := range idx.i {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/onnx/onnxpb"
 	"move/internal/tensor"
@@ -54,6 +55,20 @@ type Model struct {
 	rng     *rand.Rand
 	notes   []string
 	meta    map[string]string
+	ext     externalReader
+	opts    Options
+}
+
+// Clone implements models.Cloner: the same graph with a copy of the current weights.
+func (m *Model) Clone() (models.Model, error) {
+	c, err := build(m.proto, m.ext, m.opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.store.Load(m.store.Map()); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Arch names imported graphs.
@@ -132,7 +147,7 @@ func build(mp *onnxpb.ModelProto, ext externalReader, opts Options) (*Model, err
 	m := &Model{
 		proto: mp, consts: map[string]*ctensor{}, params: map[string]*nn.Var{}, role: map[string]string{},
 		bns: map[*onnxpb.NodeProto]*nn.BatchNorm{}, store: nn.NewStore(), meta: map[string]string{},
-		rng: rand.New(rand.NewPCG(1, 2)),
+		rng: rand.New(rand.NewPCG(1, 2)), ext: ext, opts: opts,
 	}
 	for _, p := range mp.GetMetadataProps() {
 		m.meta[p.GetKey()] = p.GetValue()
@@ -227,7 +242,9 @@ func build(mp *onnxpb.ModelProto, ext externalReader, opts Options) (*Model, err
 	// A dry run at the input size checks every shape once; afterwards Forward cannot fail on
 	// inputs of that size.
 	x := nn.Const(tensor.New(1, m.inH, m.inW, m.inC))
-	y, err := m.run(nn.NewTape(false), x, false)
+	tp := nn.NewTape(false)
+	tp.Limit(maxActivation)
+	y, err := m.run(tp, x, false)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +290,7 @@ func (m *Model) inputShape(in *onnxpb.ValueInfoProto, opts Options) error {
 	if m.inH != m.inW {
 		return fmt.Errorf("input %q is %dx%d; only square images are supported", in.GetName(), m.inH, m.inW)
 	}
-	if m.inH > 4096 {
+	if m.inH > 1024 {
 		return fmt.Errorf("input %q is %dx%d", in.GetName(), m.inH, m.inW)
 	}
 	return nil

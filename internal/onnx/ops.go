@@ -227,8 +227,10 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 			return fmt.Errorf("the shape must be known without the image")
 		}
 		shape := x.c.ints()
-		if _, _, err := checkShape(dims64(shape), "ConstantOfShape"); err != nil {
+		if _, n, err := checkShape(dims64(shape), "ConstantOfShape"); err != nil {
 			return err
+		} else if n > maxBuilt {
+			return fmt.Errorf("shape %v is too large", shape)
 		}
 		fill := &ctensor{shape: []int{1}, f: []float64{0}}
 		if a := attr(n, "value"); a != nil && a.GetT() != nil {
@@ -599,7 +601,11 @@ func window(n *onnxpb.NodeProto, kernelFromWeight int) (k, s, p int, err error) 
 		}
 		p = ps[0]
 	}
-	if k < 1 || k > 1024 || s > 1024 || p > 1024 {
+	maxK := 1024 // pools
+	if kernelFromWeight > 0 {
+		maxK = 16 // convolutions: im2col grows with the kernel's area
+	}
+	if k < 1 || k > maxK || s > maxK || p > maxK {
 		return 0, 0, 0, fmt.Errorf("kernel %d stride %d pad %d", k, s, p)
 	}
 	return k, s, p, nil
@@ -702,8 +708,8 @@ func (m *Model) pad(tp *nn.Tape, n *onnxpb.NodeProto, x *nn.Var, in func(int) *v
 			return fmt.Errorf("negative pads %v are not supported", pads)
 		}
 		size *= s + begin[physAxisInv(d, r)] + end[physAxisInv(d, r)]
-		if size > maxElements {
-			return fmt.Errorf("pads %v make a tensor of more than %d elements", pads, maxElements)
+		if size > maxActivation {
+			return fmt.Errorf("pads %v make a tensor of more than %d elements", pads, maxActivation)
 		}
 	}
 	if r == 4 {

@@ -17,6 +17,13 @@ import (
 // the loader allocate more than that per tensor, whatever it declares.
 const maxElements = 1 << 28
 
+// maxBuilt bounds the tensors a graph computes from small operands (a constant of a declared
+// shape, a broadcast, a gather, a padding): a small file cannot make a huge allocation.
+const maxBuilt = 1 << 24
+
+// maxActivation bounds each activation of the import's dry run (one image).
+const maxActivation = 1 << 26
+
 // ctensor is a tensor known without the input: an initializer, a Constant, or a shape
 // computation. Exactly one of f (floating types) and i (integer and boolean types) is set.
 type ctensor struct {

@@ -106,8 +106,15 @@ func Run(ctx context.Context, v Victim, thief *data.Set, classes int, cfg Config
 		}
 		arch = v.Model.Arch()
 	}
+	cloner, canClone := v.Model.(models.Cloner)
+	keepsArch := cfg.Attack == "copy" || cfg.Attack == "finetune" || cfg.Attack == "adaptive"
 	if err := models.Known(arch); err != nil {
-		return nil, err
+		if !(canClone && keepsArch && arch == v.Model.Arch()) {
+			if local && arch == v.Model.Arch() {
+				return nil, fmt.Errorf("the victim's architecture (%s) cannot be built afresh for the %s attack: choose the stolen model's architecture (--arch)", arch, cfg.Attack)
+			}
+			return nil, err
+		}
 	}
 	needsWeights := map[string]bool{"copy": true, "distill": true, "zeroshot": true, "finetune": true, "adaptive": true}
 	if needsWeights[cfg.Attack] && !local {
@@ -123,6 +130,9 @@ func Run(ctx context.Context, v Victim, thief *data.Set, classes int, cfg Config
 	opts := train.Options{Test: test, Progress: progress}
 	fresh := func() (models.Model, error) { return models.New(arch, classes, cfg.Train.Seed) }
 	clone := func() (models.Model, error) {
+		if canClone {
+			return cloner.Clone()
+		}
 		m, err := models.New(arch, classes, cfg.Train.Seed)
 		if err != nil {
 			return nil, err

@@ -72,6 +72,36 @@ func Features(mode, layout string, m Model, pairs []watermark.Pair) ([][]float32
 	return nil, fmt.Errorf("unknown mode %q (white or black)", mode)
 }
 
+// Structure describes the white-box vector of a local model on the key's images.
+func Structure(m Model, pairs []watermark.Pair) (*features.Structure, error) {
+	if m.Local == nil {
+		return nil, errors.New("white-box features need the model's weights (a model file), not an endpoint")
+	}
+	size := m.Size
+	if size <= 0 && len(pairs) > 0 {
+		size = pairs[0].H
+	}
+	return features.Describe(m.Local, size)
+}
+
+// Compatible checks that white-box classifier c can read m's features: the same feature
+// definition and a model whose weights line up with the victim's. It returns m's structure.
+func Compatible(c *meta.Classifier, m Model, pairs []watermark.Pair) (*features.Structure, error) {
+	if c.Info.Form != features.Form {
+		return nil, fmt.Errorf("the meta-classifier was trained on white-box features of form %q; this move computes form %q (gradients of the batch-norm-folded model): train it again with move meta", c.Info.Form, features.Form)
+	}
+	s, err := Structure(m, pairs)
+	if err != nil {
+		return nil, err
+	}
+	if s.Signature != c.Info.Signature {
+		return nil, fmt.Errorf("its weights do not line up with the victim's (a %s, not the victim's %s architecture?): white-box features only compare within one architecture.\n"+
+			"Train a victim copy (on the watermarked set) and a benign copy (on the clean set) in the suspect's architecture with move train, train a meta-classifier on them with move meta, and verify with that; or verify black-box (--mode black), which needs no matching architecture",
+			m.Local.Arch(), c.Info.Arch)
+	}
+	return s, nil
+}
+
 // MetaOptions configure TrainMeta.
 type MetaOptions struct {
 	Mode, Layout string
@@ -123,6 +153,22 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held}
 	if victim.Local != nil {
 		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
+	}
+	if o.Mode == "white" {
+		sv, err := Structure(victim, pairs)
+		if err != nil {
+			return nil, fmt.Errorf("victim: %w", err)
+		}
+		for i, b := range benign {
+			sb, err := Structure(b, pairs)
+			if err != nil {
+				return nil, fmt.Errorf("benign model %d: %w", i+1, err)
+			}
+			if sb.Signature != sv.Signature {
+				return nil, fmt.Errorf("benign model %d's weights do not line up with the victim's (a different architecture?): white-box features compare within one architecture", i+1)
+			}
+		}
+		info.Form, info.Signature = features.Form, sv.Signature
 	}
 	o.Fit.Seed = o.Seed
 	c, err := meta.Fit(xs, ys, info, o.Fit)
@@ -197,6 +243,9 @@ type Result struct {
 	Alpha       float64      `json:"alpha"`
 	MinDelta    float64      `json:"min_delta"`
 	Stolen      bool         `json:"stolen"`
+	// Folded counts, for white-box tests, the batch norms of the suspect and of the benign
+	// model that were merged into their convolutions before reading gradients.
+	Folded []int `json:"folded_batch_norms,omitempty"`
 }
 
 // Run tests suspect against benign on held-out key samples with meta-classifier c.
@@ -226,6 +275,18 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	m := min(o.M, len(held))
 	rng := rand.New(rand.NewPCG(o.Seed, 0x76657269))
 	res := &Result{Mode: mode, M: m, Alpha: o.Alpha}
+	if mode == "white" {
+		for _, x := range []struct {
+			name string
+			m    Model
+		}{{"suspect", suspect}, {"benign model", benign}} {
+			s, err := Compatible(c, x.m, pairs)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", x.name, err)
+			}
+			res.Folded = append(res.Folded, s.Folded)
+		}
+	}
 	// Features per held-out sample are computed once and reused across resamples.
 	cacheS, cacheB := map[int]float64{}, map[int]float64{}
 	probs := func(mod Model, idx []int, cache map[int]float64) ([]float64, error) {

@@ -10,6 +10,7 @@ import (
 
 	"move/internal/data"
 	"move/internal/models"
+	"move/internal/onnx"
 	"move/internal/oip"
 	"move/internal/style"
 	"move/internal/train"
@@ -118,7 +119,33 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		if !(ind.P > 0.05) || ind.Stolen {
 			t.Errorf("%s-box: the independent model got p = %g, want > 0.05", mode, ind.P)
 		}
-		if mode != "black" {
+		if mode == "white" {
+			// ONNX exports of the suspects, unfolded and with batch norms folded into the
+			// convolutions (PyTorch's default): the same verdicts as the models themselves.
+			for name, m := range map[string]models.Model{"copy": victim, "independent": independent} {
+				want := name == "copy"
+				for _, fold := range []bool{false, true} {
+					b, err := onnx.Export(m, 16, nil, onnx.ExportOptions{Fold: fold})
+					if err != nil {
+						t.Fatal(err)
+					}
+					im, err := onnx.Import(b, "", onnx.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					r, err := Run(c, Model{Local: im, Norm: norm}, reference, pairs, Options{Seed: 2, MinDelta: 0.05})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("white-box, ONNX export of the %s (folded %v, %d batch norms merged): p=%.3g dmu=%.3f", name, fold, r.Folded[0], r.P, r.DeltaMu)
+					if r.Stolen != want {
+						t.Errorf("the ONNX export of the %s (folded %v) got p = %g, stolen %v", name, fold, r.P, r.Stolen)
+					}
+					if (r.Folded[0] == 0) != fold {
+						t.Errorf("folded %v: %d batch norms merged at verification", fold, r.Folded[0])
+					}
+				}
+			}
 			continue
 		}
 		// The same, with the suspects served over HTTP (Open Inference Protocol on loopback).
