@@ -94,9 +94,9 @@ func TestHostileFiles(t *testing.T) {
 		b    func() []byte
 		want string
 	}{
-		"truncated":  {func() []byte { return good[:len(good)/2] }, "not an ONNX model"},
-		"empty":      {func() []byte { return nil }, "no graph"},
-		"opset":      {func() []byte { return tiny().bytes(3) }, "opset 3 is not supported"},
+		"truncated": {func() []byte { return good[:len(good)/2] }, "not an ONNX model"},
+		"empty":     {func() []byte { return nil }, "no graph"},
+		"opset":     {func() []byte { return tiny().bytes(3) }, "opset 3 is not supported"},
 		"huge-dims": {func() []byte {
 			g := tiny()
 			g.g.Initializer[0].Dims = []int64{1 << 40, 1 << 40}

@@ -10,8 +10,8 @@ import (
 
 	"move/internal/data"
 	"move/internal/models"
-	"move/internal/onnx"
 	"move/internal/oip"
+	"move/internal/onnx"
 	"move/internal/style"
 	"move/internal/train"
 	"move/internal/watermark"
