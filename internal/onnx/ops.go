@@ -104,7 +104,7 @@ func (m *Model) run(tp *nn.Tape, x *nn.Var, train bool) (out *nn.Var, err error)
 	}
 	for name, p := range m.params {
 		r := m.role[name]
-		env[name] = &value{v: p, fixed: r == roleGemmT || r == roleGemm || r == roleBias}
+		env[name] = &value{v: p, fixed: r == roleGemmT || r == roleGemm}
 	}
 	env[m.input] = &value{v: x}
 	var cur *onnxpb.NodeProto

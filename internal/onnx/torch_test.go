@@ -184,3 +184,80 @@ func TestTorchExports(t *testing.T) {
 		})
 	}
 }
+
+// The remaining operators (in-graph normalisation, Clip, pools, activation concatenation, a
+// view-style flatten, MatMul + Add, dropout, a final Softmax) at opsets 11 and 17: the same
+// probabilities and the same gradients as PyTorch.
+func TestTorchOperators(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "ops.expected.json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		torchExpected
+		Probs []float32 `json:"probs"`
+	}
+	if err := json.NewDecoder(z).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"ops11.onnx", "ops17.onnx"} {
+		t.Run(file, func(t *testing.T) {
+			m, err := ReadFile(filepath.Join("testdata", file), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Notes()) != 1 {
+				t.Fatalf("notes %q: want one about the final Softmax", m.Notes())
+			}
+			x := nhwc(e.torchExpected)
+			probs := nn.SoftmaxProbs(m.Forward(nil, nn.Const(x), false).Value).Data
+			if at, d := closeRel(probs, e.Probs, 1e-4); at >= 0 {
+				t.Fatalf("probability %d = %g, PyTorch %g (off by %g)", at, probs[at], e.Probs[at], d)
+			}
+			per := x.Len() / x.Shape[0]
+			for i, want := range e.Grads {
+				xi := tensor.From(x.Data[i*per:(i+1)*per], append([]int{1}, x.Shape[1:]...)...)
+				tp := nn.NewTape(true)
+				m.Store().ZeroGrad()
+				if err := tp.Backward(nn.CrossEntropy(tp, m.Forward(tp, nn.Const(xi), false), e.Labels[i:i+1])); err != nil {
+					t.Fatal(err)
+				}
+				if len(want) != len(m.params) {
+					t.Fatalf("PyTorch has %d parameters, the import %d", len(want), len(m.params))
+				}
+				for name, g := range want {
+					p := m.params[name]
+					if p == nil {
+						t.Fatalf("no parameter %s", name)
+					}
+					ours := p.Grad
+					switch m.role[name] {
+					case roleConvW:
+						ours = tensor.ToNCHW(ours)
+					case roleGemmT: // stored [M][K], PyTorch's w is [K][M]
+						tt := tensor.New(ours.Shape[1], ours.Shape[0])
+						for a := range ours.Shape[0] {
+							for b := range ours.Shape[1] {
+								tt.Data[b*ours.Shape[0]+a] = ours.Data[a*ours.Shape[1]+b]
+							}
+						}
+						ours = tt
+					}
+					want := make([]float32, len(g.Values))
+					for k, v := range g.Values {
+						want[k] = float32(v)
+					}
+					if at, d := closeRel(ours.Data, want, 1e-3); at >= 0 {
+						t.Errorf("example %d, %s[%d]: gradient %g, PyTorch %g (off by %g)", i, name, at, ours.Data[at], want[at], d)
+					}
+				}
+				tp.Reset()
+			}
+		})
+	}
+}

@@ -176,3 +176,48 @@ for f in ['resnet18.onnx', 'resnet20a.onnx', 'resnet20a-folded.onnx']:
     onnx.checker.check_model(f)
     print(f, os.path.getsize(f), 'bytes; operators:', sorted({n.op_type for n in onnx.load(f, load_external_data=False).graph.node}))
 os.remove('resnet18.stream')
+
+# A small net with the other operators of image classifiers: normalisation inside the graph
+# (Sub, Div), ReLU6 (Clip), pooling, concatenation, a view-style flatten (Shape, Gather,
+# Unsqueeze, Concat, Reshape), a fully connected layer as MatMul + Add, dropout, a final
+# Softmax. Exported at opsets 11 and 17; the outputs are probabilities.
+class Ops(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('mean', torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1))
+        self.conv = nn.Conv2d(3, 6, 3, 1, 1)
+        self.bn = nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 4, 1)
+        self.w = nn.Parameter(torch.randn(10 * 2 * 2, 5) * 0.3)
+        self.b = nn.Parameter(torch.randn(5) * 0.1)
+        self.drop = nn.Dropout(0.3)
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        y = F.relu6(self.bn(self.conv(x)))
+        y = F.max_pool2d(y, 2)
+        y = torch.cat([y, self.conv2(y)], 1)
+        y = F.avg_pool2d(y, 2)
+        y = y.view(y.size(0), -1)
+        h = self.drop(y) @ self.w + self.b
+        return F.softmax(h * 1.5, dim=1)
+
+ops = Ops()
+randomise_bn(ops, [torch.rand(8, 3, 8, 8) for _ in range(2)])
+xo = torch.rand(2, 3, 8, 8)
+for opset in (11, 17):
+    torch.onnx.export(ops, xo[:1], 'ops%d.onnx' % opset, input_names=['input'], output_names=['probs'],
+                      opset_version=opset, do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE,
+                      dynamic_axes={'input': {0: 'batch'}, 'probs': {0: 'batch'}})
+    onnx.checker.check_model('ops%d.onnx' % opset)
+    print('ops%d.onnx' % opset, sorted({n.op_type for n in onnx.load('ops%d.onnx' % opset).graph.node}))
+out = {'input_nchw': xo.flatten().tolist(), 'shape': list(xo.shape), 'labels': [1, 4],
+       'probs': ops(xo).detach().flatten().tolist(), 'grads': []}
+for i in range(2):
+    ops.zero_grad()
+    p = ops(xo[i:i+1])
+    F.nll_loss(torch.log(p), torch.tensor([out['labels'][i]])).backward()
+    out['grads'].append({n: {'shape': list(q.shape), 'stride': 1, 'values': q.grad.flatten().tolist()}
+                         for n, q in ops.named_parameters()})
+with gzip.open('ops.expected.json.gz', 'wt') as f:
+    json.dump(out, f)
