@@ -20,6 +20,7 @@ import (
 	"move/internal/atomicfile"
 	"move/internal/buildinfo"
 	"move/internal/data"
+	"move/internal/features"
 	"move/internal/meta"
 	"move/internal/modelfile"
 	"move/internal/models"
@@ -495,7 +496,7 @@ func (r *runner) metaAndVerify() error {
 		}
 		mo := verify.MetaOptions{Mode: mode, Layout: "full", MaxTrain: p.MetaTrain, Seed: r.cfg.Seed, Fit: fo}
 		var info meta.Info
-		err := r.stage("meta-"+mode, map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up}, []string{file}, &info, func() error {
+		err := r.stage("meta-"+mode, map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}, []string{file}, &info, func() error {
 			c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)
 			if err != nil {
 				return err
