@@ -45,8 +45,11 @@ func init() {
 		usage:   "--mode white|black --victim V --benign B --key KEY --out META [flags]",
 		help: `Trains the meta-classifier that tells the victim's features (label 1) from the benign
 model's (label 0) on the transformed images of the watermark key. White-box features are the
-signs of the loss gradient with respect to every weight (--layout full, the default, or
-compressed); black-box features are the probability differences over five augmentations.
+signs of the loss gradient with respect to every weight of the model in its batch-norm-folded
+form, the form PyTorch exports by default, so that an ONNX export verifies like the model it
+came from (--layout full, the default, or compressed); black-box features are the probability
+differences over five augmentations. Models may be move model files or ONNX files; white-box
+models must share one architecture (the weights must line up).
 
 The key's samples are split (--held-out, default half) into samples that train the classifier
 and samples kept for verification; the split is recorded in META so that verification never
@@ -85,19 +88,16 @@ EXIT STATUS
 			if _, err := os.Stat(*out); err == nil && !*force {
 				return fmt.Errorf("%s: already exists (pass --force to overwrite)", *out)
 			}
-			victim, vi, err := loadModel(*victimPath)
+			victim, _, err := loadModel(*victimPath)
 			if err != nil {
 				return err
 			}
 			var benign []verify.Model
 			var benignHashes []string
 			for _, p := range benignPaths {
-				b, bi, err := loadModel(p)
+				b, _, err := loadModel(p)
 				if err != nil {
 					return err
-				}
-				if *mode == "white" && vi.Arch != bi.Arch {
-					return fmt.Errorf("victim is a %s, benign model %s a %s: white-box features compare within one architecture; train the benign model as a %s", vi.Arch, p, bi.Arch, vi.Arch)
 				}
 				h, err := fileHash(p)
 				if err != nil {
