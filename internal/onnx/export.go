@@ -279,6 +279,22 @@ func (e *exporter) node(n nn.Node, params map[*nn.Var]string) error {
 	if f, ok := e.fold[n.In[0]]; ok && n.Op == "BatchNormalization" && f.BN == n.BN {
 		return nil // merged into the convolution
 	}
+	if bn, ok := e.fold[n.Out]; ok && n.Op == "Conv" { // only the input and the merged weights
+		x, err := e.ref(n.In[0])
+		if err != nil {
+			return fmt.Errorf("exporting Conv: %w", err)
+		}
+		k := n.In[1].Shape()[1]
+		s, p := n.Ints["stride"][0], n.Ints["pad"][0]
+		attrs := []*onnxpb.AttributeProto{intsAttr("kernel_shape", k, k), intsAttr("strides", s, s), intsAttr("pads", p, p, p, p), intsAttr("dilations", 1, 1), intAttr("group", 1)}
+		w, b := foldConv(n.In[1].Value, n.In[2], bn.BN)
+		base := params[n.In[1]]
+		wn, bnm := base+".folded", base+".folded_bias"
+		e.init(wn, tensor.ToNCHW(w))
+		e.init(bnm, b)
+		e.emit("Conv", []string{x, wn, bnm}, e.out(bn.Out), attrs...)
+		return nil
+	}
 	var ins []string
 	for _, v := range n.In {
 		if v == nil {
@@ -296,16 +312,6 @@ func (e *exporter) node(n nn.Node, params map[*nn.Var]string) error {
 		k := n.In[1].Shape()[1]
 		s, p := n.Ints["stride"][0], n.Ints["pad"][0]
 		attrs := []*onnxpb.AttributeProto{intsAttr("kernel_shape", k, k), intsAttr("strides", s, s), intsAttr("pads", p, p, p, p), intsAttr("dilations", 1, 1), intAttr("group", 1)}
-		if bn, ok := e.fold[n.Out]; ok {
-			w, b := foldConv(n.In[1].Value, n.In[2], bn.BN)
-			base := params[n.In[1]]
-			wn, bnm := base+".folded", base+".folded_bias"
-			e.init(wn, tensor.ToNCHW(w))
-			e.init(bnm, b)
-			e.names[bn.Out] = e.out(bn.Out)
-			e.emit("Conv", []string{ins[0], wn, bnm}, e.names[bn.Out], attrs...)
-			return nil
-		}
 		if ins[2] == "" {
 			ins = ins[:2]
 		}

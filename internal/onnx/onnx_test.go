@@ -5,8 +5,11 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"move/internal/models"
 	"move/internal/nn"
+	"move/internal/onnx/onnxpb"
 	"move/internal/tensor"
 )
 
@@ -82,6 +85,21 @@ func TestExportImportRoundTrip(t *testing.T) {
 				b, err := Export(m, size, map[string]string{"k": "v"}, ExportOptions{Fold: fold})
 				if err != nil {
 					t.Fatal(err)
+				}
+				var mp onnxpb.ModelProto
+				if err := proto.Unmarshal(b, &mp); err != nil {
+					t.Fatal(err)
+				}
+				used := map[string]bool{}
+				for _, n := range mp.GetGraph().GetNode() {
+					for _, in := range n.GetInput() {
+						used[in] = true
+					}
+				}
+				for _, init := range mp.GetGraph().GetInitializer() {
+					if !used[init.GetName()] {
+						t.Errorf("initializer %s is not used", init.GetName())
+					}
 				}
 				im, err := Import(b, "", Options{})
 				if err != nil {
