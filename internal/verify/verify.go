@@ -95,9 +95,13 @@ func Compatible(c *meta.Classifier, m Model, pairs []watermark.Pair) (*features.
 		return nil, err
 	}
 	if s.Signature != c.Info.Signature {
-		return nil, fmt.Errorf("its weights do not line up with the victim's (a %s, not the victim's %s architecture?): white-box features only compare within one architecture.\n"+
+		what := "a " + m.Local.Arch()
+		if m.Local.Arch() == "onnx" {
+			what = fmt.Sprintf("an ONNX graph with %d weight tensors in its folded form", len(s.Parts))
+		}
+		return nil, fmt.Errorf("its weights do not line up with the victim's: it is %s, the classifier was trained on %s gradients; white-box features only compare within one architecture.\n"+
 			"Train a victim copy (on the watermarked set) and a benign copy (on the clean set) in the suspect's architecture with move train, train a meta-classifier on them with move meta, and verify with that; or verify black-box (--mode black), which needs no matching architecture",
-			m.Local.Arch(), c.Info.Arch)
+			what, c.Info.Arch)
 	}
 	return s, nil
 }
