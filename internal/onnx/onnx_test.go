@@ -66,14 +66,14 @@ func closeRel(a, b []float32, tol float64) (int, float64) {
 
 // Every built-in architecture survives export and import: the same logits, folded or not.
 func TestExportImportRoundTrip(t *testing.T) {
-	for _, arch := range []string{"resnet20", "vgg11-bn", "wrn16-1", "resnet18"} {
+	for _, arch := range models.Names() {
 		for _, fold := range []bool{false, true} {
 			name := arch
 			if fold {
 				name += "-folded"
 			}
 			t.Run(name, func(t *testing.T) {
-				if arch == "resnet18" && testing.Short() {
+				if testing.Short() && arch != "resnet20" && arch != "wrn16-1" && arch != "vgg11-bn" {
 					t.Skip("slow")
 				}
 				m, err := models.New(arch, 10, 1)
