@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -30,6 +31,8 @@ const (
 type Options struct {
 	// InputSize is the image size when the graph's input has a symbolic height or width.
 	InputSize int
+	// MaxInputSize refuses graphs for larger images (default 1024).
+	MaxInputSize int
 }
 
 // Model is an ONNX graph imported into the engine. It is a models.Model: its forward pass
@@ -290,7 +293,7 @@ func (m *Model) inputShape(in *onnxpb.ValueInfoProto, opts Options) error {
 	if m.inH != m.inW {
 		return fmt.Errorf("input %q is %dx%d; only square images are supported", in.GetName(), m.inH, m.inW)
 	}
-	if m.inH > 1024 {
+	if limit := cmp.Or(opts.MaxInputSize, 1024); m.inH > limit {
 		return fmt.Errorf("input %q is %dx%d", in.GetName(), m.inH, m.inW)
 	}
 	return nil
