@@ -215,11 +215,20 @@ func convForward(g ConvGeom, x, w, y, scale, shift, res []float32, relu, accumul
 	var pb PackedB
 	PackB(&pb, w, K, true, K, g.Cout, 1)
 	t, n := g.tasks()
+	kern, direct := g.direct()
+	var xp []float32
+	if direct {
+		buf := g.padded(x)
+		defer putBuf(buf)
+		xp = *buf
+	}
 	parallel.For(n, func(lo, hi, _ int) {
 		for i := lo; i < hi; i++ {
 			r0, r1 := g.span(t, i)
 			out := y[r0*g.Cout : r1*g.Cout]
-			if g.pointwise() {
+			if direct {
+				g.directRows(kern, xp, &pb, out, r0, r1, accumulate)
+			} else if g.pointwise() {
 				gemmPacked(r1-r0, x[r0*g.C:r1*g.C], g.C, false, &pb, out, g.Cout, 0, -1, accumulate)
 			} else {
 				gemmSource(r1-r0, g.im2colSource(x, r0), &pb, out, g.Cout, 0, -1, accumulate)

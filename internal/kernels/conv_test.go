@@ -67,11 +67,21 @@ func TestConvMatchesReference(t *testing.T) {
 		{4, 4, 4, 2, 3, 4, 1, 0},
 		{1, 3, 3, 2, 2, 3, 1, 0},
 		{130, 4, 4, 4, 4, 3, 1, 1},
+		// Direct convolutions (output width and channels multiples of 16):
+		{2, 32, 32, 16, 32, 3, 2, 1},
+		{1, 16, 16, 3, 16, 3, 1, 1},
+		{1, 16, 16, 8, 16, 5, 1, 2},
+		{2, 17, 33, 4, 16, 3, 2, 0},
 	}
-	for _, kn := range Kernels() {
+	for _, kn := range append(Kernels(), "go-direct") {
 		for _, c := range cases {
 			t.Run(fmt.Sprintf("%s/%+v", kn, c), func(t *testing.T) {
-				withKernel(t, kn, func() {
+				name := kn
+				if kn == "go-direct" { // the direct path with the pure-Go strided kernel
+					name, forceDirect = "go", true
+					defer func() { forceDirect = false }()
+				}
+				withKernel(t, name, func() {
 					g, err := NewConvGeom(c.n, c.h, c.w, c.c, c.cout, c.k, c.k, c.s, c.p)
 					if err != nil {
 						t.Fatal(err)
@@ -81,6 +91,9 @@ func TestConvMatchesReference(t *testing.T) {
 					dy := randSlice(r, g.Rows()*c.cout)
 					wy, wdx, wdw := naiveConv(g, x, w, dy)
 					y := make([]float32, len(wy))
+					if _, direct := g.direct(); direct != (g.Wo%16 == 0 && g.Cout%16 == 0 && g.K() <= kcBlock && !g.pointwise() && kn != "go" && kn != "avx2") {
+						t.Fatalf("direct path %v", direct)
+					}
 					ConvForward(g, x, w, y)
 					closeTo(t, "y", y, wy, 1e-4)
 					dx := randSlice(r, len(x)) // accumulate onto existing values

@@ -27,6 +27,7 @@ func main() {
 	w("")
 	w("#include \"textflag.h\"")
 	avx512(w)
+	avx512Strided(w)
 	avx2(w)
 	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "asmgen:", err)
@@ -62,6 +63,73 @@ func avx512(w func(string, ...any)) {
 	w("\tJNZ loop")
 	w("store:")
 	w("\tMOVQ add+40(FP), AX")
+	w("\tTESTQ AX, AX")
+	w("\tJEQ overwrite")
+	for i := 0; i < mr; i++ {
+		w("\tVADDPS (DX), Z%d, Z%d", i, i)
+		w("\tVMOVUPS Z%d, (DX)", i)
+		if i < mr-1 {
+			w("\tADDQ R8, DX")
+		}
+	}
+	w("\tVZEROUPPER")
+	w("\tRET")
+	w("overwrite:")
+	for i := 0; i < mr; i++ {
+		w("\tVMOVUPS Z%d, (DX)", i)
+		if i < mr-1 {
+			w("\tADDQ R8, DX")
+		}
+	}
+	w("\tVZEROUPPER")
+	w("\tRET")
+}
+
+// avx512Strided is avx512 for an A operand read in place: row i of step p at byte
+// 4·(i·lda+p) for a run-time lda (a direct convolution reads its rows from the image). With
+// L = 4·lda in R9 and 3L in R11, the rows are reached from four base pointers by the scaled
+// index modes (scale 1, 2, 4, 8): SI = row 0, BX = row 5, R12 = row 10, R13 = row 15.
+func avx512Strided(w func(string, ...any)) {
+	rows := [16]string{
+		"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(SI)(R11*1)", "(SI)(R9*4)", "(BX)", "(SI)(R11*2)", "(BX)(R9*2)",
+		"(SI)(R9*8)", "(BX)(R9*4)", "(R12)", "(BX)(R11*2)", "(SI)(R11*4)", "(BX)(R9*8)", "(R12)(R9*4)", "(R13)",
+	}
+	w("")
+	w("// func kern16x16StridedAVX512(kc int, a *float32, lda int, b, c *float32, ldc int, add int)")
+	w("TEXT ·kern16x16StridedAVX512(SB), NOSPLIT, $0-56")
+	w("\tMOVQ kc+0(FP), CX")
+	w("\tMOVQ a+8(FP), SI")
+	w("\tMOVQ lda+16(FP), R9")
+	w("\tSHLQ $2, R9")
+	w("\tLEAQ (R9)(R9*2), R11")
+	w("\tLEAQ (SI)(R9*4), BX")
+	w("\tADDQ R9, BX")
+	w("\tLEAQ (BX)(R9*4), R12")
+	w("\tADDQ R9, R12")
+	w("\tLEAQ (R12)(R9*4), R13")
+	w("\tADDQ R9, R13")
+	w("\tMOVQ b+24(FP), DI")
+	w("\tMOVQ c+32(FP), DX")
+	w("\tMOVQ ldc+40(FP), R8")
+	w("\tSHLQ $2, R8")
+	for i := 0; i < mr; i++ {
+		w("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	w("\tTESTQ CX, CX")
+	w("\tJEQ store")
+	w("loop:")
+	w("\tVMOVUPS (DI), Z16")
+	for i := 0; i < mr; i++ {
+		w("\tVFMADD231PS.BCST %s, Z16, Z%d", rows[i], i)
+	}
+	for _, r := range []string{"SI", "BX", "R12", "R13"} {
+		w("\tADDQ $4, %s", r)
+	}
+	w("\tADDQ $64, DI")
+	w("\tDECQ CX")
+	w("\tJNZ loop")
+	w("store:")
+	w("\tMOVQ add+48(FP), AX")
 	w("\tTESTQ AX, AX")
 	w("\tJEQ overwrite")
 	for i := 0; i < mr; i++ {
