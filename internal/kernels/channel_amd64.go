@@ -29,3 +29,6 @@ func reluMaskAddAVX512(dx, dy, y *float32, n int)
 
 //go:noescape
 func reluAVX512(dst, x *float32, n int)
+
+//go:noescape
+func gatherRows16AVX512(dst, src *float32, n, stride int)

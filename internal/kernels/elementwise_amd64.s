@@ -103,3 +103,21 @@ rloop:
 	JNZ rloop
 	VZEROUPPER
 	RET
+
+// func gatherRows16AVX512(dst, src *float32, n, stride int)
+// Copies n rows of 16 floats, src rows stride floats apart, into consecutive rows of dst.
+TEXT ·gatherRows16AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ stride+24(FP), DX
+	SHLQ $2, DX
+gatherloop:
+	VMOVUPS (SI), Z0
+	VMOVUPS Z0, (DI)
+	ADDQ DX, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ gatherloop
+	VZEROUPPER
+	RET

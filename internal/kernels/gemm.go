@@ -107,6 +107,11 @@ func PackB(dst *PackedB, b []float32, ldb int, transB bool, k, n int, alpha floa
 		for j0 := 0; j0 < np; j0 += NR {
 			out := dst.Data[base+j0*kc : base+j0*kc+kc*NR]
 			w := min(NR, n-j0)
+			if !transB && alpha == 1 && w == NR && useVecAsm() {
+				_ = b[(p0+kc-1)*ldb+j0+NR-1] // bounds, once for the whole sliver
+				gatherRows16AVX512(&out[0], &b[p0*ldb+j0], kc, ldb)
+				continue
+			}
 			for p := range kc {
 				o := out[p*NR : p*NR+NR]
 				if transB {
