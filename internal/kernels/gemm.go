@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"sync"
-	"unsafe"
 
 	"move/internal/parallel"
 )
@@ -56,30 +55,7 @@ func Kernels() []string {
 }
 
 func kernGo(kc int, a, b, c *float32, ldc int, add int) {
-	as := unsafe.Slice(a, (MR-1)*kcBlock+kc)
-	bs := unsafe.Slice(b, kc*NR)
-	cs := unsafe.Slice(c, (MR-1)*ldc+NR)
-	var acc [MR][NR]float32
-	for i := range MR {
-		ar := as[i*kcBlock : i*kcBlock+kc]
-		row := &acc[i]
-		for p, ai := range ar {
-			bp := (*[NR]float32)(bs[p*NR : p*NR+NR])
-			for j := range NR {
-				row[j] += ai * bp[j]
-			}
-		}
-	}
-	for i := range MR {
-		row := cs[i*ldc : i*ldc+NR]
-		if add == 0 {
-			copy(row, acc[i][:])
-			continue
-		}
-		for j := range NR {
-			row[j] += acc[i][j]
-		}
-	}
+	kernStridedGo(kc, a, kcBlock, b, c, ldc, add)
 }
 
 // PackedB is the B operand of a GEMM packed for the micro-kernel: for each block of kcBlock

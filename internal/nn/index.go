@@ -7,17 +7,6 @@ import (
 	"move/internal/tensor"
 )
 
-// rowMajor returns the row-major strides of shape.
-func rowMajor(shape []int) []int {
-	st := make([]int, len(shape))
-	s := 1
-	for d := len(shape) - 1; d >= 0; d-- {
-		st[d] = s
-		s *= shape[d]
-	}
-	return st
-}
-
 // walk visits every element of a row-major array of the given shape in order, calling
 // f(o, off) with its flat index o and, for each stride set sts[k], the offset
 // base[k] + Σ_d index[d]·sts[k][d].
@@ -54,7 +43,7 @@ func Transpose(tp *Tape, x *Var, perm ...int) *Var {
 	}
 	seen := make([]bool, len(xs))
 	shape, st := make([]int, len(xs)), make([]int, len(xs))
-	xst := rowMajor(xs)
+	xst := tensor.Strides(xs)
 	for d, p := range perm {
 		if p < 0 || p >= len(xs) || seen[p] {
 			panic(fmt.Sprintf("nn.Transpose: %v is not a permutation of %d axes", perm, len(xs)))
@@ -90,7 +79,7 @@ func Pad(tp *Tape, x *Var, begin, end []int) *Var {
 		}
 		shape[d] = xs[d] + begin[d] + end[d]
 	}
-	yst := rowMajor(shape)
+	yst := tensor.Strides(shape)
 	base := 0
 	for d := range xs {
 		base += begin[d] * yst[d]
@@ -118,7 +107,7 @@ func Slice(tp *Tape, x *Var, start, step, size []int) *Var {
 	if len(start) != len(xs) || len(step) != len(xs) || len(size) != len(xs) {
 		panic(fmt.Sprintf("nn.Slice: start %v step %v size %v for shape %v", start, step, size, xs))
 	}
-	xst := rowMajor(xs)
+	xst := tensor.Strides(xs)
 	st := make([]int, len(xs))
 	base := 0
 	for d := range xs {
@@ -153,7 +142,7 @@ func Binary(tp *Tape, op string, a, b *Var) *Var {
 		panic(fmt.Sprintf("nn.Binary: ranks of %v and %v differ", as, bs))
 	}
 	shape := make([]int, len(as))
-	ast, bst := rowMajor(as), rowMajor(bs)
+	ast, bst := tensor.Strides(as), tensor.Strides(bs)
 	for d := range as {
 		switch {
 		case as[d] == bs[d]:

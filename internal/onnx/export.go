@@ -81,23 +81,12 @@ func (m *Model) reexport() (*onnxpb.ModelProto, error) {
 		default:
 			cur = m.params[name].Value
 		}
-		switch r {
-		case roleConvW:
-			cur = tensor.ToNCHW(cur)
-		case roleGemmT:
-			tt := tensor.New(cur.Shape[1], cur.Shape[0])
-			for i := range cur.Shape[0] {
-				for j := range cur.Shape[1] {
-					tt.Data[j*cur.Shape[0]+i] = cur.Data[i*cur.Shape[1]+j]
-				}
-			}
-			cur = tt
-		}
+		cur = m.fileLayout(name, cur)
 		shape := make([]int, len(t.GetDims()))
 		for d, v := range t.GetDims() {
 			shape[d] = int(v)
 		}
-		if numel(shape) != cur.Len() {
+		if tensor.Numel(shape) != cur.Len() {
 			return nil, fmt.Errorf("initializer %q changed size", name)
 		}
 		mp.Graph.Initializer[k] = floatTensor(name, shape, cur.Data)

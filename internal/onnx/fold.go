@@ -4,33 +4,17 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"move/internal/tensor"
 )
 
 // Shape arithmetic on constants: the small integer graphs (Shape, Gather, Unsqueeze, Concat,
 // Reshape, ...) with which exporters compute a Flatten or a padding.
 
-func rowMajor(shape []int) []int {
-	st := make([]int, len(shape))
-	s := 1
-	for d := len(shape) - 1; d >= 0; d-- {
-		st[d] = s
-		s *= shape[d]
-	}
-	return st
-}
-
-func numel(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
-}
-
 // gatherIndex builds the flat source index of every element of an array of the given shape
 // whose element at index idx comes from base + Σ idx[d]·st[d].
 func gatherIndex(shape []int, base int, st []int) []int {
-	n := numel(shape)
+	n := tensor.Numel(shape)
 	out := make([]int, 0, n)
 	if n == 0 {
 		return out
@@ -111,7 +95,7 @@ func broadcastShape(a, b []int) ([]int, error) {
 // broadcastIndex gives, for each element of shape out, the flat index into a tensor of
 // shape in (right-aligned, size-1 axes repeated).
 func broadcastIndex(in, out []int) []int {
-	st := rowMajor(in)
+	st := tensor.Strides(in)
 	full := make([]int, len(out))
 	for d := range out {
 		if k := d - (len(out) - len(in)); k >= 0 && in[k] != 1 {
@@ -127,7 +111,7 @@ func foldBinary(op string, a, b *ctensor) (*ctensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if numel(shape) > maxBuilt {
+	if tensor.Numel(shape) > maxBuilt {
 		return nil, fmt.Errorf("broadcast to %v is too large", shape)
 	}
 	ia, ib := broadcastIndex(a.shape, shape), broadcastIndex(b.shape, shape)
@@ -195,14 +179,14 @@ func foldConcat(cs []*ctensor, ax int) (*ctensor, error) {
 		shape[a] += c.shape[a]
 		isInt = isInt && c.isInt()
 	}
-	if numel(shape) > maxBuilt {
+	if tensor.Numel(shape) > maxBuilt {
 		return nil, fmt.Errorf("result %v too large", shape)
 	}
-	outer := numel(shape[:a])
+	outer := tensor.Numel(shape[:a])
 	out := &ctensor{shape: shape}
 	for o := range outer {
 		for _, c := range cs {
-			inner := numel(c.shape[a:])
+			inner := tensor.Numel(c.shape[a:])
 			if isInt {
 				out.i = append(out.i, c.i[o*inner:(o+1)*inner]...)
 			} else {
@@ -222,7 +206,7 @@ func foldTranspose(c *ctensor, perm []int) (*ctensor, error) {
 	if err := checkPerm(perm, len(c.shape)); err != nil {
 		return nil, err
 	}
-	st := rowMajor(c.shape)
+	st := tensor.Strides(c.shape)
 	shape, pst := make([]int, len(perm)), make([]int, len(perm))
 	for d, p := range perm {
 		shape[d], pst[d] = c.shape[p], st[p]
@@ -254,8 +238,8 @@ func foldGather(data, idx *ctensor, ax int) (*ctensor, error) {
 	}
 	dim := data.shape[a]
 	shape := append(append(slices.Clone(data.shape[:a]), idx.shape...), data.shape[a+1:]...)
-	outer, inner := numel(data.shape[:a]), numel(data.shape[a+1:])
-	if numel(shape) > maxBuilt {
+	outer, inner := tensor.Numel(data.shape[:a]), tensor.Numel(data.shape[a+1:])
+	if tensor.Numel(shape) > maxBuilt {
 		return nil, fmt.Errorf("Gather result %v too large", shape)
 	}
 	var src []int
@@ -332,7 +316,7 @@ func sliceSpec(shape []int, starts, ends, axes, steps []int) (first, step, size 
 }
 
 func foldSlice(c *ctensor, first, step, size []int) *ctensor {
-	st := rowMajor(c.shape)
+	st := tensor.Strides(c.shape)
 	base, pst := 0, make([]int, len(st))
 	for d := range st {
 		base += first[d] * st[d]
@@ -364,14 +348,14 @@ func reshapeTarget(in []int, target []int, allowZero bool) ([]int, error) {
 		}
 		known *= out[d]
 	}
-	n := numel(in)
+	n := tensor.Numel(in)
 	if free >= 0 {
 		if known == 0 || n%known != 0 {
 			return nil, fmt.Errorf("cannot reshape %v to %v", in, target)
 		}
 		out[free] = n / known
 	}
-	if numel(out) != n {
+	if tensor.Numel(out) != n {
 		return nil, fmt.Errorf("cannot reshape %v to %v", in, target)
 	}
 	return out, nil

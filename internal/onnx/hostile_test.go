@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"move/internal/onnx/onnxpb"
+	"move/internal/tensor"
 )
 
 // graph helps build small ONNX models by hand.
@@ -30,7 +31,7 @@ func newGraph(size int) *graph {
 }
 
 func (g *graph) weight(name string, shape ...int) string {
-	data := make([]float32, numel(shape))
+	data := make([]float32, tensor.Numel(shape))
 	for i := range data {
 		data[i] = float32(g.r.NormFloat64())
 	}

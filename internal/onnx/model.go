@@ -439,13 +439,7 @@ func (m *Model) addTensor(name, r string, c *ctensor) error {
 			return fmt.Errorf("fully connected weight %q has shape %v", name, t.Shape)
 		}
 		if r == roleGemmT {
-			tt := tensor.New(t.Shape[1], t.Shape[0])
-			for i := range t.Shape[0] {
-				for j := range t.Shape[1] {
-					tt.Data[j*t.Shape[0]+i] = t.Data[i*t.Shape[1]+j]
-				}
-			}
-			t = tt
+			t = transpose2(t)
 		}
 	case roleBias:
 		if len(t.Shape) == 2 && t.Shape[0] == 1 {
@@ -561,4 +555,27 @@ func attrString(n *onnxpb.NodeProto, name, def string) string {
 		return string(a.GetS())
 	}
 	return def
+}
+
+// transpose2 returns the transpose of a matrix.
+func transpose2(t *tensor.Tensor) *tensor.Tensor {
+	tt := tensor.New(t.Shape[1], t.Shape[0])
+	for i := range t.Shape[0] {
+		for j := range t.Shape[1] {
+			tt.Data[j*t.Shape[0]+i] = t.Data[i*t.Shape[1]+j]
+		}
+	}
+	return tt
+}
+
+// fileLayout converts a tensor of the store (a weight, or its gradient) of initializer name
+// back to the layout the file holds it in.
+func (m *Model) fileLayout(name string, t *tensor.Tensor) *tensor.Tensor {
+	switch m.role[name] {
+	case roleConvW:
+		return tensor.ToNCHW(t)
+	case roleGemmT:
+		return transpose2(t)
+	}
+	return t
 }

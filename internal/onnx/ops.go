@@ -208,7 +208,7 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 		}
 		return set(&value{c: vectorInt(s[lo:hi])})
 	case "Size":
-		return set(&value{c: scalarInt(int64(numel(x.shape())))})
+		return set(&value{c: scalarInt(int64(tensor.Numel(x.shape())))})
 	case "Cast":
 		to := attrInt(n, "to", 0)
 		if x.c != nil {
@@ -245,9 +245,9 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 		}
 		out := &ctensor{shape: shape}
 		if fill.isInt() {
-			out.i = slices.Repeat([]int64{fill.i[0]}, numel(shape))
+			out.i = slices.Repeat([]int64{fill.i[0]}, tensor.Numel(shape))
 		} else {
-			out.f = slices.Repeat([]float64{fill.f[0]}, numel(shape))
+			out.f = slices.Repeat([]float64{fill.f[0]}, tensor.Numel(shape))
 		}
 		return set(&value{c: out})
 	case "Gather":
@@ -307,7 +307,7 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 		if a < 0 || a > len(s) {
 			return fmt.Errorf("axis %d for rank %d", a, len(s))
 		}
-		return m.reshape(tp, x, []int{numel(s[:a]), numel(s[a:])}, set)
+		return m.reshape(tp, x, []int{tensor.Numel(s[:a]), tensor.Numel(s[a:])}, set)
 	case "Transpose":
 		r := len(x.shape())
 		perm := attrInts(n, "perm")
@@ -558,7 +558,7 @@ func permuteInts(v, perm []int) []int {
 
 // reshape gives x the graph shape shape.
 func (m *Model) reshape(tp *nn.Tape, x *value, shape []int, set func(*value) error) error {
-	if numel(shape) != numel(x.shape()) {
+	if tensor.Numel(shape) != tensor.Numel(x.shape()) {
 		return fmt.Errorf("cannot reshape %v to %v", x.shape(), shape)
 	}
 	if x.c != nil {

@@ -152,15 +152,9 @@ func TestTorchExports(t *testing.T) {
 					if p == nil {
 						t.Fatalf("PyTorch parameter %s is not a parameter of the import", name)
 					}
-					ours := p.Grad
-					switch m.role[name] {
-					case roleConvW:
-						ours = tensor.ToNCHW(ours)
-					case roleGemmT:
-						t.Fatalf("%s: unexpected layout", name)
-					}
-					if ours.Len() != numel(g.Shape) {
-						t.Fatalf("%s: %d gradient entries, PyTorch %d", name, ours.Len(), numel(g.Shape))
+					ours := m.fileLayout(name, p.Grad)
+					if ours.Len() != tensor.Numel(g.Shape) {
+						t.Fatalf("%s: %d gradient entries, PyTorch %d", name, ours.Len(), tensor.Numel(g.Shape))
 					}
 					big := 0.0
 					for _, v := range g.Values {
@@ -239,19 +233,7 @@ func TestTorchOperators(t *testing.T) {
 					if p == nil {
 						t.Fatalf("no parameter %s", name)
 					}
-					ours := p.Grad
-					switch m.role[name] {
-					case roleConvW:
-						ours = tensor.ToNCHW(ours)
-					case roleGemmT: // stored [M][K], PyTorch's w is [K][M]
-						tt := tensor.New(ours.Shape[1], ours.Shape[0])
-						for a := range ours.Shape[0] {
-							for b := range ours.Shape[1] {
-								tt.Data[b*ours.Shape[0]+a] = ours.Data[a*ours.Shape[1]+b]
-							}
-						}
-						ours = tt
-					}
+					ours := m.fileLayout(name, p.Grad)
 					want := make([]float32, len(g.Values))
 					for k, v := range g.Values {
 						want[k] = float32(v)

@@ -22,6 +22,17 @@ func Numel(shape []int) int {
 	return n
 }
 
+// Strides returns the row-major strides of a shape: the step in elements along each axis.
+func Strides(shape []int) []int {
+	st := make([]int, len(shape))
+	s := 1
+	for d := len(shape) - 1; d >= 0; d-- {
+		st[d] = s
+		s *= shape[d]
+	}
+	return st
+}
+
 // New returns a zero tensor of the given shape.
 func New(shape ...int) *Tensor {
 	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, Numel(shape))}

@@ -61,8 +61,14 @@ func avx512(w func(string, ...any)) {
 	w("\tADDQ $64, DI")
 	w("\tDECQ CX")
 	w("\tJNZ loop")
+	storeZ(w, "add+40(FP)")
+}
+
+// storeZ writes the tile Z0..Z15 to C at DX (row stride R8 bytes), adding to it when the
+// argument add (at the given frame offset) is non-zero.
+func storeZ(w func(string, ...any), add string) {
 	w("store:")
-	w("\tMOVQ add+40(FP), AX")
+	w("\tMOVQ %s, AX", add)
 	w("\tTESTQ AX, AX")
 	w("\tJEQ overwrite")
 	for i := 0; i < mr; i++ {
@@ -128,28 +134,7 @@ func avx512Strided(w func(string, ...any)) {
 	w("\tADDQ $64, DI")
 	w("\tDECQ CX")
 	w("\tJNZ loop")
-	w("store:")
-	w("\tMOVQ add+48(FP), AX")
-	w("\tTESTQ AX, AX")
-	w("\tJEQ overwrite")
-	for i := 0; i < mr; i++ {
-		w("\tVADDPS (DX), Z%d, Z%d", i, i)
-		w("\tVMOVUPS Z%d, (DX)", i)
-		if i < mr-1 {
-			w("\tADDQ R8, DX")
-		}
-	}
-	w("\tVZEROUPPER")
-	w("\tRET")
-	w("overwrite:")
-	for i := 0; i < mr; i++ {
-		w("\tVMOVUPS Z%d, (DX)", i)
-		if i < mr-1 {
-			w("\tADDQ R8, DX")
-		}
-	}
-	w("\tVZEROUPPER")
-	w("\tRET")
+	storeZ(w, "add+48(FP)")
 }
 
 // avx2 computes the tile in three passes of 6, 6 and 4 rows, each row held in two YMM
