@@ -66,7 +66,11 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	checkModel := fs.String("check-model", "", "classifier trained on clean data, for the content check")
 	checkN := fs.Int("check-images", 500, "test images for the content check")
 	jsonOut := fs.Bool("json", false, "print the result as JSON on stdout")
+	applyONNX := onnxFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := applyONNX(); err != nil {
 		return err
 	}
 	if err := need(fs, "data", "style", "out"); err != nil {
