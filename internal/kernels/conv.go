@@ -287,6 +287,15 @@ func ConvBackward(g ConvGeom, x, w, dy, dx, dw []float32) {
 	if dx == nil && dw == nil {
 		return
 	}
+	if dw != nil {
+		if kern, ok := g.directWeight(); ok {
+			g.weightGradDirect(kern, x, dy, dw)
+			dw = nil
+			if dx == nil {
+				return
+			}
+		}
+	}
 	K := g.K()
 	var pw PackedB
 	if dx != nil {

@@ -72,6 +72,9 @@ func TestConvMatchesReference(t *testing.T) {
 		{1, 16, 16, 3, 16, 3, 1, 1},
 		{1, 16, 16, 8, 16, 5, 1, 2},
 		{2, 17, 33, 4, 16, 3, 2, 0},
+		// Direct weight gradients (stride 1, channels multiples of 16):
+		{2, 8, 8, 16, 32, 3, 1, 1},
+		{3, 7, 9, 32, 16, 3, 1, 0},
 	}
 	for _, kn := range append(Kernels(), "go-direct") {
 		for _, c := range cases {

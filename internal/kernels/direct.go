@@ -102,3 +102,101 @@ func (g ConvGeom) directRows(kern stridedKernel, xp []float32, pb *PackedB, out 
 		}
 	}
 }
+
+// directWeight reports whether the weight gradient runs directly: for each kernel tap, a tile
+// of 16 input by 16 output channels accumulates Σ_pixels x(pixel + tap)·dy(pixel) with the
+// strided micro-kernel reading the image channel by channel from a padded, transposed copy
+// ([C][H+2p][W+2p] per image) and dy from 16-channel slivers, one output row per call. No
+// im2col block is built. It needs stride 1 and channel counts that are multiples of 16.
+func (g ConvGeom) directWeight() (stridedKernel, bool) {
+	k, ok := stridedKernels()[kernelName]
+	if !ok || kernelName == "go" && !forceDirect {
+		return nil, false
+	}
+	return k, !g.pointwise() && g.Stride == 1 && g.C%MR == 0 && g.Cout%NR == 0
+}
+
+// weightGradDirect adds the weight gradient of the convolution to dw.
+func (g ConvGeom) weightGradDirect(kern stridedKernel, x, dy, dw []float32) {
+	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
+	C, Co := g.C, g.Cout
+	taps := g.KH * g.KW
+	nw := parallel.Workers()
+	partial := make([][]float32, nw) // [tap][ci][co]
+	parallel.For(g.N, func(lo, hi, worker int) {
+		acc := partial[worker]
+		if acc == nil {
+			acc = make([]float32, taps*C*Co)
+			partial[worker] = acc
+		}
+		xtBuf := getBuf(C * hp * wp)
+		defer putBuf(xtBuf)
+		dsBuf := getBuf(g.Ho * g.Wo * Co)
+		defer putBuf(dsBuf)
+		xt, ds := *xtBuf, *dsBuf
+		pix := g.Ho * g.Wo
+		for b := lo; b < hi; b++ {
+			// xt[ci][y][x]: the image, transposed and zero-padded.
+			clear(xt)
+			img := x[b*g.H*g.W*C : (b+1)*g.H*g.W*C]
+			for y := range g.H {
+				for xx := range g.W {
+					src := img[(y*g.W+xx)*C : (y*g.W+xx+1)*C]
+					o := (y+g.Pad)*wp + xx + g.Pad
+					for ci, v := range src {
+						xt[ci*hp*wp+o] = v
+					}
+				}
+			}
+			// ds[s][pixel][16]: dy in slivers of 16 output channels.
+			d := dy[b*pix*Co : (b+1)*pix*Co]
+			for s := 0; s < Co/NR; s++ {
+				gatherRows16(ds[s*pix*NR:(s+1)*pix*NR], d[s*NR:], pix, Co)
+			}
+			for ky := range g.KH {
+				for kx := range g.KW {
+					tap := ky*g.KW + kx
+					for ci0 := 0; ci0 < C; ci0 += MR {
+						for s := 0; s < Co/NR; s++ {
+							c := &acc[(tap*C+ci0)*Co+s*NR]
+							for oy := range g.Ho {
+								a := &xt[(ci0*hp+oy+ky)*wp+kx]
+								kern(g.Wo, a, hp*wp, &ds[(s*pix+oy*g.Wo)*NR], c, Co, 1)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+	// dw[co][tap][ci] += Σ_workers acc[tap][ci][co]
+	for _, acc := range partial {
+		if acc == nil {
+			continue
+		}
+		for tap := range taps {
+			for ci := range C {
+				row := acc[(tap*C+ci)*Co : (tap*C+ci+1)*Co]
+				for co, v := range row {
+					dw[(co*taps+tap)*C+ci] += v
+				}
+			}
+		}
+	}
+}
+
+// gatherRows16 copies n rows of 16 floats, src rows stride floats apart, into dst.
+func gatherRows16(dst, src []float32, n, stride int) {
+	if n == 0 {
+		return
+	}
+	_ = src[(n-1)*stride+NR-1]
+	_ = dst[n*NR-1]
+	if useVecAsm() {
+		gatherRows16AVX512(&dst[0], &src[0], n, stride)
+		return
+	}
+	for i := range n {
+		copy(dst[i*NR:(i+1)*NR], src[i*stride:i*stride+NR])
+	}
+}
