@@ -216,18 +216,17 @@ func convForward(g ConvGeom, x, w, y, scale, shift, res []float32, relu, accumul
 	PackB(&pb, w, K, true, K, g.Cout, 1)
 	t, n := g.tasks()
 	kern, direct := g.direct()
-	var xp []float32
-	if direct {
-		buf := g.padded(x)
-		defer putBuf(buf)
-		xp = *buf
-	}
 	parallel.For(n, func(lo, hi, _ int) {
+		var band *[]float32
+		if direct {
+			band = getBuf(0)
+			defer putBuf(band)
+		}
 		for i := lo; i < hi; i++ {
 			r0, r1 := g.span(t, i)
 			out := y[r0*g.Cout : r1*g.Cout]
 			if direct {
-				g.directRows(kern, xp, &pb, out, r0, r1, accumulate)
+				g.directRows(kern, x, &pb, out, r0, r1, accumulate, band)
 			} else if g.pointwise() {
 				gemmPacked(r1-r0, x[r0*g.C:r1*g.C], g.C, false, &pb, out, g.Cout, 0, -1, accumulate)
 			} else {

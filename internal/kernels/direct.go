@@ -39,7 +39,7 @@ func kernStridedGo(kc int, a *float32, lda int, b, c *float32, ldc int, add int)
 }
 
 // direct reports whether a convolution runs as a direct (implicit-GEMM) convolution: the
-// micro-kernel reads each tile's receptive fields straight from a zero-padded copy of the
+// micro-kernel reads each tile's receptive fields straight from zero-padded copies of the
 // image, MR consecutive output pixels of one output row at a time, one kernel row per call,
 // so no im2col block is built. It needs whole tiles (Wo and Cout multiples of 16) and one
 // K block; the assembly strided kernel exists for AVX-512.
@@ -54,17 +54,27 @@ func (g ConvGeom) direct() (stridedKernel, bool) {
 // forceDirect makes the direct path run with the pure-Go kernel too (tests).
 var forceDirect = false
 
-// padded copies x into a zero-padded image [N][H+2p][W+2p][C].
-func (g ConvGeom) padded(x []float32) *[]float32 {
-	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
-	buf := getBuf(g.N * hp * wp * g.C)
-	xp := *buf
-	C := g.C
-	parallel.For(g.N*hp, func(lo, hi, _ int) {
-		for r := lo; r < hi; r++ {
-			b, y := r/hp, r%hp
-			row := xp[r*wp*C : (r+1)*wp*C]
-			iy := y - g.Pad
+// directRows computes output pixels [r0, r1) (whole output rows) of y = conv(x, w) into out
+// (adding when accumulate) with the packed weights pb. For each image the rows touch, the
+// input rows they read are first copied, zero-padded, into band (a buffer the caller owns),
+// so the kernel reads a small padded block while it is in cache.
+func (g ConvGeom) directRows(kern stridedKernel, x []float32, pb *PackedB, out []float32, r0, r1 int, accumulate bool, band *[]float32) {
+	wp := g.W + 2*g.Pad
+	C, S := g.C, g.Stride
+	seg := g.KW * C // one kernel row: contiguous in a padded input row
+	lda := S * C
+	for r := r0; r < r1; {
+		b, oy := r/(g.Ho*g.Wo), r%(g.Ho*g.Wo)/g.Wo
+		oyEnd := min(g.Ho, oy+(r1-r)/g.Wo)
+		py0, py1 := oy*S, (oyEnd-1)*S+g.KH // padded input rows read
+		n := (py1 - py0) * wp * C
+		if cap(*band) < n {
+			*band = make([]float32, n)
+		}
+		xp := (*band)[:n]
+		for py := py0; py < py1; py++ {
+			row := xp[(py-py0)*wp*C : (py-py0+1)*wp*C]
+			iy := py - g.Pad
 			if iy < 0 || iy >= g.H {
 				clear(row)
 				continue
@@ -73,31 +83,21 @@ func (g ConvGeom) padded(x []float32) *[]float32 {
 			copy(row[g.Pad*C:(g.Pad+g.W)*C], x[(b*g.H+iy)*g.W*C:(b*g.H+iy+1)*g.W*C])
 			clear(row[(g.Pad+g.W)*C:])
 		}
-	})
-	return buf
-}
-
-// directRows computes output pixels [r0, r1) (whole output rows) of y = conv(x, w) into out
-// (adding when accumulate), from the padded image xp and the packed weights pb.
-func (g ConvGeom) directRows(kern stridedKernel, xp []float32, pb *PackedB, out []float32, r0, r1 int, accumulate bool) {
-	wp := g.W + 2*g.Pad
-	hp := g.H + 2*g.Pad
-	C, S := g.C, g.Stride
-	seg := g.KW * C // one kernel row: contiguous in the padded image
-	lda := S * C
-	for r := r0; r < r1; r += MR {
-		b, rem := r/(g.Ho*g.Wo), r%(g.Ho*g.Wo)
-		oy, ox := rem/g.Wo, rem%g.Wo
-		c := out[(r-r0)*g.Cout:]
-		for j0 := 0; j0 < g.Cout; j0 += NR {
-			bs := pb.sliver(0, g.K(), j0)
-			for ky := range g.KH {
-				a := ((b*hp+oy*S+ky)*wp + ox*S) * C
-				add := 1
-				if ky == 0 && !accumulate {
-					add = 0
+		for ; oy < oyEnd; oy++ {
+			for ox := 0; ox < g.Wo; ox += MR {
+				c := out[(r-r0)*g.Cout:]
+				for j0 := 0; j0 < g.Cout; j0 += NR {
+					bs := pb.sliver(0, g.K(), j0)
+					for ky := range g.KH {
+						a := ((oy*S+ky-py0)*wp + ox*S) * C
+						add := 1
+						if ky == 0 && !accumulate {
+							add = 0
+						}
+						kern(seg, &xp[a], lda, &bs[ky*seg*NR], &c[j0], g.Cout, add)
+					}
 				}
-				kern(seg, &xp[a], lda, &bs[ky*seg*NR], &c[j0], g.Cout, add)
+				r += MR
 			}
 		}
 	}
