@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Compares move bench with ../shared/peer/torch_bench.py (Debian's PyTorch, 2 threads) on this
+# machine: ROUNDS rounds (default 4), alternating the two for each model so that both see the
+# same machine, then prints the medians and the ratio per round (move/torch for images per
+# second, torch/move for milliseconds per image: above 1 means move is faster).
+# Usage: scripts/compare-torch.sh [ROUNDS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-4}
+secs=${2:-6}
+peer=../shared/peer/torch_bench.py
+py=/usr/bin/python3
+go build -o /tmp/move-compare ./cmd/move
+log=$(mktemp)
+for ((r = 1; r <= rounds; r++)); do
+  for m in resnet20 wrn16-1; do
+    echo "round $r/$rounds: $m" >&2
+    echo "move $m $(/tmp/move-compare bench --models "$m" --seconds "$secs" --json 2>/dev/null | tr -d '\n')" >> "$log"
+    echo "torch $m $($py "$peer" --threads 2 --model "$m" --seconds "$secs" 2>/dev/null | tr '\n' ' ')" >> "$log"
+  done
+done
+$py - "$log" <<'PY'
+import sys, json, re, statistics as st
+rows = {}
+for line in open(sys.argv[1]):
+    who, model, rest = line.split(' ', 2)
+    if who == 'move':
+        d = [x for x in json.loads(rest)['models'] if x['model'] == model][0]
+        v = (d['train_img_per_s'], d['infer_img_per_s'], d['grad1_ms_per_img'])
+    else:
+        v = tuple(float(re.search(k + r' ([\d.]+)', rest).group(1)) for k in ('train', 'infer', 'grad1'))
+    rows.setdefault((model, who), []).append(v)
+print('%-9s %-6s %19s %19s %7s  %s' % ('model', 'figure', 'move (median)', 'torch (median)', 'ratio', 'ratio per round'))
+for model in ('resnet20', 'wrn16-1'):
+    a, b = rows[(model, 'move')], rows[(model, 'torch')]
+    for k, name in enumerate(('train', 'infer', 'grad1')):
+        ra, rb = [x[k] for x in a], [x[k] for x in b]
+        unit = 'ms/img' if name == 'grad1' else 'img/s'
+        per = [(x / y if name != 'grad1' else y / x) for x, y in zip(ra, rb)]
+        ratio = st.median(ra) / st.median(rb) if name != 'grad1' else st.median(rb) / st.median(ra)
+        print('%-9s %-6s %12.1f %-6s %12.1f %-6s %6.2fx  %s' % (model, name, st.median(ra), unit, st.median(rb), unit, ratio, ' '.join('%.2f' % p for p in per)))
+PY
+rm -f "$log"
