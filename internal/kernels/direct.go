@@ -106,8 +106,10 @@ func (g ConvGeom) directRows(kern stridedKernel, x []float32, pb *PackedB, out [
 // directWeight reports whether the weight gradient runs directly: for each kernel tap, a tile
 // of 16 input by 16 output channels accumulates Σ_pixels x(pixel + tap)·dy(pixel) with the
 // strided micro-kernel reading the image channel by channel from a padded, transposed copy
-// ([C][H+2p][W+2p] per image) and dy from 16-channel slivers, one output row per call. No
-// im2col block is built. It needs stride 1 and channel counts that are multiples of 16.
+// ([C][H+2p][W+2p] per image) and dy from 16-channel slivers laid out on the same padded grid
+// (zeros in the padding columns), so that one call sweeps a whole image: step oy·(W+2p)+ox
+// pairs output pixel (oy, ox) with input pixel (oy+ky, ox+kx). No im2col block is built. It
+// needs stride 1 and channel counts that are multiples of 16.
 func (g ConvGeom) directWeight() (stridedKernel, bool) {
 	k, ok := stridedKernels()[kernelName]
 	if !ok || kernelName == "go" && !forceDirect {
@@ -131,10 +133,12 @@ func (g ConvGeom) weightGradDirect(kern stridedKernel, x, dy, dw []float32) {
 		}
 		xtBuf := getBuf(C * hp * wp)
 		defer putBuf(xtBuf)
-		dsBuf := getBuf(g.Ho * g.Wo * Co)
+		grid := g.Ho * wp // dy on the padded grid: Ho rows of W+2p pixels
+		dsBuf := getBuf(grid * Co)
 		defer putBuf(dsBuf)
 		xt, ds := *xtBuf, *dsBuf
 		pix := g.Ho * g.Wo
+		steps := (g.Ho-1)*wp + g.Wo
 		for b := lo; b < hi; b++ {
 			// xt[ci][y][x]: the image, transposed and zero-padded.
 			clear(xt)
@@ -148,21 +152,22 @@ func (g ConvGeom) weightGradDirect(kern stridedKernel, x, dy, dw []float32) {
 					}
 				}
 			}
-			// ds[s][pixel][16]: dy in slivers of 16 output channels.
+			// ds[s][oy][x][16]: dy in slivers of 16 output channels on the padded grid.
 			d := dy[b*pix*Co : (b+1)*pix*Co]
 			for s := 0; s < Co/NR; s++ {
-				gatherRows16(ds[s*pix*NR:(s+1)*pix*NR], d[s*NR:], pix, Co)
+				for oy := range g.Ho {
+					row := ds[(s*grid+oy*wp)*NR : (s*grid+(oy+1)*wp)*NR]
+					gatherRows16(row, d[oy*g.Wo*Co+s*NR:], g.Wo, Co)
+					clear(row[g.Wo*NR:])
+				}
 			}
 			for ky := range g.KH {
 				for kx := range g.KW {
 					tap := ky*g.KW + kx
 					for ci0 := 0; ci0 < C; ci0 += MR {
+						a := &xt[(ci0*hp+ky)*wp+kx]
 						for s := 0; s < Co/NR; s++ {
-							c := &acc[(tap*C+ci0)*Co+s*NR]
-							for oy := range g.Ho {
-								a := &xt[(ci0*hp+oy+ky)*wp+kx]
-								kern(g.Wo, a, hp*wp, &ds[(s*pix+oy*g.Wo)*NR], c, Co, 1)
-							}
+							kern(steps, a, hp*wp, &ds[s*grid*NR], &acc[(tap*C+ci0)*Co+s*NR], Co, 1)
 						}
 					}
 				}
