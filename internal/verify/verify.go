@@ -223,10 +223,11 @@ type Options struct {
 	Alpha     float64 // significance level (default 0.01)
 	Test      string  // "paired" (default) or "welch"
 	Resamples int     // repeat the test on this many resamples (default 1)
-	// MinDelta is the smallest delta-mu that can support a verdict of "stolen" (0: none).
-	// When the meta-classifier's probabilities saturate, a paired test on values that barely
-	// vary calls a difference of 0.001 significant; the guard keeps such a difference, which
-	// says nothing about theft, from accusing anyone.
+	// MinDelta is the margin δ of the test: H0: mu_S - mu_B <= δ against H1: mu_S - mu_B > δ
+	// (0: the paper's H1: mu_S > mu_B). When the meta-classifier's probabilities saturate, a
+	// test with no margin on values that barely vary calls a difference of 0.001 significant,
+	// and such a difference says nothing about theft; with a margin an innocent suspect gets
+	// a large p-value, not merely a verdict overruled.
 	MinDelta float64
 	Seed     uint64
 }
@@ -337,15 +338,21 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 		if err != nil {
 			return nil, fmt.Errorf("benign model: %w", err)
 		}
+		// The margin: test the suspect against the reference shifted up by δ.
+		shifted := make([]float64, len(pb))
+		for i, v := range pb {
+			shifted[i] = v + o.MinDelta
+		}
 		var t stats.Result
 		if o.Test == "welch" {
-			t, err = stats.WelchT(ps, pb, stats.Greater)
+			t, err = stats.WelchT(ps, shifted, stats.Greater)
 		} else {
-			t, err = stats.PairedT(ps, pb, stats.Greater)
+			t, err = stats.PairedT(ps, shifted, stats.Greater)
 		}
 		if err != nil {
 			return nil, err
 		}
+		t.DeltaMu += o.MinDelta // report mean(S) - mean(B) itself
 		if r == 0 {
 			res.Samples, res.ProbSuspect, res.ProbBenign, res.Test = idx, ps, pb, t
 		}

@@ -11,6 +11,7 @@ import (
 	"move/internal/data"
 	"move/internal/models"
 	"move/internal/oip"
+	"move/internal/stats"
 	"move/internal/onnx"
 	"move/internal/style"
 	"move/internal/train"
@@ -168,5 +169,28 @@ func TestOwnershipEndToEnd(t *testing.T) {
 				t.Errorf("%d queries for m = %d (6 images per sample)", client.Queries(), r.M)
 			}
 		}
+	}
+}
+
+// The margin: with δ = 0 the test is the paper's paired t-test; with δ > 0 a suspect whose
+// probabilities exceed the reference's by less than δ gets a large p-value, and delta-mu is
+// reported unshifted.
+func TestMarginShiftsTheNullHypothesis(t *testing.T) {
+	ps := []float64{0.031, 0.032, 0.030, 0.033, 0.031, 0.032, 0.030, 0.031}
+	pb := []float64{0.030, 0.030, 0.029, 0.031, 0.030, 0.031, 0.029, 0.030}
+	plain, err := stats.PairedT(ps, pb, stats.Greater)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.P > 0.001 {
+		t.Fatalf("the unshifted test should call this saturated difference significant, p = %g", plain.P)
+	}
+	shifted := make([]float64, len(pb))
+	for i, v := range pb {
+		shifted[i] = v + 0.05
+	}
+	margin, _ := stats.PairedT(ps, shifted, stats.Greater)
+	if margin.P < 0.99 {
+		t.Fatalf("with a 0.05 margin, p = %g; want close to 1", margin.P)
 	}
 }
