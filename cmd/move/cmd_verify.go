@@ -291,8 +291,8 @@ EXIT STATUS
 				if len(res.Folded) == 2 {
 					fmt.Fprintf(stdout, "white-box features of the folded form: %d batch norms of the suspect and %d of the benign model merged into their convolutions\n", res.Folded[0], res.Folded[1])
 				}
-				fmt.Fprintf(stdout, "%s-box %s test, m = %d: p-value %.4g, delta-mu %.4f, alpha %g -> %s\n",
-					c.Info.Mode, res.Test.Test, res.M, res.P, res.DeltaMu, res.Alpha, verdict)
+				fmt.Fprintf(stdout, "%s-box %s test (H1: delta-mu > %g), m = %d: p-value %.4g, delta-mu %.4f, alpha %g -> %s\n",
+					c.Info.Mode, res.Test.Test, res.MinDelta, res.M, res.P, res.DeltaMu, res.Alpha, verdict)
 				if *resamples > 1 {
 					fmt.Fprintf(stdout, "over %d resamples: median p %.4g, harmonic-mean p %.4g\n", *resamples, res.PMedian, res.PHarmonic)
 				}
