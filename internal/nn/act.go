@@ -36,7 +36,9 @@ func ReLU(tp *Tape, x *Var) *Var {
 	y := tp.out(tp.alloc(x.Shape()...), x)
 	yd := y.Data()
 	pfor(len(xd), func(lo, hi int) { kernels.Relu(yd[lo:hi], xd[lo:hi]) })
-	tp.trace(Node{Op: "Relu", In: []*Var{x}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Relu", In: []*Var{x}, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -73,7 +75,9 @@ func LeakyReLU(tp *Tape, x *Var, slope float32) *Var {
 			}
 			return slope
 		})
-	tp.trace(Node{Op: "LeakyRelu", In: []*Var{x}, Out: y, Floats: map[string]float32{"alpha": slope}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "LeakyRelu", In: []*Var{x}, Out: y, Floats: map[string]float32{"alpha": slope}})
+	}
 	return y
 }
 
@@ -82,7 +86,9 @@ func Tanh(tp *Tape, x *Var) *Var {
 	y := unary(tp, x,
 		func(v float32) float32 { return float32(math.Tanh(float64(v))) },
 		func(_, y float32) float32 { return 1 - y*y })
-	tp.trace(Node{Op: "Tanh", In: []*Var{x}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Tanh", In: []*Var{x}, Out: y})
+	}
 	return y
 }
 
@@ -91,7 +97,9 @@ func Sigmoid(tp *Tape, x *Var) *Var {
 	y := unary(tp, x,
 		func(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) },
 		func(_, y float32) float32 { return y * (1 - y) })
-	tp.trace(Node{Op: "Sigmoid", In: []*Var{x}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Sigmoid", In: []*Var{x}, Out: y})
+	}
 	return y
 }
 

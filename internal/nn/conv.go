@@ -37,7 +37,9 @@ func Conv2D(tp *Tape, x, w, b *Var, stride, pad int) *Var {
 	if b != nil {
 		addBias(y.Data(), b.Data())
 	}
-	tp.trace(Node{Op: "Conv", In: []*Var{x, w, b}, Out: y, Ints: map[string][]int{"stride": {stride}, "pad": {pad}}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Conv", In: []*Var{x, w, b}, Out: y, Ints: map[string][]int{"stride": {stride}, "pad": {pad}}})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return

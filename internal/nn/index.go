@@ -55,7 +55,9 @@ func Transpose(tp *Tape, x *Var, perm ...int) *Var {
 	y := tp.out(tp.alloc(shape...), x)
 	yd := y.Data()
 	walk(shape, []int{0}, [][]int{st}, func(o int, off []int) { yd[o] = xd[off[0]] })
-	tp.trace(Node{Op: "Transpose", In: []*Var{x}, Out: y, Ints: map[string][]int{"perm": append([]int(nil), perm...)}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Transpose", In: []*Var{x}, Out: y, Ints: map[string][]int{"perm": append([]int(nil), perm...)}})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -88,8 +90,10 @@ func Pad(tp *Tape, x *Var, begin, end []int) *Var {
 	y := tp.out(tp.zeros(shape...), x)
 	yd := y.Data()
 	walk(xs, []int{base}, [][]int{yst}, func(i int, off []int) { yd[off[0]] = xd[i] })
-	tp.trace(Node{Op: "Pad", In: []*Var{x}, Out: y, Ints: map[string][]int{
-		"begin": append([]int(nil), begin...), "end": append([]int(nil), end...)}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Pad", In: []*Var{x}, Out: y, Ints: map[string][]int{
+			"begin": append([]int(nil), begin...), "end": append([]int(nil), end...)}})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -122,8 +126,10 @@ func Slice(tp *Tape, x *Var, start, step, size []int) *Var {
 	y := tp.out(tp.alloc(size...), x)
 	yd := y.Data()
 	walk(size, []int{base}, [][]int{st}, func(o int, off []int) { yd[o] = xd[off[0]] })
-	tp.trace(Node{Op: "Slice", In: []*Var{x}, Out: y, Ints: map[string][]int{
-		"start": append([]int(nil), start...), "step": append([]int(nil), step...)}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Slice", In: []*Var{x}, Out: y, Ints: map[string][]int{
+			"start": append([]int(nil), start...), "step": append([]int(nil), step...)}})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -173,7 +179,9 @@ func Binary(tp *Tape, op string, a, b *Var) *Var {
 	yd := y.Data()
 	sts := [][]int{ast, bst}
 	walk(shape, []int{0, 0}, sts, func(o int, off []int) { yd[o] = f(ad[off[0]], bd[off[1]]) })
-	tp.trace(Node{Op: op, In: []*Var{a, b}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: op, In: []*Var{a, b}, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return
@@ -221,7 +229,9 @@ func Clip(tp *Tape, x *Var, lo, hi float32) *Var {
 			}
 			return 0
 		})
-	tp.trace(Node{Op: "Clip", In: []*Var{x}, Out: y, Floats: map[string]float32{"min": lo, "max": hi}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Clip", In: []*Var{x}, Out: y, Floats: map[string]float32{"min": lo, "max": hi}})
+	}
 	return y
 }
 

@@ -18,7 +18,9 @@ func Linear(tp *Tape, x, w, b *Var) *Var {
 	if b != nil {
 		addBias(y.Data(), b.Data())
 	}
-	tp.trace(Node{Op: "Gemm", In: []*Var{x, w, b}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Gemm", In: []*Var{x, w, b}, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return

@@ -31,7 +31,9 @@ func LogSoftmax(tp *Tape, x *Var) *Var {
 	c := x.Shape()[len(x.Shape())-1]
 	y := tp.out(tp.alloc(x.Shape()...), x)
 	logSoftmaxRows(y.Data(), x.Data(), c)
-	tp.trace(Node{Op: "LogSoftmax", In: []*Var{x}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "LogSoftmax", In: []*Var{x}, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -60,7 +62,9 @@ func Softmax(tp *Tape, x *Var) *Var {
 	for i, v := range yd {
 		yd[i] = float32(math.Exp(float64(v)))
 	}
-	tp.trace(Node{Op: "Softmax", In: []*Var{x}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Softmax", In: []*Var{x}, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return

@@ -152,7 +152,9 @@ func batchNorm(tp *Tape, x *Var, bn *BatchNorm, train, relu bool) *Var {
 	pfor(rows, func(lo, hi int) {
 		kernels.ChannelAffine(yd[lo*c:hi*c], xd[lo*c:hi*c], scale, shift, c, relu)
 	})
-	tp.traceFused(Node{Op: "BatchNormalization", In: []*Var{x, bn.Gamma, bn.Beta}, Out: y, BN: bn, Train: train}, relu)
+	if tp.tracing() {
+		tp.traceFused(Node{Op: "BatchNormalization", In: []*Var{x, bn.Gamma, bn.Beta}, Out: y, BN: bn, Train: train}, relu)
+	}
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return

@@ -55,7 +55,9 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 			}
 		}
 	})
-	tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -105,7 +107,9 @@ func AvgPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 			}
 		})
 	})
-	tp.trace(Node{Op: "AveragePool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "AveragePool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -140,7 +144,9 @@ func GlobalAvgPool(tp *Tape, x *Var) *Var {
 			yd[b*c+j] = float32(acc[j] * inv)
 		}
 	}
-	tp.trace(Node{Op: "GlobalAveragePool", In: []*Var{x}, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "GlobalAveragePool", In: []*Var{x}, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return

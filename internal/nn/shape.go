@@ -22,7 +22,9 @@ func add(tp *Tape, a, b *Var, relu bool) *Var {
 	y := tp.out(tp.alloc(a.Shape()...), a, b)
 	yd := y.Data()
 	pfor(len(yd), func(lo, hi int) { kernels.Add3(yd[lo:hi], ad[lo:hi], bd[lo:hi], relu) })
-	tp.traceFused(Node{Op: "Add", In: []*Var{a, b}, Out: y}, relu)
+	if tp.tracing() {
+		tp.traceFused(Node{Op: "Add", In: []*Var{a, b}, Out: y}, relu)
+	}
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return
@@ -66,7 +68,9 @@ func Reshape(tp *Tape, x *Var, shape ...int) *Var {
 	}
 	y := tp.out(tp.alloc(shape...), x)
 	copy(y.Data(), x.Data())
-	tp.trace(Node{Op: "Reshape", In: []*Var{x}, Out: y, Ints: map[string][]int{"shape": shape}})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Reshape", In: []*Var{x}, Out: y, Ints: map[string][]int{"shape": shape}})
+	}
 	tp.push(y, func() {
 		if y.Grad != nil && x.requires {
 			tp.passGrad(x, y.Grad.Data)
@@ -102,7 +106,9 @@ func Concat(tp *Tape, xs ...*Var) *Var {
 		}
 		off += c
 	}
-	tp.trace(Node{Op: "Concat", In: xs, Out: y})
+	if tp.tracing() {
+		tp.trace(Node{Op: "Concat", In: xs, Out: y})
+	}
 	tp.push(y, func() {
 		if y.Grad == nil {
 			return

@@ -26,7 +26,8 @@ func (tp *Tape) Trace(f func(Node)) { tp.tracer = f }
 // tracing reports whether a tracer is set.
 func (tp *Tape) tracing() bool { return tp != nil && tp.tracer != nil }
 
-// trace reports a node to the tracer, if any.
+// trace reports a node to the tracer, if any. Operations call it under `if tp.tracing()`:
+// building a Node allocates, and the hot paths must not pay for it when nothing traces.
 func (tp *Tape) trace(n Node) {
 	if tp.tracing() {
 		tp.tracer(n)
