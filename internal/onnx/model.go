@@ -278,8 +278,8 @@ func (m *Model) inputShape(in *onnxpb.ValueInfoProto, opts Options) error {
 		return 0
 	}
 	m.inC, m.inH, m.inW = val(1), val(2), val(3)
-	if m.inC < 1 || m.inC > 4 {
-		return fmt.Errorf("input %q has %d channels", in.GetName(), m.inC)
+	if m.inC != 3 {
+		return fmt.Errorf("input %q has %d channels; move feeds RGB images (3 channels)", in.GetName(), m.inC)
 	}
 	if opts.InputSize > 0 {
 		if (m.inH > 0 && m.inH != opts.InputSize) || (m.inW > 0 && m.inW != opts.InputSize) {
