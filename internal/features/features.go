@@ -57,39 +57,27 @@ func Describe(m models.Model, size int) (*Structure, error) {
 	tp.Trace(func(n nn.Node) { nodes = append(nodes, n) })
 	x := nn.Const(tensor.New(1, size, size, 3))
 	var y *nn.Var
-	if err := catch(func() { y = m.Forward(tp, x, false) }); err != nil {
+	if err := nn.Catch(func() { y = m.Forward(tp, x, false) }); err != nil {
 		return nil, fmt.Errorf("tracing the model at %dx%d: %w", size, size, err)
 	}
 	names := map[*nn.Var]string{}
 	for k, p := range m.Store().Params() {
 		names[p] = m.Store().ParamNames()[k]
 	}
-	uses := map[*nn.Var]int{y: 1}
-	conv := map[*nn.Var]nn.Node{}
-	for _, n := range nodes {
-		for _, v := range n.In {
-			uses[v]++
-		}
-		if n.Op == "Conv" {
-			conv[n.Out] = n
-		}
-	}
 	// merged[conv kernel] = the batch norm folded into it.
+	folds := nn.Folds(nodes, y)
 	merged := map[*nn.Var]nn.Node{}
 	skip := map[*nn.Var]bool{}
-	for _, n := range nodes {
-		if n.Op != "BatchNormalization" || n.Train {
-			continue
-		}
-		c, ok := conv[n.In[0]]
-		if !ok || uses[n.In[0]] != 1 {
+	for _, c := range nodes {
+		bn, ok := folds[c.Out]
+		if c.Op != "Conv" || !ok {
 			continue
 		}
 		if _, dup := merged[c.In[1]]; dup { // a kernel shared by two convolutions
 			continue
 		}
-		merged[c.In[1]] = n
-		skip[n.BN.Gamma], skip[n.BN.Beta] = true, true
+		merged[c.In[1]] = bn
+		skip[bn.BN.Gamma], skip[bn.BN.Beta] = true, true
 		if c.In[2] != nil {
 			skip[c.In[2]] = true
 		}
@@ -134,17 +122,6 @@ func Describe(m models.Model, size int) (*Structure, error) {
 	}
 	s.Signature = hex.EncodeToString(h.Sum(nil))
 	return s, nil
-}
-
-// catch turns a panic of the engine (a shape it cannot handle) into an error.
-func catch(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	f()
-	return nil
 }
 
 // Dim is the length of a white-box vector in a layout.

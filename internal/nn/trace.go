@@ -1,5 +1,7 @@
 package nn
 
+import "fmt"
+
 // Node is one operation as a tracer sees it: the ONNX operator it corresponds to, its
 // operands in ONNX's order (nil for an absent optional input) and its result. Fused
 // operations are traced as their parts, joined by intermediate variables.
@@ -49,4 +51,41 @@ func (tp *Tape) traceFused(n Node, relu bool) {
 	n.Out = mid
 	tp.tracer(n)
 	tp.tracer(Node{Op: "Relu", In: []*Var{mid}, Out: out})
+}
+
+// Folds returns, for the nodes of a traced forward pass whose result is out, the batch norms
+// in inference mode that alone consume a convolution's output, keyed by that output: the ones
+// an exporter merges into the convolution (w' = w·s, b' = (b − mean)·s + beta with
+// s = gamma/√(var+eps)), as PyTorch's does by default. Export and the white-box features
+// both use this one definition, so that they agree on what a folded model is.
+func Folds(nodes []Node, out *Var) map[*Var]Node {
+	uses := map[*Var]int{out: 1}
+	conv := map[*Var]bool{}
+	for _, n := range nodes {
+		for _, v := range n.In {
+			uses[v]++
+		}
+		if n.Op == "Conv" {
+			conv[n.Out] = true
+		}
+	}
+	folds := map[*Var]Node{}
+	for _, n := range nodes {
+		if n.Op == "BatchNormalization" && !n.Train && conv[n.In[0]] && uses[n.In[0]] == 1 {
+			folds[n.In[0]] = n
+		}
+	}
+	return folds
+}
+
+// Catch runs f and turns a panic of the engine (a shape an operation cannot handle) into an
+// error, for callers that run a model they did not build.
+func Catch(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	f()
+	return nil
 }

@@ -123,31 +123,16 @@ func trace(m models.Model, size int, opts ExportOptions) (*onnxpb.ModelProto, er
 	tp.Trace(func(n nn.Node) { e.traced = append(e.traced, n) })
 	x := nn.Const(tensor.New(1, size, size, 3))
 	var y *nn.Var
-	if err := catch(func() { y = m.Forward(tp, x, false) }); err != nil {
+	if err := nn.Catch(func() { y = m.Forward(tp, x, false) }); err != nil {
 		return nil, fmt.Errorf("tracing %s at %dx%d: %w", m.Arch(), size, size, err)
 	}
 	e.names[x] = "input"
 	for p, name := range params {
 		e.names[p] = name
 	}
-	uses := map[*nn.Var]int{}
-	convOut := map[*nn.Var]bool{}
-	for _, n := range e.traced {
-		for _, v := range n.In {
-			uses[v]++
-		}
-		if n.Op == "Conv" {
-			convOut[n.Out] = true
-		}
-	}
-	uses[y]++
 	e.fold = map[*nn.Var]nn.Node{}
 	if opts.Fold {
-		for _, n := range e.traced {
-			if n.Op == "BatchNormalization" && convOut[n.In[0]] && uses[n.In[0]] == 1 && !n.Train {
-				e.fold[n.In[0]] = n
-			}
-		}
+		e.fold = nn.Folds(e.traced, y)
 	}
 	for _, n := range e.traced {
 		if err := e.node(n, params); err != nil {
@@ -183,17 +168,6 @@ func trace(m models.Model, size int, opts ExportOptions) (*onnxpb.ModelProto, er
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: ptr(""), Version: ptr(int64(ExportOpset))}},
 		Graph:       g,
 	}, nil
-}
-
-// catch turns a panic of the engine (a shape it cannot handle) into an error.
-func catch(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	f()
-	return nil
 }
 
 // ref names a traced variable, writing parameters and constants as initializers on first use.
