@@ -60,6 +60,7 @@ type Model struct {
 	meta    map[string]string
 	ext     externalReader
 	opts    Options
+	used    map[string]bool // values some node reads, or the graph's output
 }
 
 // Clone implements models.Cloner: the same graph with a copy of the current weights.
@@ -216,6 +217,14 @@ func build(mp *onnxpb.ModelProto, ext externalReader, opts Options) (*Model, err
 		return nil, err
 	}
 	m.nodes = nodes
+	m.used = map[string]bool{m.output: true}
+	for _, n := range nodes {
+		for _, in := range n.GetInput() {
+			if in != "" { // an absent optional input
+				m.used[in] = true
+			}
+		}
+	}
 	if err := m.assignRoles(inits); err != nil {
 		return nil, err
 	}

@@ -186,7 +186,7 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 	case "Identity":
 		return set(x)
 	case "Dropout":
-		if len(outs) > 1 && outs[1] != "" && slices.ContainsFunc(m.nodes, func(u *onnxpb.NodeProto) bool { return slices.Contains(u.GetInput(), outs[1]) }) {
+		if len(outs) > 1 && m.used[outs[1]] {
 			return fmt.Errorf("its mask output is used; not supported")
 		}
 		if !train || x.c != nil {
@@ -484,7 +484,7 @@ func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, t
 		return m.conv(tp, n, x.v, env, setVar)
 	case "BatchNormalization":
 		for _, o := range outs[1:] {
-			if o != "" && slices.ContainsFunc(m.nodes, func(u *onnxpb.NodeProto) bool { return slices.Contains(u.GetInput(), o) }) {
+			if m.used[o] {
 				return fmt.Errorf("its training outputs are used; not supported")
 			}
 		}
