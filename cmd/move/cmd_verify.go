@@ -71,7 +71,6 @@ EXIT STATUS
 			maxTrain := fs.Int("max-train", 500, "at most this many key samples train the classifier")
 			hidden := fs.String("classifier", "mlp", "mlp (input/8, input/16 hidden units, capped) or logistic")
 			seed := fs.Uint64("seed", 0, "random seed (split, initialisation)")
-			align := fs.Bool("align", true, "white-box: match every model's hidden units to the victim's before reading gradients (verify then needs --victim)")
 			force := fs.Bool("force", false, "overwrite --out")
 			jsonOut := fs.Bool("json", false, "print JSON on stdout")
 			if err := parse(fs, args); err != nil {
@@ -119,7 +118,7 @@ EXIT STATUS
 				fo.Hidden = []int{}
 			}
 			fmt.Fprintf(stderr, "training the %s-box meta-classifier on %d key samples (%.0f%% held out)\n", *mode, len(pairs), 100**heldOut)
-			c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: *mode, Layout: *layout, HeldOut: *heldOut, MaxTrain: *maxTrain, Seed: *seed, Fit: fo, Align: *align})
+			c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: *mode, Layout: *layout, HeldOut: *heldOut, MaxTrain: *maxTrain, Seed: *seed, Fit: fo})
 			if err != nil {
 				return err
 			}
@@ -189,7 +188,6 @@ EXIT STATUS
 			benignPath := fs.String("benign", "", "benign reference: a clean model the meta-classifier was not trained against")
 			allowSeen := fs.Bool("allow-seen-benign", false, "accept a benign reference the meta-classifier was trained against (biased towards \"stolen\")")
 			suspectPath := fs.String("suspect", "", "suspect model file (white- or black-box)")
-			victimPath := fs.String("victim", "", "victim model file: white-box classifiers trained with --align read gradients in its frame")
 			endpoint := fs.String("endpoint", "", "suspect served over the Open Inference Protocol (black-box)")
 			m := fs.Int("m", 0, "transformed images per test (0: 10 white-box, 100 black-box)")
 			alpha := fs.Float64("alpha", 0.01, "significance level")
@@ -266,23 +264,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			vo := verify.Options{M: *m, Alpha: *alpha, Test: *test, Resamples: *resamples, Seed: *seed, MinDelta: *minDelta}
-			if c.Info.Aligned {
-				if *victimPath == "" {
-					return fmt.Errorf("%s reads white-box gradients in the victim's frame: give the victim model (--victim)", *metaPath)
-				}
-				if h, err := fileHash(*victimPath); err != nil {
-					return err
-				} else if c.Info.VictimHash != "" && h != c.Info.VictimHash {
-					return fmt.Errorf("%s is not the victim the meta-classifier was trained with", *victimPath)
-				}
-				v, _, err := loadModel(*victimPath)
-				if err != nil {
-					return err
-				}
-				vo.Victim = &v
-			}
-			res, err := verify.Run(c, suspect, benign, pairs, vo)
+			res, err := verify.Run(c, suspect, benign, pairs, verify.Options{M: *m, Alpha: *alpha, Test: *test, Resamples: *resamples, Seed: *seed, MinDelta: *minDelta})
 			if err != nil {
 				return err
 			}
@@ -308,10 +290,6 @@ EXIT STATUS
 			} else {
 				if len(res.Folded) == 2 {
 					fmt.Fprintf(stdout, "white-box features of the folded form: %d batch norms of the suspect and %d of the benign model merged into their convolutions\n", res.Folded[0], res.Folded[1])
-				}
-				for i, a := range res.Alignments {
-					fmt.Fprintf(stdout, "%s aligned to the victim: %d of %d hidden units moved in %d groups, mean correlation with their counterparts %.3f\n",
-						[]string{"suspect", "benign model"}[i], a.Moved, a.Units, a.Groups, a.MeanCorr)
 				}
 				fmt.Fprintf(stdout, "%s-box %s test (H1: delta-mu > %g), m = %d: p-value %.4g, delta-mu %.4f, alpha %g -> %s\n",
 					c.Info.Mode, res.Test.Test, res.MinDelta, res.M, res.P, res.DeltaMu, res.Alpha, verdict)

@@ -24,10 +24,6 @@ type Info struct {
 	Arch         string    `json:"arch,omitempty"`
 	Form         string    `json:"white_box_form,omitempty"`      // the white-box feature definition (features.Form)
 	Signature    string    `json:"white_box_signature,omitempty"` // the victim's white-box structure (features.Structure)
-	// Aligned says that white-box vectors are read in the victim's frame: every other model's
-	// hidden units are first matched to the victim's (features.Align), so verifying needs the
-	// victim model.
-	Aligned bool `json:"white_box_aligned,omitempty"`
 	Classes      int       `json:"classes"`
 	TrainIdx     []int     `json:"train_samples"`   // key samples used for training
 	HeldOutIdx   []int     `json:"heldout_samples"` // key samples kept for verification

@@ -14,7 +14,6 @@ import (
 	"move/internal/meta"
 	"move/internal/models"
 	"move/internal/stats"
-	"move/internal/tensor"
 	"move/internal/watermark"
 )
 
@@ -24,9 +23,6 @@ type Model struct {
 	Norm   data.Normalization
 	Size   int
 	Prober features.Prober // nil: derived from Local
-	// Align, when set, rewrites the model's white-box vectors in another model's frame (see
-	// AlignTo).
-	Align *features.Alignment
 }
 
 func (m Model) prober() features.Prober {
@@ -64,15 +60,7 @@ func Features(mode, layout string, m Model, pairs []watermark.Pair) ([][]float32
 			idx[i] = i
 		}
 		x, y := data.Batch(s, idx, m.Norm, data.Augment{}, nil)
-		v, err := features.WhiteBox(m.Local, x, y, layout)
-		if err != nil || m.Align == nil {
-			return v, err
-		}
-		st, err := features.Describe(m.Local, s.H)
-		if err != nil {
-			return nil, err
-		}
-		return v, m.Align.Apply(st, layout, v)
+		return features.WhiteBox(m.Local, x, y, layout)
 	case "black":
 		orig := make([][]uint8, len(pairs))
 		styled := make([][]uint8, len(pairs))
@@ -82,43 +70,6 @@ func Features(mode, layout string, m Model, pairs []watermark.Pair) ([][]float32
 		return features.BlackBox(m.prober(), orig, styled, h, w)
 	}
 	return nil, fmt.Errorf("unknown mode %q (white or black)", mode)
-}
-
-// AlignImages is how many of the key's original (clean) images AlignTo matches units on.
-const AlignImages = 256
-
-// AlignTo matches m's hidden units to ref's on the original images of up to AlignImages key
-// pairs, each model seeing them as it expects (size, normalisation), and returns the alignment
-// of m's white-box vectors into ref's frame.
-func AlignTo(ref, m Model, pairs []watermark.Pair) (*features.Alignment, error) {
-	if ref.Local == nil || m.Local == nil {
-		return nil, errors.New("aligning needs the models' weights (model files), not endpoints")
-	}
-	if len(pairs) > AlignImages {
-		pairs = pairs[:AlignImages]
-	}
-	batch := func(mod Model) *tensor.Tensor {
-		h, w := pairs[0].H, pairs[0].W
-		s := &data.Set{H: h, W: w}
-		for _, p := range pairs {
-			img := p.Orig
-			if mod.Size > 0 && (h != mod.Size || w != mod.Size) {
-				img = data.Resize(img, h, w, mod.Size, mod.Size)
-			}
-			s.Pixels = append(s.Pixels, img...)
-			s.Labels = append(s.Labels, p.Label)
-		}
-		if mod.Size > 0 {
-			s.H, s.W = mod.Size, mod.Size
-		}
-		idx := make([]int, s.Len())
-		for i := range idx {
-			idx[i] = i
-		}
-		x, _ := data.Batch(s, idx, mod.Norm, data.Augment{}, nil)
-		return x
-	}
-	return features.Align(ref.Local, m.Local, batch(ref), batch(m))
 }
 
 // Structure describes the white-box vector of a local model on the key's images.
@@ -162,11 +113,6 @@ type MetaOptions struct {
 	MaxTrain     int     // at most this many key samples train the classifier (default 500)
 	Seed         uint64
 	Fit          meta.Options
-	// Align reads white-box vectors in the victim's frame: each benign model's hidden units
-	// are matched to the victim's first (AlignTo), and so are, when verifying, the suspect's
-	// and the reference's. Without it a white-box classifier can only recognise models that
-	// start from the victim's own initial weights.
-	Align bool
 }
 
 // TrainMeta splits the key's pairs into training and held-out samples, computes features of
@@ -204,22 +150,11 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 		}
 		return out
 	}
-	aligned := o.Align && o.Mode == "white"
-	if aligned {
-		benign = append([]Model(nil), benign...)
-		for i := range benign {
-			a, err := AlignTo(victim, benign[i], pairs)
-			if err != nil {
-				return nil, fmt.Errorf("aligning benign model %d to the victim: %w", i+1, err)
-			}
-			benign[i].Align = a
-		}
-	}
 	xs, ys, err := labelled(o, victim, benign, sub(trn))
 	if err != nil {
 		return nil, err
 	}
-	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held, Aligned: aligned}
+	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held}
 	if victim.Local != nil {
 		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
 	}
@@ -295,9 +230,6 @@ type Options struct {
 	// a large p-value, not merely a verdict overruled.
 	MinDelta float64
 	Seed     uint64
-	// Victim is the victim model; a white-box classifier trained with aligned vectors needs it
-	// to put the suspect and the reference in its frame.
-	Victim *Model
 }
 
 // Result is a verification outcome.
@@ -319,9 +251,6 @@ type Result struct {
 	// Folded counts, for white-box tests, the batch norms of the suspect and of the benign
 	// model that were merged into their convolutions before reading gradients.
 	Folded []int `json:"folded_batch_norms,omitempty"`
-	// Alignments, for white-box tests in the victim's frame, of the suspect and the benign
-	// model.
-	Alignments []*features.Alignment `json:"alignments,omitempty"`
 }
 
 // Run tests suspect against benign on held-out key samples with meta-classifier c.
@@ -361,22 +290,6 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 				return nil, fmt.Errorf("%s: %w", x.name, err)
 			}
 			res.Folded = append(res.Folded, s.Folded)
-		}
-		if c.Info.Aligned {
-			if o.Victim == nil || o.Victim.Local == nil {
-				return nil, errors.New("this white-box meta-classifier reads gradients in the victim's frame (its hidden units matched to the victim's): give the victim model")
-			}
-			if _, err := Compatible(c, *o.Victim, pairs); err != nil {
-				return nil, fmt.Errorf("victim: %w", err)
-			}
-			for _, x := range []*Model{&suspect, &benign} {
-				a, err := AlignTo(*o.Victim, *x, pairs)
-				if err != nil {
-					return nil, fmt.Errorf("aligning to the victim: %w", err)
-				}
-				x.Align = a
-				res.Alignments = append(res.Alignments, a)
-			}
 		}
 	}
 	// Features per held-out sample are computed once and reused across resamples.
