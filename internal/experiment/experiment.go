@@ -136,7 +136,7 @@ type runner struct {
 	res   *Results
 	clean *data.Set // the owner's clean training data
 	test  *data.Set // evaluation half of the test split
-	thief *data.Set // the thief's half of the test split
+	thief *data.Set // the thief's own images
 	norm  data.Normalization
 	size  int
 	base  string // hash of the stages up to the trained models: what attacks and metas depend on
@@ -227,31 +227,42 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	return r.res, nil
 }
 
-// prepareData writes the profile's slice of the data set as an image folder (OUT/data) and
-// splits its test split into the thief's half and the evaluation half.
+// prepareData writes the profile's slice of the data set as an image folder (OUT/data): the
+// owner's training images, the thief's own images and the test split. The thief's images come
+// from the part of the training split the owner does not use (ThiefPerClass per class), or,
+// when the profile asks for none or the data set has no such part, from a fixed half of the
+// test split, the other half then judging every model.
 func (r *runner) prepareData() error {
 	p := r.cfg.Profile
-	conf := map[string]any{"data": r.cfg.Data, "train": p.TrainPerClass, "test": p.TestPerClass, "size": p.Size, "v": 1}
+	conf := map[string]any{"data": r.cfg.Data, "train": p.TrainPerClass, "thief": p.ThiefPerClass, "test": p.TestPerClass, "size": p.Size, "v": 2}
 	dir := r.path("data")
 	err := r.stage("data", conf, []string{dir}, nil, func() error {
-		os.RemoveAll(r.path(".data.tmp"))
-		for _, split := range []string{"train", "test"} {
-			per := p.TrainPerClass
-			if split == "test" {
-				per = p.TestPerClass
-			}
-			s, err := data.Open(r.cfg.Data, split, data.FolderOptions{Size: p.Size, PerClass: per})
-			if err != nil {
-				return err
-			}
-			if per > 0 {
-				s = s.Subset(s.PerClass(per))
-			}
-			if err := data.WriteFolder(s, filepath.Join(r.path(".data.tmp"), split)); err != nil {
+		tmp := r.path(".data.tmp")
+		os.RemoveAll(tmp)
+		train, err := data.Open(r.cfg.Data, "train", data.FolderOptions{Size: p.Size, PerClass: perClassSum(p.TrainPerClass, p.ThiefPerClass)})
+		if err != nil {
+			return err
+		}
+		owner, thief := splitPerClass(train, p.TrainPerClass, p.ThiefPerClass)
+		if err := data.WriteFolder(train.Subset(owner), filepath.Join(tmp, "train")); err != nil {
+			return err
+		}
+		if len(thief) > 0 {
+			if err := data.WriteFolder(train.Subset(thief), filepath.Join(tmp, "thief")); err != nil {
 				return err
 			}
 		}
-		return os.Rename(r.path(".data.tmp"), dir)
+		test, err := data.Open(r.cfg.Data, "test", data.FolderOptions{Size: p.Size, PerClass: p.TestPerClass})
+		if err != nil {
+			return err
+		}
+		if p.TestPerClass > 0 {
+			test = test.Subset(test.PerClass(p.TestPerClass))
+		}
+		if err := data.WriteFolder(test, filepath.Join(tmp, "test")); err != nil {
+			return err
+		}
+		return os.Rename(tmp, dir)
 	})
 	os.RemoveAll(r.path(".data.tmp"))
 	if err != nil {
@@ -264,14 +275,51 @@ func (r *runner) prepareData() error {
 	if err != nil {
 		return err
 	}
-	first, rest := data.Split(test.Len(), test.Len()/2, 0x7375627374)
-	r.thief, r.test = test.Subset(first), test.Subset(rest)
+	thiefData := "unused images of the training split (disjoint from the owner's training data)"
+	if _, err := os.Stat(filepath.Join(dir, "thief")); err == nil {
+		if r.thief, err = data.LoadFolder(filepath.Join(dir, "thief"), data.FolderOptions{}); err != nil {
+			return err
+		}
+		r.test = test
+	} else {
+		first, rest := data.Split(test.Len(), test.Len()/2, 0x7375627374)
+		r.thief, r.test = test.Subset(first), test.Subset(rest)
+		thiefData = "a fixed half of the test split (disjoint from the owner's training data); the other half evaluates every model"
+		if p.ThiefPerClass > 0 {
+			r.log.Printf("the training split has no images beyond the owner's: the thief gets half of the test split")
+		}
+	}
 	r.norm = data.Stats(r.clean)
 	r.size = r.clean.H
 	r.res.Data = map[string]any{"source": r.cfg.Data, "classes": r.clean.Classes, "train_images": r.clean.Len(),
 		"thief_images": r.thief.Len(), "eval_images": r.test.Len(), "size": r.size, "normalization": r.norm,
-		"thief_data": "a fixed half of the test split (disjoint from the owner's training data); the other half evaluates every model"}
+		"thief_data": thiefData}
 	return nil
+}
+
+// perClassSum is how many images per class to read for the owner's and the thief's shares
+// (0: all).
+func perClassSum(owner, thief int) int {
+	if owner <= 0 {
+		return 0
+	}
+	return owner + max(0, thief)
+}
+
+// splitPerClass returns, per class in order, the indices of the first owner images (all when
+// owner <= 0) and of up to thief images after them.
+func splitPerClass(s *data.Set, owner, thief int) (own, th []int) {
+	count := make([]int, len(s.Classes))
+	for i, l := range s.Labels {
+		switch {
+		case owner <= 0 || count[l] < owner:
+			own = append(own, i)
+		case count[l] < owner+thief:
+			th = append(th, i)
+		}
+		count[l]++
+	}
+	return own, th
 }
 
 func (r *runner) embed() error {

@@ -20,7 +20,7 @@ import (
 func tiny() Profile {
 	st := style.Default()
 	st.Steps, st.StyleSize, st.Strength = 20, 32, 20
-	return Profile{Name: "test", TrainPerClass: 60, TestPerClass: 40, Size: 16, Rate: 0.25, Style: st, Arch: "resnet20",
+	return Profile{Name: "test", TrainPerClass: 40, ThiefPerClass: 20, TestPerClass: 40, Size: 16, Rate: 0.25, Style: st, Arch: "resnet20",
 		Epochs: 3, Benign: 2, MetaTrain: 40, MetaHidden: "logistic", DistillEpochs: 1, FinetuneEpochs: 1, QueryEpochs: 2,
 		IndependentEpochs: 2, AdaptiveFraction: 0.1, ZeroShotIters: 2, ZeroShotBatch: 8, ZeroShotWidth: 8,
 		MWhite: 10, MBlack: 20, Alpha: 0.01}
@@ -39,10 +39,14 @@ func TestPipelineResumes(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	log := Logger{Printf: func(f string, a ...any) { logs.WriteString(strings.TrimSpace(sprintf(f, a...)) + "\n") }, Progress: func(string, trainStatus) {}}
-	cfg := Config{Data: "synthetic:400", Style: stylePath, Out: filepath.Join(out, "x"), Seed: 3, Profile: tiny(), Command: "test"}
+	cfg := Config{Data: "synthetic:600", Style: stylePath, Out: filepath.Join(out, "x"), Seed: 3, Profile: tiny(), Command: "test"}
 	res, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// 60 training images per class: the owner's 40 and the thief's 20, disjoint.
+	if res.Data["thief_images"] != 200 || !strings.Contains(fmt.Sprint(res.Data["thief_data"]), "training split") {
+		t.Errorf("thief's data: %v images, %v; want 200 unused training images", res.Data["thief_images"], res.Data["thief_data"])
 	}
 	if len(res.Rows) != len(Attacks) {
 		t.Fatalf("%d rows, want %d", len(res.Rows), len(Attacks))

@@ -12,7 +12,8 @@ type Profile struct {
 	Name string `json:"name"`
 	// Data.
 	TrainPerClass int     `json:"train_per_class"` // owner's training images per class (0: all)
-	TestPerClass  int     `json:"test_per_class"`  // test images per class (0: all); half is the thief's
+	ThiefPerClass int     `json:"thief_per_class"` // thief's own images per class, from the training split's unused part (0: half the test split)
+	TestPerClass  int     `json:"test_per_class"`  // test images per class (0: all)
 	Size          int     `json:"size"`            // resize images to Size x Size (0: keep)
 	Rate          float64 `json:"rate"`            // gamma: fraction of training images styled
 	Style         style.Options
@@ -60,11 +61,12 @@ func Paper() Profile {
 }
 
 // Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
-// per class, resnet20 trained for 5 epochs, attacks scaled down in proportion.
+// per class for the owner and 1,000 other ones for the thief, resnet20 trained for 10 epochs,
+// attacks scaled down in proportion.
 func Quick() Profile {
 	st := style.Default()
-	return Profile{Name: "quick", TrainPerClass: 2000, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 5, Benign: 3,
-		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 4, FinetuneEpochs: 5, QueryEpochs: 15, IndependentEpochs: 15,
+	return Profile{Name: "quick", TrainPerClass: 2000, ThiefPerClass: 1000, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 10, Benign: 3,
+		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 5, FinetuneEpochs: 5, QueryEpochs: 15, IndependentEpochs: 15,
 		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }
 
@@ -72,7 +74,7 @@ func Quick() Profile {
 func Demo() Profile {
 	st := style.Default()
 	st.Steps = 40
-	return Profile{Name: "demo", TrainPerClass: 300, TestPerClass: 200, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
+	return Profile{Name: "demo", TrainPerClass: 300, ThiefPerClass: 100, TestPerClass: 200, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 10, IndependentEpochs: 10,
 		AdaptiveFraction: 0.1, ZeroShotIters: 100, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }
