@@ -542,7 +542,14 @@ func (r *runner) metaAndVerify() error {
 		if p.MetaHidden == "logistic" {
 			fo.Hidden = []int{}
 		}
-		mo := verify.MetaOptions{Mode: mode, Layout: "full", MaxTrain: p.MetaTrain, Seed: r.cfg.Seed, Fit: fo}
+		maxTrain := p.MetaTrain
+		if mode == "black" {
+			maxTrain = p.MetaTrainBlack
+			if maxTrain <= 0 {
+				maxTrain = len(pairs)
+			}
+		}
+		mo := verify.MetaOptions{Mode: mode, Layout: "full", MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
 		var info meta.Info
 		err := r.stage("meta-"+mode, map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}, []string{file}, &info, func() error {
 			c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)

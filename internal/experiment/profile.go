@@ -18,11 +18,14 @@ type Profile struct {
 	Rate          float64 `json:"rate"`            // gamma: fraction of training images styled
 	Style         style.Options
 	// Models.
-	Arch       string `json:"arch"`
-	Epochs     int    `json:"epochs"`      // victim and benign models
-	Benign     int    `json:"benign"`      // benign models trained on the clean set (at least 2)
-	MetaTrain  int    `json:"meta_train"`  // key samples that train each meta-classifier
-	MetaHidden string `json:"meta_hidden"` // "mlp" or "logistic"
+	Arch      string `json:"arch"`
+	Epochs    int    `json:"epochs"`     // victim and benign models
+	Benign    int    `json:"benign"`     // benign models trained on the clean set (at least 2)
+	MetaTrain int    `json:"meta_train"` // key samples that train the white-box meta-classifier
+	// MetaTrainBlack caps the key samples that train the black-box meta-classifier (0: the
+	// whole training half of the key; its features are cheap).
+	MetaTrainBlack int    `json:"meta_train_black"`
+	MetaHidden     string `json:"meta_hidden"` // "mlp" or "logistic"
 	// Attacks.
 	DistillEpochs     int     `json:"distill_epochs"`
 	FinetuneEpochs    int     `json:"finetune_epochs"`
