@@ -41,6 +41,10 @@ func WriteReport(res *Results) error {
 		"AccPlot":  template.HTML(accPlot(res)),
 		"Sweeps":   sweepPlots(res),
 		"Correct":  Correct(res),
+		"Harmless": "",
+	}
+	if v, b, n, ok := Harmlessness(res); ok {
+		page["Harmless"] = fmt.Sprintf("The victim's test accuracy (%.2f%%) is %+.2f points from the mean of the %d benign models (%.2f%%).", 100*v, 100*(v-b), n, 100*b)
 	}
 	var buf bytes.Buffer
 	if err := reportTmpl.Execute(&buf, page); err != nil {
@@ -96,6 +100,7 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 <figure>{{.PPlot}}<figcaption>p-value per suspect (log scale); the dashed line is α.</figcaption></figure>
 <figure>{{.ProbPlot}}<figcaption>The meta-classifier's victim probability on each verification image: suspect (filled) against the benign reference (open).</figcaption></figure>
 <h2>Harmlessness</h2>
+{{if .Harmless}}<p>{{.Harmless}}</p>{{end}}
 <figure>{{.AccPlot}}<figcaption>Test accuracy of the victim (trained with the external features), the benign models and every suspect.</figcaption></figure>
 <table><tr><th>model</th><th>accuracy %</th><th>training time</th><th>role</th></tr>
 {{range .R.Models}}<tr><td>{{.Name}}</td><td>{{pct .Accuracy}}</td><td>{{secs .Seconds}}</td><td style="text-align:left">{{.Role}}</td></tr>{{end}}</table>

@@ -15,6 +15,9 @@ func WriteTable(w io.Writer, res *Results) {
 	for _, m := range res.Models {
 		fmt.Fprintf(w, "%-8s test accuracy %6.2f%%  (%s)\n", m.Name, 100*m.Accuracy, m.Role)
 	}
+	if v, b, n, ok := Harmlessness(res); ok {
+		fmt.Fprintf(w, "harmlessness: the victim's accuracy is %+.2f points from the mean of the %d benign models (%.2f%%)\n", 100*(v-b), n, 100*b)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "suspect\tacc %\tagree %\twhite dmu\twhite p\tblack dmu\tblack p\tverdict\t")
@@ -63,6 +66,25 @@ func verdict(r Row) string {
 		}
 	}
 	return strings.Join(parts, "/")
+}
+
+// Harmlessness returns the victim's test accuracy, the mean of the benign models' and how
+// many benign models there are; ok is false when either is missing.
+func Harmlessness(res *Results) (victim, benign float64, n int, ok bool) {
+	found := false
+	for _, m := range res.Models {
+		switch {
+		case m.Name == "victim":
+			victim, found = m.Accuracy, true
+		case strings.HasPrefix(m.Name, "benign"):
+			benign += m.Accuracy
+			n++
+		}
+	}
+	if !found || n == 0 {
+		return 0, 0, 0, false
+	}
+	return victim, benign / float64(n), n, true
 }
 
 // Correct reports whether every verdict of the table was right.
