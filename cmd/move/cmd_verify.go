@@ -47,8 +47,12 @@ func init() {
 model's (label 0) on the transformed images of the watermark key. White-box features are the
 signs of the loss gradient with respect to every weight of the model in its batch-norm-folded
 form, the form PyTorch exports by default, so that an ONNX export verifies like the model it
-came from (--layout full, the default, or compressed); black-box features are the probability
-differences over five augmentations. Models may be move model files or ONNX files; white-box
+came from; black-box features are the probability differences over five augmentations.
+--layout compressed (the default, as the paper's published code) sums each kernel's signs
+over its spatial taps and leaves out 1-D weights: on CIFAR-10 (quick profile) a resnet20's
+271,690 signs become 32,944, the classifier's held-out accuracy rises from 0.996 to 1.000
+and the direct copy's p-value falls from 0.068 to 0.001 (the full vector lets the classifier
+fit noise of the two benign models it sees); --layout full keeps every sign. Models may be move model files or ONNX files; white-box
 models must share one architecture (the weights must line up).
 
 The key's samples are split (--held-out, default half) into samples that train the classifier
@@ -66,7 +70,7 @@ EXIT STATUS
 			fs.Var(&benignPaths, "benign", "benign model file (trained on the clean set); repeat for several")
 			keyPath := fs.String("key", "", "watermark key (key.json written by move embed)")
 			out := fs.String("out", "", "meta-classifier file to write")
-			layout := fs.String("layout", features.Full, "white-box layout: full or compressed")
+			layout := fs.String("layout", features.Compressed, "white-box layout: compressed (kernels summed over their taps, 1-D weights left out, as the paper's code) or full")
 			heldOut := fs.Float64("held-out", 0.5, "fraction of key samples kept for verification")
 			maxTrain := fs.Int("max-train", 500, "at most this many key samples train the classifier")
 			hidden := fs.String("classifier", "mlp", "mlp (input/8, input/16 hidden units, capped) or logistic")

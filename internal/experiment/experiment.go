@@ -549,7 +549,7 @@ func (r *runner) metaAndVerify() error {
 				maxTrain = len(pairs)
 			}
 		}
-		mo := verify.MetaOptions{Mode: mode, Layout: "full", MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
+		mo := verify.MetaOptions{Mode: mode, Layout: features.Compressed, MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
 		var info meta.Info
 		err := r.stage("meta-"+mode, map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}, []string{file}, &info, func() error {
 			c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)
