@@ -65,11 +65,11 @@ func Paper() Profile {
 
 // Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
 // per class for the owner and 1,000 other ones for the thief, resnet20 trained for 10 epochs,
-// attacks scaled down in proportion.
+// query attacks for the paper's 20 epochs, the other attacks scaled down in proportion.
 func Quick() Profile {
 	st := style.Default()
 	return Profile{Name: "quick", TrainPerClass: 2000, ThiefPerClass: 1000, Rate: 0.1, Style: st, Arch: "resnet20", Epochs: 10, Benign: 3,
-		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 5, FinetuneEpochs: 5, QueryEpochs: 15, IndependentEpochs: 15,
+		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 5, FinetuneEpochs: 5, QueryEpochs: 20, IndependentEpochs: 15,
 		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }
 
