@@ -135,7 +135,7 @@ type runner struct {
 	log   Logger
 	res   *Results
 	clean *data.Set // the owner's clean training data
-	test  *data.Set // evaluation half of the test split
+	test  *data.Set // the test images that judge every model
 	thief *data.Set // the thief's own images
 	norm  data.Normalization
 	size  int
