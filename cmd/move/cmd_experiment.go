@@ -37,8 +37,9 @@ never saw, is the reference of every test, so an innocent model is compared with
 that is innocent in exactly the same way.
 
 Profiles:
-  quick  2,000 training images per class, resnet20, 5 epochs; attacks scaled down; under an
-         hour on 2 CPU cores on CIFAR-10
+  quick  2,000 training images per class for the owner (gamma 0.2), the other 3,000 for the
+         thief, resnet20, 10 epochs; attacks scaled down; under an hour on 2 CPU cores on
+         CIFAR-10
   paper  the paper's settings (whole set, wrn16-1, 200 epochs, attacks as published)
   demo   300 images per class, a few minutes (what move demo runs)
 
