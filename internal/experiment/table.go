@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,46 @@ func WriteTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
 		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
 	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
+	writeSweeps(w, res)
+}
+
+// writeSweeps prints each sweep as a table: one row per value, one column per p-value it
+// followed ("white/Direct-copy", ...).
+func writeSweeps(w io.Writer, res *Results) {
+	names := make([]string, 0, len(res.Sweeps))
+	for n := range res.Sweeps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		items := res.Sweeps[n]
+		var cols []string
+		seen := map[string]bool{}
+		for _, it := range items {
+			for k := range it.P {
+				if !seen[k] {
+					seen[k] = true
+					cols = append(cols, k)
+				}
+			}
+		}
+		sort.Strings(cols)
+		fmt.Fprintf(w, "\nsweep of %s: p-values\n", n)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
+		for _, it := range items {
+			fmt.Fprintf(tw, "%g", it.Value)
+			for _, c := range cols {
+				if p, ok := it.P[c]; ok {
+					fmt.Fprintf(tw, "\t%.3g", p)
+				} else {
+					fmt.Fprint(tw, "\t-")
+				}
+			}
+			fmt.Fprint(tw, "\t\n")
+		}
+		tw.Flush()
+	}
 }
 
 func dmu(v *Verdict) string {

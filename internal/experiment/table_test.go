@@ -22,3 +22,20 @@ func TestHarmlessnessAgainstTheBenignMean(t *testing.T) {
 		t.Error("no victim: want ok = false")
 	}
 }
+
+func TestSweepTable(t *testing.T) {
+	res := &Results{Sweeps: map[string][]SweepItem{
+		"m": {{Value: 5, P: map[string]float64{"black/Direct-copy": 0.0392, "white/Independent": 0.832}},
+			{Value: 50, P: map[string]float64{"black/Direct-copy": 9.5e-12}}},
+	}}
+	var buf bytes.Buffer
+	WriteTable(&buf, res)
+	out := buf.String()
+	lines := strings.Split(out[strings.Index(out, "sweep of m"):], "\n")
+	want := [][]string{{"m", "black/Direct-copy", "white/Independent"}, {"5", "0.0392", "0.832"}, {"50", "9.5e-12", "-"}}
+	for i, w := range want {
+		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("sweep table line %d = %q, want %q\n%s", i+1, got, w, out)
+		}
+	}
+}
