@@ -5,10 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"move/internal/atomicfile"
@@ -273,23 +274,14 @@ type sweepView struct {
 }
 
 func sweepPlots(res *Results) []sweepView {
-	var names []string
-	for k := range res.Sweeps {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var out []sweepView
 	palette := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"}
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(res.Sweeps)) {
 		items := res.Sweeps[name]
 		if len(items) == 0 {
 			continue
 		}
-		var series []string
-		for k := range items[0].P {
-			series = append(series, k)
-		}
-		sort.Strings(series)
+		series := sweepSeries(items)
 		lo, hi, top := items[0].Value, items[0].Value, 2.0
 		for _, it := range items {
 			lo, hi = math.Min(lo, it.Value), math.Max(hi, it.Value)

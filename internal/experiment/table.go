@@ -3,7 +3,8 @@ package experiment
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,24 +38,9 @@ func WriteTable(w io.Writer, res *Results) {
 // writeSweeps prints each sweep as a table: one row per value, one column per p-value it
 // followed ("white/Direct-copy", ...).
 func writeSweeps(w io.Writer, res *Results) {
-	names := make([]string, 0, len(res.Sweeps))
-	for n := range res.Sweeps {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(res.Sweeps)) {
 		items := res.Sweeps[n]
-		var cols []string
-		seen := map[string]bool{}
-		for _, it := range items {
-			for k := range it.P {
-				if !seen[k] {
-					seen[k] = true
-					cols = append(cols, k)
-				}
-			}
-		}
-		sort.Strings(cols)
+		cols := sweepSeries(items)
 		fmt.Fprintf(w, "\nsweep of %s: p-values\n", n)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
@@ -138,4 +124,15 @@ func Correct(res *Results) bool {
 		}
 	}
 	return true
+}
+
+// sweepSeries is the sorted set of p-values ("white/Direct-copy", ...) a sweep followed.
+func sweepSeries(items []SweepItem) []string {
+	set := map[string]bool{}
+	for _, it := range items {
+		for k := range it.P {
+			set[k] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
