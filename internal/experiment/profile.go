@@ -83,7 +83,7 @@ func Quick() Profile {
 func Demo() Profile {
 	st := style.Default()
 	st.Steps = 40
-	return Profile{Name: "demo", TrainPerClass: 300, ThiefPerClass: 400, TestPerClass: 200, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
+	return Profile{Name: "demo", TrainPerClass: 300, ThiefPerClass: 600, TestPerClass: 200, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 5, IndependentEpochs: 5,
-		AdaptiveFraction: 0.1, ZeroShotIters: 100, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
+		AdaptiveFraction: 0.1, ZeroShotIters: 60, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
 }
