@@ -312,7 +312,9 @@ func sweepPlots(res *Results) []sweepView {
 			col := palette[si%len(palette)]
 			var pts []string
 			for _, it := range items {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(it.Value), y(nlog(it.P[s]))))
+				if p, ok := it.P[s]; ok { // a value that did not follow s has no point (the table's "-")
+					pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(it.Value), y(nlog(p))))
+				}
 			}
 			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`, strings.Join(pts, " "), col)
 			fmt.Fprintf(&b, `<rect x="%.0f" y="%d" width="12" height="12" fill="%s"/><text x="%.0f" y="%d">%s</text>`,
