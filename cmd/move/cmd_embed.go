@@ -37,6 +37,13 @@ network, must fall to at most half; (b) with --check-model (a classifier trained
 and a test split, the classifier must keep at least half of its clean accuracy on styled test
 images. --preview writes a contact sheet (PNG) of originals beside their styled versions.
 
+Control styles: --control-samples of the key's samples (default 1,000) are also styled with
+each of --controls procedural control styles (default 2), or with the --control-style images,
+styles the victim never trains on; they are stored under OUT/controls/ and listed in the key.
+Verification contrasts a suspect's answer to the owner's style with its answer to the control
+styles on the same images (see move help verify). --add-controls KEY adds them to a key made
+without them.
+
 EXIT STATUS
   0 on success (and, with --check, when both checks pass), 1 when a check fails, 2 on error.`,
 		run: runEmbedCmd,
@@ -66,6 +73,11 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	checkModel := fs.String("check-model", "", "classifier trained on clean data, for the content check")
 	checkN := fs.Int("check-images", 500, "test images for the content check")
 	jsonOut := fs.Bool("json", false, "print the result as JSON on stdout")
+	nControls := fs.Int("controls", 2, "procedural control styles to style part of the key with (0: none; see move help verify)")
+	var controlStyles listFlag
+	fs.Var(&controlStyles, "control-style", "control style image instead of the procedural ones (repeatable; never the owner's style)")
+	controlSamples := fs.Int("control-samples", 1000, "key samples that get control versions (0: all)")
+	addControls := fs.String("add-controls", "", "add control styles to this existing key (key.json) and exit")
 	applyONNX := onnxFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -73,8 +85,10 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := applyONNX(); err != nil {
 		return err
 	}
-	if err := need(fs, "data", "style", "out"); err != nil {
-		return err
+	if *addControls == "" {
+		if err := need(fs, "data", "style", "out"); err != nil {
+			return err
+		}
 	}
 	if *preview != "" {
 		if _, err := os.Stat(*preview); err == nil && !*force {
@@ -84,6 +98,20 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cmdline := strings.Join(append([]string{"move", "embed"}, args...), " ")
 	pr := newProgress(stderr)
 	start := time.Now()
+	co := watermark.ControlOptions{Styles: controlStyles, Count: *nControls, Samples: *controlSamples, Seed: *seed, Style: opt, Force: *force,
+		Progress: func(done, total int, el time.Duration) {
+			rate := float64(done) / el.Seconds()
+			pr.printf(done == total, "control styles: %d/%d images, %.1f img/s, ETA %s", done, total, rate,
+				fmtDuration(time.Duration(float64(total-done)/rate*float64(time.Second))))
+		}}
+	if *addControls != "" {
+		k, err := watermark.AddControls(ctx, *addControls, co)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added %d control styles to %d samples of %s\n", len(k.Controls), len(k.Controls[0].Samples), *addControls)
+		return nil
+	}
 	key, err := watermark.Embed(ctx, watermark.Options{Data: *src, StyleImage: *styleImg, Out: *out, Rate: *rate, Seed: *seed,
 		Style: opt, Force: *force, Command: cmdline,
 		Progress: func(done, total int, el time.Duration) {
@@ -93,6 +121,12 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}})
 	if err != nil {
 		return err
+	}
+	if *nControls > 0 || len(controlStyles) > 0 {
+		co.Force = true // the key was just written
+		if key, err = watermark.AddControls(ctx, filepath.Join(*out, "key.json"), co); err != nil {
+			return fmt.Errorf("control styles: %w", err)
+		}
 	}
 	elapsed := time.Since(start)
 	result := map[string]any{"out": *out, "key": filepath.Join(*out, "key.json"), "styled": len(key.Samples),

@@ -59,6 +59,12 @@ The key's samples are split (--held-out, default half) into samples that train t
 and samples kept for verification; the split is recorded in META so that verification never
 uses an image the classifier was trained on. The classifier's held-out accuracy is reported.
 
+When the key has control styles, only samples with control versions are used, and the
+victim's and the benign models' features on the control styles are negatives as well: the
+classifier learns what is specific to the victim's answer to the owner's style, not a
+general steadiness under restyling that any confident model has (--no-controls: the paper's
+classifier).
+
 EXIT STATUS
   0 on success, 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +79,7 @@ EXIT STATUS
 			layout := fs.String("layout", features.Compressed, "white-box layout: compressed (kernels summed over their taps, 1-D weights left out, as the paper's code) or full")
 			heldOut := fs.Float64("held-out", 0.5, "fraction of key samples kept for verification")
 			maxTrain := fs.Int("max-train", 500, "at most this many key samples train the classifier")
+			noControls := fs.Bool("no-controls", false, "ignore the key's control styles (the paper's classifier: victim against benign on the owner's style only)")
 			hidden := fs.String("classifier", "mlp", "mlp (input/8, input/16 hidden units, capped) or logistic")
 			seed := fs.Uint64("seed", 0, "random seed (split, initialisation)")
 			force := fs.Bool("force", false, "overwrite --out")
@@ -122,7 +129,7 @@ EXIT STATUS
 				fo.Hidden = []int{}
 			}
 			fmt.Fprintf(stderr, "training the %s-box meta-classifier on %d key samples (%.0f%% held out)\n", *mode, len(pairs), 100**heldOut)
-			c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: *mode, Layout: *layout, HeldOut: *heldOut, MaxTrain: *maxTrain, Seed: *seed, Fit: fo})
+			c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: *mode, Layout: *layout, HeldOut: *heldOut, MaxTrain: *maxTrain, NoControls: *noControls, Seed: *seed, Fit: fo})
 			if err != nil {
 				return err
 			}
@@ -153,6 +160,18 @@ EXIT STATUS
 (default 10 white-box, 100 black-box), computes the meta-classifier's victim probability for
 the suspect and for the benign model on each, and runs a one-tailed paired t-test
 (H1: mu_suspect > mu_benign). Prints the p-value, delta-mu and the verdict at --alpha.
+
+When the key has control styles (move embed styles part of the key with styles the victim
+never trained on) and the meta-classifier was trained with them, each image's score is the
+classifier's victim probability on the owner's style minus its mean over the control styles,
+for the suspect and for the reference alike. A model that answers every style the same way
+(a confident model trained long on clean data, one that answers a constant) then scores
+zero, whatever its answers look like: the evidence is a response specific to the owner's
+style. Without controls, converged public models and a constant answer were judged stolen.
+
+A suspect that is not a working classifier on the owner's images (its accuracy on the key's
+originals is not above guessing at --alpha, one-sided binomial test) gets the verdict
+"inconclusive": its answers are no evidence either way.
 --test welch uses Welch's unequal-variance test instead (what the paper's published code
 computes); --resamples R repeats the test on R resamples and decides on the median p-value
 (their harmonic mean, the published code's figure, is reported too).
@@ -190,7 +209,7 @@ same checkpoint shares those coordinates. A model file also answers probabilitie
 both tests on it; black-box features do not depend on how weights are arranged.
 
 EXIT STATUS
-  0 when the verdict is "stolen", 1 when it is not, 2 on error.`,
+  0 when the verdict is "stolen", 1 when it is "not stolen" or "inconclusive", 2 on error.`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("verify", stderr)
 			applyONNX := onnxFlags(fs)
@@ -279,10 +298,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			verdict := "NOT STOLEN"
-			if res.Stolen {
-				verdict = "STOLEN"
-			}
+			verdict := strings.ToUpper(res.Verdict)
 			if *jsonOut {
 				h, _ := fileHash(*suspectPath)
 				name := *suspectPath
@@ -302,6 +318,17 @@ EXIT STATUS
 				if len(res.Folded) == 2 {
 					fmt.Fprintf(stdout, "white-box features of the folded form: %d batch norms of the suspect and %d of the benign model merged into their convolutions\n", res.Folded[0], res.Folded[1])
 				}
+				if res.Contrast != "" {
+					fmt.Fprintf(stdout, "scores contrast the owner's style with %d control styles (%s): score = C(owner style) - mean C(control styles)\n", c.Info.Controls, res.Contrast)
+				}
+				fmt.Fprintf(stdout, "suspect's accuracy on the key's originals: %.1f%% of %d (against guessing: p %.3g)\n", 100*res.KeyAccuracy, res.KeyAccuracyN, res.KeyAccuracyP)
+				if res.Verdict == verify.Inconclusive {
+					fmt.Fprintf(stdout, "the suspect is not a working classifier on the owner's images: its answers are no evidence either way\n")
+				}
+				if res.Contrast != "" {
+					fmt.Fprintf(stdout, "against the reference (H1: delta-mu > %g): p %.4g, delta-mu %.4f; the suspect's own specificity (H1: mean score > %g): p %.4g, mean score %.4f\n",
+						res.MinDelta, res.Test.P, res.Test.DeltaMu, res.MinDelta, res.Specificity.P, res.Specificity.DeltaMu)
+				}
 				fmt.Fprintf(stdout, "%s-box %s test (H1: delta-mu > %g), m = %d: p-value %.4g, delta-mu %.4f, alpha %g -> %s\n",
 					c.Info.Mode, res.Test.Test, res.MinDelta, res.M, res.P, res.DeltaMu, res.Alpha, verdict)
 				if *resamples > 1 {
@@ -312,7 +339,7 @@ EXIT STATUS
 				}
 			}
 			if !res.Stolen {
-				return negative{"not stolen"}
+				return negative{res.Verdict}
 			}
 			return nil
 		},

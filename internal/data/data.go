@@ -47,6 +47,17 @@ func (s *Set) Subset(idx []int) *Set {
 	return out
 }
 
+// Concat returns the images of a then b in one set, copied. Both must share classes and size.
+func Concat(a, b *Set) *Set {
+	out := &Set{Classes: a.Classes, H: a.H, W: a.W}
+	out.Pixels = append(append(make([]uint8, 0, len(a.Pixels)+len(b.Pixels)), a.Pixels...), b.Pixels...)
+	out.Labels = append(append([]int(nil), a.Labels...), b.Labels...)
+	if a.Paths != nil && b.Paths != nil {
+		out.Paths = append(append([]string(nil), a.Paths...), b.Paths...)
+	}
+	return out
+}
+
 // PerClass returns the indices of the first n images of each class (all when n <= 0), in order.
 func (s *Set) PerClass(n int) []int {
 	count := make([]int, len(s.Classes))

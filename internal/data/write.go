@@ -30,6 +30,15 @@ func WritePNG(path string, pix []uint8, h, w int, overwrite bool) error {
 	return atomicfile.Write(path, overwrite, func(wr io.Writer) error { return png.Encode(wr, img) })
 }
 
+// EncodePNG returns RGB pixels as a PNG file's bytes.
+func EncodePNG(pix []uint8, h, w int) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, RGBImage(pix, h, w)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // WriteFolder writes s as an image folder dir/<class>/NNNNN.png. The folder is built under a
 // temporary name beside dir and renamed into place when complete, so dir either holds the
 // whole set or does not exist; an existing dir is an error.

@@ -21,6 +21,7 @@ import (
 	"move/internal/buildinfo"
 	"move/internal/data"
 	"move/internal/features"
+	"move/internal/innocent"
 	"move/internal/meta"
 	"move/internal/modelfile"
 	"move/internal/models"
@@ -38,6 +39,12 @@ type Config struct {
 	Seed    uint64  `json:"seed"`
 	Profile Profile `json:"profile"`
 	Command string  `json:"command"`
+	// ControlStyles are the control style images (empty: Profile.Controls procedural ones).
+	ControlStyles []string `json:"control_styles,omitempty"`
+	// Innocents is the size of the innocent suite (at least the profile's everyday ones);
+	// InnocentONNX are innocent models trained elsewhere, verified as suspects too.
+	Innocents    int      `json:"innocents,omitempty"`
+	InnocentONNX []string `json:"innocent_onnx,omitempty"`
 }
 
 // Verdict is one verification of one suspect in one mode.
@@ -46,8 +53,13 @@ type Verdict struct {
 	DeltaMu     float64   `json:"delta_mu"`
 	M           int       `json:"m"`
 	Stolen      bool      `json:"stolen"`
+	Verdict     string    `json:"verdict"` // stolen, not stolen, inconclusive
+	KeyAccuracy float64   `json:"key_accuracy"`
 	ProbSuspect []float64 `json:"prob_suspect"`
 	ProbBenign  []float64 `json:"prob_benign"`
+	// Control probabilities (means over the control styles), when the test contrasts them.
+	ControlSuspect []float64 `json:"control_suspect,omitempty"`
+	ControlBenign  []float64 `json:"control_benign,omitempty"`
 }
 
 // Row is one suspect of the table.
@@ -59,7 +71,10 @@ type Row struct {
 	Agreement float64  `json:"agreement"`
 	Queries   int      `json:"queries"`
 	Seconds   float64  `json:"seconds"`
-	Stolen    bool     `json:"truly_stolen"` // ground truth: false only for the independent model
+	Stolen    bool     `json:"truly_stolen"` // ground truth: false for the independent model and the innocents
+	Kind      string   `json:"innocent_kind,omitempty"`
+	File      string   `json:"file,omitempty"`   // the suspect's model file (relative to OUT unless absolute)
+	Served    string   `json:"served,omitempty"` // a degenerate model served over HTTP (constant, noise)
 	White     *Verdict `json:"white"`
 	Black     *Verdict `json:"black"`
 }
@@ -94,7 +109,10 @@ type Results struct {
 	Rows         []Row                  `json:"rows"`
 	Stages       []StageRecord          `json:"stages"`
 	Sweeps       map[string][]SweepItem `json:"sweeps,omitempty"`
-	Samples      []string               `json:"samples"` // styled sample images (relative paths)
+	// Innocents summarises, per mode, how the test treated every innocent suspect (the
+	// independent control and the innocent suite).
+	Innocents map[string]innocent.Summary `json:"innocents,omitempty"`
+	Samples   []string                    `json:"samples"` // styled sample images (relative paths)
 }
 
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
@@ -207,7 +225,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.metaAndVerify}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.controls, r.innocents, r.metaAndVerify}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -531,9 +549,12 @@ func (r *runner) metaAndVerify() error {
 	}
 	suspects := make([]verify.Model, len(r.res.Rows))
 	for i, row := range r.res.Rows {
-		if suspects[i], err = r.load(r.path("suspects", row.Attack+".safetensors")); err != nil {
-			return err
+		m, stop, err := r.suspectModel(row)
+		if err != nil {
+			return fmt.Errorf("suspect %s: %w", row.Attack, err)
 		}
+		defer stop()
+		suspects[i] = m
 	}
 	up := r.base
 	for _, mode := range []string{"white", "black"} {
@@ -551,7 +572,11 @@ func (r *runner) metaAndVerify() error {
 		}
 		mo := verify.MetaOptions{Mode: mode, Layout: features.Compressed, MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
 		var info meta.Info
-		err := r.stage("meta-"+mode, map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}, []string{file}, &info, func() error {
+		conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}
+		if ctl := r.stageHash("controls"); ctl != "" {
+			conf["controls"], conf["contrast"] = ctl, verify.Contrast
+		}
+		err := r.stage("meta-"+mode, conf, []string{file}, &info, func() error {
 			c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)
 			if err != nil {
 				return err
@@ -576,6 +601,9 @@ func (r *runner) metaAndVerify() error {
 		for i := range r.res.Rows {
 			row, s := &r.res.Rows[i], suspects[i]
 			if mode == "white" {
+				if s.Local == nil {
+					continue // served: no weights
+				}
 				if _, err := verify.Compatible(c, s, pairs); err != nil {
 					continue // gradient features compare within one architecture
 				}
@@ -584,7 +612,8 @@ func (r *runner) metaAndVerify() error {
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}
-			vd := &Verdict{P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign}
+			vd := &Verdict{P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
+				ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
 			if mode == "white" {
 				row.White = vd
 			} else {
@@ -592,5 +621,25 @@ func (r *runner) metaAndVerify() error {
 			}
 		}
 	}
+	r.res.Innocents = map[string]innocent.Summary{}
+	for _, mode := range []string{"white", "black"} {
+		var outs []innocent.Outcome
+		for _, row := range r.res.Rows {
+			if v := row.verdict(mode); v != nil && !row.Stolen {
+				outs = append(outs, innocent.Outcome{P: v.P, Accused: v.Stolen})
+			}
+		}
+		r.res.Innocents[mode] = innocent.Summarise(mode, outs)
+	}
 	return nil
+}
+
+// stageHash is the configuration hash of the named stage of this run ("" when it did not run).
+func (r *runner) stageHash(name string) string {
+	for _, s := range r.res.Stages {
+		if s.Name == name {
+			return s.Hash
+		}
+	}
+	return ""
 }

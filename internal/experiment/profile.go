@@ -35,6 +35,15 @@ type Profile struct {
 	ZeroShotIters     int     `json:"zeroshot_iters"`
 	ZeroShotBatch     int     `json:"zeroshot_batch"`
 	ZeroShotWidth     int     `json:"zeroshot_width"`
+	// Controls is the number of procedural control styles (used when the experiment names no
+	// control style images; -1: none, the paper's test); ControlSamples how many key samples
+	// get control versions (0: all).
+	Controls       int `json:"controls"`
+	ControlSamples int `json:"control_samples"`
+	// Innocents is the number of innocent suspects every run checks besides the independent
+	// control (innocent.Plan: the first is trained on all the clean data, the second answers
+	// a constant).
+	Innocents int `json:"innocents"`
 	// Verification.
 	MWhite int     `json:"m_white"`
 	MBlack int     `json:"m_black"`
@@ -60,7 +69,8 @@ func ProfileByName(name string) (Profile, error) {
 func Paper() Profile {
 	return Profile{Name: "paper", Rate: 0.1, Style: style.Default(), Arch: "wrn16-1", Epochs: 200, Benign: 3,
 		MetaTrain: 500, MetaHidden: "mlp", DistillEpochs: 200, FinetuneEpochs: 5, QueryEpochs: 20, IndependentEpochs: 200,
-		AdaptiveFraction: 0.1, ZeroShotIters: 10000, ZeroShotBatch: 256, ZeroShotWidth: 64, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
+		AdaptiveFraction: 0.1, ZeroShotIters: 10000, ZeroShotBatch: 256, ZeroShotWidth: 64, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
+		Controls: 2, ControlSamples: 2000, Innocents: 2}
 }
 
 // Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
@@ -74,7 +84,8 @@ func Quick() Profile {
 	st := style.Default()
 	return Profile{Name: "quick", TrainPerClass: 2000, ThiefPerClass: 3000, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 10, Benign: 3,
 		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 5, FinetuneEpochs: 3, QueryEpochs: 7, IndependentEpochs: 5,
-		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
+		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
+		Controls: 2, ControlSamples: 1000, Innocents: 2}
 }
 
 // Demo runs the whole pipeline in a few minutes: a small slice of the data, short training;
@@ -86,5 +97,6 @@ func Demo() Profile {
 	st.Steps = 40
 	return Profile{Name: "demo", TrainPerClass: 300, ThiefPerClass: 600, TestPerClass: 200, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 5, IndependentEpochs: 5,
-		AdaptiveFraction: 0.1, ZeroShotIters: 60, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05}
+		AdaptiveFraction: 0.1, ZeroShotIters: 60, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
+		Controls: 2, ControlSamples: 0, Innocents: 2}
 }

@@ -31,8 +31,30 @@ func WriteTable(w io.Writer, res *Results) {
 	alpha := res.Config.Profile.Alpha
 	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
 		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
+	writeInnocents(w, res)
 	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
 	writeSweeps(w, res)
+}
+
+// writeInnocents prints how the test treated the innocent suspects in each mode.
+func writeInnocents(w io.Writer, res *Results) {
+	if len(res.Innocents) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ninnocent suspects (the independent control and the innocent suite):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\ttested\tp<0.01\tp<0.05\taccused\trate <= (95% CP)\tKS D+\tKS p (excess of small p)\t")
+	for _, mode := range []string{"white", "black"} {
+		s, ok := res.Innocents[mode]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.3f\t%.3f\t%.3g\t\n", mode, s.Tested, s.Accused01, s.Accused05, s.Accused,
+			s.Upper95, s.Uniform.DPlus, s.Uniform.PPlus)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "accused: verdicts of \"stolen\" (p < alpha, delta-mu above the margin, a working classifier);")
+	fmt.Fprintln(w, "rate <=: the exact Clopper-Pearson 95% upper bound on the false-accusation rate")
 }
 
 // writeSweeps prints each sweep as a table: one row per value, one column per p-value it
@@ -84,6 +106,10 @@ func verdict(r Row) string {
 		switch {
 		case v == nil:
 			parts = append(parts, "-")
+		case v.Verdict == "inconclusive" && !r.Stolen:
+			parts = append(parts, "ok:inconclusive")
+		case v.Verdict == "inconclusive":
+			parts = append(parts, "MISSED:inconclusive")
 		case v.Stolen == r.Stolen:
 			parts = append(parts, "ok")
 		case v.Stolen:

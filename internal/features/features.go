@@ -268,40 +268,63 @@ func Augment(p []uint8, h, w, k int) []uint8 {
 // augmentations of P(aug(transformed)) - P(original): K x 5 values. It asks the prober once, with
 // six images per pair.
 func BlackBox(p Prober, orig, styled [][]uint8, h, w int) ([][]float32, error) {
-	if len(orig) != len(styled) {
-		return nil, fmt.Errorf("%d originals for %d transformed images", len(orig), len(styled))
+	f, _, err := BlackBoxViews(p, orig, [][][]uint8{styled}, h, w)
+	if err != nil {
+		return nil, err
 	}
-	var batch [][]uint8
+	return f[0], nil
+}
+
+// BlackBoxViews is BlackBox for several transformed versions (views) of the same originals,
+// asked in one batch: views[v][i] is the v-th transformed version of orig[i]. It returns the
+// features per view and pair, and the prober's probabilities of each original.
+func BlackBoxViews(p Prober, orig [][]uint8, views [][][]uint8, h, w int) (feats [][][]float32, base [][]float32, err error) {
+	for v, imgs := range views {
+		if len(imgs) != len(orig) {
+			return nil, nil, fmt.Errorf("%d originals for %d transformed images (view %d)", len(orig), len(imgs), v)
+		}
+	}
+	na := len(Augmentations)
+	per := 1 + na*len(views)
+	batch := make([][]uint8, 0, per*len(orig))
 	for i := range orig {
 		batch = append(batch, orig[i])
-		for k := range Augmentations {
-			batch = append(batch, Augment(styled[i], h, w, k))
+		for _, imgs := range views {
+			for k := range na {
+				batch = append(batch, Augment(imgs[i], h, w, k))
+			}
 		}
 	}
 	probs, err := p.Probs(batch, h, w)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(probs) != len(batch) {
-		return nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
+		return nil, nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
 	}
-	na := len(Augmentations)
-	out := make([][]float32, len(orig))
+	feats = make([][][]float32, len(views))
+	for v := range views {
+		feats[v] = make([][]float32, len(orig))
+	}
+	base = make([][]float32, len(orig))
 	for i := range orig {
-		base := probs[i*(na+1)]
-		var v []float32
-		for k := range na {
-			pk := probs[i*(na+1)+1+k]
-			if len(pk) != len(base) {
-				return nil, fmt.Errorf("prediction %d has %d classes, another %d", i, len(pk), len(base))
+		b := probs[i*per]
+		base[i] = b
+		for v := range views {
+			vec := make([]float32, 0, na*len(b))
+			for k := range na {
+				pk := probs[i*per+1+v*na+k]
+				if len(pk) != len(b) {
+					return nil, nil, fmt.Errorf("prediction %d has %d classes, another %d", i, len(pk), len(b))
+				}
+				for j := range pk {
+					vec = append(vec, pk[j]-b[j])
+				}
 			}
-			for j := range pk {
-				v = append(v, pk[j]-base[j])
-			}
+			feats[v][i] = vec
 		}
-		out[i] = v
 	}
-	return out, nil
+	return feats, base, nil
 }
 
 // LocalProber runs a model file's model in this process.

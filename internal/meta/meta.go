@@ -17,14 +17,18 @@ import (
 
 // Info describes a trained meta-classifier; it is stored in the file's metadata.
 type Info struct {
-	Mode         string    `json:"mode"`   // "white" or "black"
-	Layout       string    `json:"layout"` // white-box layout, or "prob-diff-5aug"
-	Dim          int       `json:"dim"`
-	Hidden       []int     `json:"hidden"` // empty: logistic regression
-	Arch         string    `json:"arch,omitempty"`
-	Form         string    `json:"white_box_form,omitempty"`      // the white-box feature definition (features.Form)
-	Signature    string    `json:"white_box_signature,omitempty"` // the victim's white-box structure (features.Structure)
-	Classes      int       `json:"classes"`
+	Mode      string `json:"mode"`   // "white" or "black"
+	Layout    string `json:"layout"` // white-box layout, or "prob-diff-5aug"
+	Dim       int    `json:"dim"`
+	Hidden    []int  `json:"hidden"` // empty: logistic regression
+	Arch      string `json:"arch,omitempty"`
+	Form      string `json:"white_box_form,omitempty"`      // the white-box feature definition (features.Form)
+	Signature string `json:"white_box_signature,omitempty"` // the victim's white-box structure (features.Structure)
+	Classes   int    `json:"classes"`
+	// Contrast is the specificity check the classifier was trained for (verify.Contrast), empty
+	// for the paper's classifier; Controls is the number of control styles it contrasts.
+	Contrast     string    `json:"contrast,omitempty"`
+	Controls     int       `json:"controls,omitempty"`
 	TrainIdx     []int     `json:"train_samples"`   // key samples used for training
 	HeldOutIdx   []int     `json:"heldout_samples"` // key samples kept for verification
 	HeldOutAcc   float64   `json:"heldout_accuracy"`

@@ -32,44 +32,114 @@ func (m Model) prober() features.Prober {
 	return features.LocalProber{Model: m.Local, Norm: m.Norm, Size: m.Size}
 }
 
-// Features computes the mode's features of m on the given key pairs.
+// Features computes the mode's features of m on the given key pairs (their owner-styled
+// images).
 func Features(mode, layout string, m Model, pairs []watermark.Pair) ([][]float32, error) {
+	o, err := observe(mode, layout, m, pairs, 1)
+	if err != nil {
+		return nil, err
+	}
+	return o.feats[0], nil
+}
+
+// observation is what one model shows on some key pairs: its features on each view of them
+// (view 0: the owner's style; view k: control style k) and its top-1 class on each original.
+type observation struct {
+	feats   [][][]float32 // [view][pair]
+	pred    []int
+	classes int
+}
+
+// view returns the image of pair p seen in view v (0: owner-styled, k: control k).
+func view(p watermark.Pair, v int) []uint8 {
+	if v == 0 {
+		return p.Styled
+	}
+	return p.Controls[v-1]
+}
+
+// observe computes m's features on views 0..views-1 of pairs.
+func observe(mode, layout string, m Model, pairs []watermark.Pair, views int) (*observation, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("no key images")
 	}
+	for i, p := range pairs {
+		if len(p.Controls) < views-1 {
+			return nil, fmt.Errorf("key sample %d has no image in control style %d", i, len(p.Controls)+1)
+		}
+	}
 	h, w := pairs[0].H, pairs[0].W
+	o := &observation{feats: make([][][]float32, views)}
 	switch mode {
 	case "white":
 		if m.Local == nil {
 			return nil, errors.New("white-box features need the model's weights (a model file), not an endpoint")
 		}
-		s := &data.Set{H: h, W: w}
-		for _, p := range pairs {
-			img := p.Styled
-			if m.Size > 0 && (h != m.Size || w != m.Size) {
-				img = data.Resize(img, h, w, m.Size, m.Size)
+		for v := range views {
+			s := &data.Set{H: h, W: w}
+			for _, p := range pairs {
+				img := view(p, v)
+				if m.Size > 0 && (h != m.Size || w != m.Size) {
+					img = data.Resize(img, h, w, m.Size, m.Size)
+				}
+				s.Pixels = append(s.Pixels, img...)
+				s.Labels = append(s.Labels, p.Label)
 			}
-			s.Pixels = append(s.Pixels, img...)
-			s.Labels = append(s.Labels, p.Label)
+			if m.Size > 0 {
+				s.H, s.W = m.Size, m.Size
+			}
+			idx := make([]int, s.Len())
+			for i := range idx {
+				idx[i] = i
+			}
+			x, y := data.Batch(s, idx, m.Norm, data.Augment{}, nil)
+			f, err := features.WhiteBox(m.Local, x, y, layout)
+			if err != nil {
+				return nil, err
+			}
+			o.feats[v] = f
 		}
-		if m.Size > 0 {
-			s.H, s.W = m.Size, m.Size
+		orig := make([][]uint8, len(pairs))
+		for i, p := range pairs {
+			orig[i] = p.Orig
 		}
-		idx := make([]int, s.Len())
-		for i := range idx {
-			idx[i] = i
+		probs, err := m.prober().Probs(orig, h, w)
+		if err != nil {
+			return nil, err
 		}
-		x, y := data.Batch(s, idx, m.Norm, data.Augment{}, nil)
-		return features.WhiteBox(m.Local, x, y, layout)
+		o.pred, o.classes = argmaxes(probs), len(probs[0])
 	case "black":
 		orig := make([][]uint8, len(pairs))
-		styled := make([][]uint8, len(pairs))
+		vs := make([][][]uint8, views)
 		for i, p := range pairs {
-			orig[i], styled[i] = p.Orig, p.Styled
+			orig[i] = p.Orig
+			for v := range views {
+				vs[v] = append(vs[v], view(p, v))
+			}
 		}
-		return features.BlackBox(m.prober(), orig, styled, h, w)
+		f, base, err := features.BlackBoxViews(m.prober(), orig, vs, h, w)
+		if err != nil {
+			return nil, err
+		}
+		o.feats, o.pred, o.classes = f, argmaxes(base), len(base[0])
+	default:
+		return nil, fmt.Errorf("unknown mode %q (white or black)", mode)
 	}
-	return nil, fmt.Errorf("unknown mode %q (white or black)", mode)
+	return o, nil
+}
+
+func argmaxes(probs [][]float32) []int {
+	out := make([]int, len(probs))
+	for i, p := range probs {
+		best := 0
+		for j, v := range p {
+			if v > p[best] {
+				best = j
+			}
+		}
+		out[i] = best
+	}
+	return out
 }
 
 // Structure describes the white-box vector of a local model on the key's images.
@@ -106,20 +176,52 @@ func Compatible(c *meta.Classifier, m Model, pairs []watermark.Pair) (*features.
 	return s, nil
 }
 
+// Contrast names the specificity check that a meta-classifier trained on a key with control
+// styles records (meta.Info.Contrast). Such a classifier learns the victim's answer to the
+// owner's style against four kinds of negatives: the benign models on the owner's style and
+// the victim and the benign models on every control style; a suspect's score on an image is
+// then C(owner style) - mean over controls of C(control style), so a model that answers every
+// style alike scores zero, whatever its answers are.
+const Contrast = "control-styles-v1"
+
 // MetaOptions configure TrainMeta.
 type MetaOptions struct {
 	Mode, Layout string
 	HeldOut      float64 // fraction of key samples kept for verification (default 0.5)
 	MaxTrain     int     // at most this many key samples train the classifier (default 500)
-	Seed         uint64
-	Fit          meta.Options
+	// NoControls trains without the key's control styles (the paper's classifier: victim
+	// against benign on the owner's style only) even when the key has them.
+	NoControls bool
+	Seed       uint64
+	Fit        meta.Options
+}
+
+// usable returns the key indices a classifier can use and the number of views: all samples
+// and 1 view without controls; with controls, the samples every control covers and 1 + the
+// number of controls.
+func usable(pairs []watermark.Pair, controls bool) ([]int, int) {
+	k := 0
+	if controls {
+		for _, p := range pairs {
+			k = max(k, len(p.Controls))
+		}
+	}
+	var idx []int
+	for i, p := range pairs {
+		if len(p.Controls) >= k {
+			idx = append(idx, i)
+		}
+	}
+	return idx, k + 1
 }
 
 // TrainMeta splits the key's pairs into training and held-out samples, computes features of
 // the victim (label 1) and of every benign model (label 0) on the training ones and fits the
 // meta-classifier. With several benign models the victim's features are repeated once per
-// benign model so that both classes weigh the same. The split and the held-out accuracy are
-// recorded in the classifier's Info.
+// benign model so that both classes weigh the same. When the key has control styles (and
+// NoControls is not set), only samples with control versions are used, and the victim's and
+// the benign models' features on the control styles are negatives too (see Contrast). The
+// split and the held-out accuracy are recorded in the classifier's Info.
 func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptions) (*meta.Classifier, error) {
 	if len(benign) == 0 {
 		return nil, errors.New("no benign model")
@@ -133,12 +235,16 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 	if o.Mode == "black" {
 		o.Layout = "prob-diff-5aug"
 	}
-	n := len(pairs)
+	eligible, views := usable(pairs, !o.NoControls)
+	n := len(eligible)
 	nh := int(float64(n) * o.HeldOut)
 	if nh < 2 || n-nh < 2 {
-		return nil, fmt.Errorf("the key has %d transformed samples: too few to train and verify", n)
+		return nil, fmt.Errorf("the key has %d usable transformed samples: too few to train and verify", n)
 	}
 	perm := rand.New(rand.NewPCG(o.Seed, 0x73706c)).Perm(n)
+	for i, j := range perm {
+		perm[i] = eligible[j]
+	}
 	held, trn := perm[:nh], perm[nh:]
 	if len(trn) > o.MaxTrain {
 		trn = trn[:o.MaxTrain]
@@ -150,11 +256,14 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 		}
 		return out
 	}
-	xs, ys, err := labelled(o, victim, benign, sub(trn))
+	xs, ys, err := labelled(o, victim, benign, sub(trn), views)
 	if err != nil {
 		return nil, err
 	}
 	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held}
+	if views > 1 {
+		info.Contrast, info.Controls = Contrast, views-1
+	}
 	if victim.Local != nil {
 		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
 	}
@@ -184,7 +293,7 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 	if len(hv) > o.MaxTrain {
 		hv = hv[:o.MaxTrain]
 	}
-	hx, hy, err := labelled(o, victim, benign, sub(hv))
+	hx, hy, err := labelled(o, victim, benign, sub(hv), views)
 	if err != nil {
 		return nil, err
 	}
@@ -192,26 +301,40 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 	return c, nil
 }
 
-// labelled computes the victim's features (label 1, repeated once per benign model) and every
-// benign model's (label 0) on pairs.
-func labelled(o MetaOptions, victim Model, benign []Model, pairs []watermark.Pair) ([][]float32, []int, error) {
-	fv, err := Features(o.Mode, o.Layout, victim, pairs)
+// labelled computes the victim's features on the owner's style (label 1) and every negative
+// (label 0): each benign model on the owner's style and, with views > 1, the victim and each
+// benign model on every control style. Each negative group is paired with one copy of the
+// victim's positives so that both classes weigh the same.
+func labelled(o MetaOptions, victim Model, benign []Model, pairs []watermark.Pair, views int) ([][]float32, []int, error) {
+	ov, err := observe(o.Mode, o.Layout, victim, pairs, views)
 	if err != nil {
 		return nil, nil, fmt.Errorf("victim features: %w", err)
 	}
+	fv := ov.feats[0]
 	var xs [][]float32
 	var ys []int
-	for i, b := range benign {
-		fb, err := Features(o.Mode, o.Layout, b, pairs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("benign model %d features: %w", i+1, err)
-		}
-		xs = append(append(xs, fv...), fb...)
+	add := func(neg [][]float32) {
+		xs = append(append(xs, fv...), neg...)
 		for range fv {
 			ys = append(ys, 1)
 		}
-		for range fb {
+		for range neg {
 			ys = append(ys, 0)
+		}
+	}
+	var ob []*observation
+	for i, b := range benign {
+		o, err := observe(o.Mode, o.Layout, b, pairs, views)
+		if err != nil {
+			return nil, nil, fmt.Errorf("benign model %d features: %w", i+1, err)
+		}
+		ob = append(ob, o)
+		add(o.feats[0])
+	}
+	for v := 1; v < views; v++ {
+		add(ov.feats[v])
+		for _, o := range ob {
+			add(o.feats[v])
 		}
 	}
 	return xs, ys, nil
@@ -232,14 +355,32 @@ type Options struct {
 	Seed     uint64
 }
 
+// Verdicts of a test.
+const (
+	Stolen       = "stolen"
+	NotStolen    = "not stolen"
+	Inconclusive = "inconclusive"
+)
+
 // Result is a verification outcome.
 type Result struct {
-	Mode        string       `json:"mode"`
-	M           int          `json:"m"`
-	Samples     []int        `json:"samples"` // key indices of the first resample
-	ProbSuspect []float64    `json:"prob_suspect"`
-	ProbBenign  []float64    `json:"prob_benign"`
-	Test        stats.Result `json:"test"`
+	Mode    string `json:"mode"`
+	M       int    `json:"m"`
+	Samples []int  `json:"samples"` // key indices of the first resample
+	// ProbSuspect and ProbBenign are the meta-classifier's victim probabilities on the owner's
+	// style; with a contrast, ControlSuspect and ControlBenign are their means over the control
+	// styles, and the test compares the scores ProbSuspect - ControlSuspect and
+	// ProbBenign - ControlBenign.
+	ProbSuspect    []float64    `json:"prob_suspect"`
+	ProbBenign     []float64    `json:"prob_benign"`
+	ControlSuspect []float64    `json:"control_suspect,omitempty"`
+	ControlBenign  []float64    `json:"control_benign,omitempty"`
+	Contrast       string       `json:"contrast,omitempty"`
+	Test           stats.Result `json:"test"` // the suspect against the reference
+	// Specificity is, with a contrast, the one-sample test of the suspect's own scores against
+	// the margin (its answer to the owner's style beyond its answer to the control styles);
+	// P is then the larger of the two tests' p-values.
+	Specificity stats.Result `json:"specificity,omitempty"`
 	PValues     []float64    `json:"p_values,omitempty"` // one per resample when Resamples > 1
 	PMedian     float64      `json:"p_median"`
 	PHarmonic   float64      `json:"p_harmonic_mean"`
@@ -247,11 +388,29 @@ type Result struct {
 	DeltaMu     float64      `json:"delta_mu"`
 	Alpha       float64      `json:"alpha"`
 	MinDelta    float64      `json:"min_delta"`
-	Stolen      bool         `json:"stolen"`
+	// KeyAccuracy is the suspect's top-1 accuracy on the originals of the key images it was
+	// tested on (all held-out ones for a local model), KeyAccuracyN how many, and KeyAccuracyP
+	// the one-sided binomial p-value of that accuracy against guessing (1/classes). A suspect
+	// that is not a working classifier on the owner's images (KeyAccuracyP >= Alpha) gets the
+	// verdict "inconclusive": nothing it answers is evidence.
+	KeyAccuracy  float64 `json:"key_accuracy"`
+	KeyAccuracyN int     `json:"key_accuracy_n"`
+	KeyAccuracyP float64 `json:"key_accuracy_p"`
+	Verdict      string  `json:"verdict"` // Stolen, NotStolen or Inconclusive
+	Stolen       bool    `json:"stolen"`
 	// Folded counts, for white-box tests, the batch norms of the suspect and of the benign
 	// model that were merged into their convolutions before reading gradients.
 	Folded []int `json:"folded_batch_norms,omitempty"`
 }
+
+// scored is what a test reads of one model on one key sample.
+type scored struct {
+	owner, control float64 // the classifier's victim probability on the owner's style; mean over controls
+	pred           int     // the model's top-1 class on the original
+	classes        int
+}
+
+func (s scored) score() float64 { return s.owner - s.control }
 
 // Run tests suspect against benign on held-out key samples with meta-classifier c.
 func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Options) (*Result, error) {
@@ -268,10 +427,20 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	if o.Resamples <= 0 {
 		o.Resamples = 1
 	}
+	views := 1
+	if c.Info.Contrast != "" {
+		if c.Info.Contrast != Contrast {
+			return nil, fmt.Errorf("the meta-classifier was trained for contrast %q; this move knows %q: train it again with move meta", c.Info.Contrast, Contrast)
+		}
+		views = 1 + c.Info.Controls
+	}
 	held := c.Info.HeldOutIdx
 	for _, k := range held {
 		if k < 0 || k >= len(pairs) {
 			return nil, fmt.Errorf("the meta-classifier's held-out sample %d is not in the key (%d samples): wrong key?", k, len(pairs))
+		}
+		if len(pairs[k].Controls) < views-1 {
+			return nil, fmt.Errorf("the meta-classifier contrasts %d control styles, but key sample %d has %d: wrong key?", views-1, k, len(pairs[k].Controls))
 		}
 	}
 	if len(held) < 2 {
@@ -279,7 +448,7 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	}
 	m := min(o.M, len(held))
 	rng := rand.New(rand.NewPCG(o.Seed, 0x76657269))
-	res := &Result{Mode: mode, M: m, Alpha: o.Alpha}
+	res := &Result{Mode: mode, M: m, Alpha: o.Alpha, Contrast: c.Info.Contrast}
 	if mode == "white" {
 		for _, x := range []struct {
 			name string
@@ -293,8 +462,8 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 		}
 	}
 	// Features per held-out sample are computed once and reused across resamples.
-	cacheS, cacheB := map[int]float64{}, map[int]float64{}
-	probs := func(mod Model, idx []int, cache map[int]float64) ([]float64, error) {
+	cacheS, cacheB := map[int]scored{}, map[int]scored{}
+	look := func(mod Model, idx []int, cache map[int]scored) ([]scored, error) {
 		var need []int
 		for _, k := range idx {
 			if _, ok := cache[k]; !ok {
@@ -306,19 +475,25 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 			for i, k := range need {
 				ps[i] = pairs[k]
 			}
-			f, err := Features(mode, c.Info.Layout, mod, ps)
+			ob, err := observe(mode, c.Info.Layout, mod, ps, views)
 			if err != nil {
 				return nil, err
 			}
-			p, err := c.Prob(f)
-			if err != nil {
-				return nil, err
+			pv := make([][]float64, views)
+			for v := range views {
+				if pv[v], err = c.Prob(ob.feats[v]); err != nil {
+					return nil, err
+				}
 			}
 			for i, k := range need {
-				cache[k] = p[i]
+				sc := scored{owner: pv[0][i], pred: ob.pred[i], classes: ob.classes}
+				for v := 1; v < views; v++ {
+					sc.control += pv[v][i] / float64(views-1)
+				}
+				cache[k] = sc
 			}
 		}
-		out := make([]float64, len(idx))
+		out := make([]scored, len(idx))
 		for i, k := range idx {
 			out[i] = cache[k]
 		}
@@ -330,13 +505,17 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 		for i, j := range perm {
 			idx[i] = held[j]
 		}
-		ps, err := probs(suspect, idx, cacheS)
+		ss, err := look(suspect, idx, cacheS)
 		if err != nil {
 			return nil, fmt.Errorf("suspect: %w", err)
 		}
-		pb, err := probs(benign, idx, cacheB)
+		sb, err := look(benign, idx, cacheB)
 		if err != nil {
 			return nil, fmt.Errorf("benign model: %w", err)
+		}
+		ps, pb := make([]float64, m), make([]float64, m)
+		for i := range m {
+			ps[i], pb[i] = ss[i].score(), sb[i].score()
 		}
 		// The margin: test the suspect against the reference shifted up by δ.
 		shifted := make([]float64, len(pb))
@@ -353,14 +532,69 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 			return nil, err
 		}
 		t.DeltaMu += o.MinDelta // report mean(S) - mean(B) itself
-		if r == 0 {
-			res.Samples, res.ProbSuspect, res.ProbBenign, res.Test = idx, ps, pb, t
+		p := t.P
+		var self stats.Result
+		if views > 1 {
+			// The suspect's own specificity: its score (owner style minus control styles)
+			// above the margin. A stolen model must pass both tests; rejecting only when both
+			// reject (an intersection-union test, Berger 1982) keeps the level alpha, and its
+			// p-value is the larger of the two.
+			margin := make([]float64, m)
+			for i := range margin {
+				margin[i] = o.MinDelta
+			}
+			if self, err = stats.PairedT(ps, margin, stats.Greater); err != nil {
+				return nil, err
+			}
+			self.DeltaMu += o.MinDelta
+			p = max(p, self.P)
 		}
-		res.PValues = append(res.PValues, t.P)
+		if r == 0 {
+			res.Samples, res.Test, res.Specificity, res.P = idx, t, self, p
+			for i := range m {
+				res.ProbSuspect = append(res.ProbSuspect, ss[i].owner)
+				res.ProbBenign = append(res.ProbBenign, sb[i].owner)
+				if views > 1 {
+					res.ControlSuspect = append(res.ControlSuspect, ss[i].control)
+					res.ControlBenign = append(res.ControlBenign, sb[i].control)
+				}
+			}
+		}
+		res.PValues = append(res.PValues, p)
 	}
+	// Is the suspect a working classifier on the owner's images? A local model is asked about
+	// every held-out original (cheap, no queries); a remote one about those it was tested on.
+	acc := res.Samples
+	var pred []int
+	classes := cacheS[acc[0]].classes
+	if suspect.Local != nil && suspect.Prober == nil {
+		acc = held
+		orig := make([][]uint8, len(acc))
+		for i, k := range acc {
+			orig[i] = pairs[k].Orig
+		}
+		probs, err := suspect.prober().Probs(orig, pairs[acc[0]].H, pairs[acc[0]].W)
+		if err != nil {
+			return nil, fmt.Errorf("suspect: %w", err)
+		}
+		pred = argmaxes(probs)
+	} else {
+		for _, k := range acc {
+			pred = append(pred, cacheS[k].pred)
+		}
+	}
+	correct := 0
+	for i, k := range acc {
+		if pred[i] == pairs[k].Label {
+			correct++
+		}
+	}
+	res.KeyAccuracyN = len(acc)
+	res.KeyAccuracy = float64(correct) / float64(len(acc))
+	res.KeyAccuracyP = stats.BinomialUpper(correct, len(acc), 1/float64(max(2, classes)))
+
 	res.PMedian = stats.MedianP(res.PValues)
 	res.PHarmonic = stats.HarmonicMeanP(res.PValues)
-	res.P = res.Test.P
 	if o.Resamples > 1 {
 		res.P = res.PMedian
 	} else {
@@ -368,6 +602,13 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	}
 	res.DeltaMu = res.Test.DeltaMu
 	res.MinDelta = o.MinDelta
-	res.Stolen = res.P < o.Alpha && res.DeltaMu >= o.MinDelta
+	switch {
+	case res.KeyAccuracyP >= o.Alpha:
+		res.Verdict = Inconclusive
+	case res.P < o.Alpha && res.DeltaMu >= o.MinDelta && (views == 1 || res.Specificity.DeltaMu >= o.MinDelta):
+		res.Verdict, res.Stolen = Stolen, true
+	default:
+		res.Verdict = NotStolen
+	}
 	return res, nil
 }

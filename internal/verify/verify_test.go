@@ -2,6 +2,8 @@ package verify
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -10,10 +12,12 @@ import (
 
 	"move/internal/data"
 	"move/internal/models"
+	"move/internal/nn"
 	"move/internal/oip"
 	"move/internal/onnx"
 	"move/internal/stats"
 	"move/internal/style"
+	"move/internal/tensor"
 	"move/internal/train"
 	"move/internal/watermark"
 )
@@ -170,7 +174,117 @@ func TestOwnershipEndToEnd(t *testing.T) {
 			}
 		}
 	}
+
+	// With control styles: the classifier contrasts the owner's style with two styles the
+	// victim never saw. The copy is still flagged and the independent model cleared; a served
+	// model that answers a constant scores exactly zero and is no working classifier
+	// (inconclusive), and one that answers at random is not accused either.
+	cso := so
+	if _, err := watermark.AddControls(context.Background(), filepath.Join(root, "marked", "key.json"),
+		watermark.ControlOptions{Count: 2, Samples: 100, Seed: 3, Style: cso}); err != nil {
+		t.Fatal(err)
+	}
+	key, err = watermark.LoadKey(filepath.Join(root, "marked", "key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pairs, err = watermark.LoadPairs(key, 0); err != nil {
+		t.Fatal(err)
+	}
+	covered := 0
+	for _, p := range pairs {
+		if len(p.Controls) == 2 {
+			covered++
+		}
+	}
+	if covered != 100 {
+		t.Fatalf("%d key samples have both control versions, want 100", covered)
+	}
+	c, err := TrainMeta(wrap(victim), []Model{wrap(benign), wrap(benign2), wrap(benign3)}, pairs, MetaOptions{Mode: "black", Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Info.Contrast != Contrast || c.Info.Controls != 2 {
+		t.Fatalf("classifier records contrast %q with %d controls", c.Info.Contrast, c.Info.Controls)
+	}
+	for _, k := range append(append([]int(nil), c.Info.TrainIdx...), c.Info.HeldOutIdx...) {
+		if len(pairs[k].Controls) != 2 {
+			t.Fatalf("the classifier uses key sample %d, which has no control versions", k)
+		}
+	}
+	t.Logf("black-box meta-classifier with control styles: held-out accuracy %.2f", c.Info.HeldOutAcc)
+	for _, x := range []struct {
+		name    string
+		m       models.Model
+		verdict string
+	}{
+		{"copy", victim, Stolen},
+		{"independent", independent, NotStolen},
+		{"constant", constantModel{4}, Inconclusive},
+		{"noise", noiseModel{4}, ""},
+	} {
+		srv := httptest.NewServer((&oip.Server{Name: x.name, Model: x.m, Norm: norm, Size: 16}).Handler())
+		client, err := oip.Dial(context.Background(), srv.URL+"/v2/models/"+x.name, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Run(c, Model{Prober: client}, wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("with controls, over HTTP: %s p=%.3g dmu=%.3f key accuracy %.2f -> %s", x.name, r.P, r.DeltaMu, r.KeyAccuracy, r.Verdict)
+		if x.verdict != "" && r.Verdict != x.verdict {
+			t.Errorf("%s: verdict %q, want %q (p = %g)", x.name, r.Verdict, x.verdict, r.P)
+		}
+		if x.name != "copy" && (r.Stolen || r.P <= 0.05) {
+			t.Errorf("%s accused or nearly: p = %g", x.name, r.P)
+		}
+		if x.name == "constant" {
+			for i := range r.ProbSuspect {
+				if r.ProbSuspect[i] != r.ControlSuspect[i] {
+					t.Fatalf("a constant model's score is not zero: %g against %g", r.ProbSuspect[i], r.ControlSuspect[i])
+				}
+			}
+		}
+		if want := (1 + 5*3) * r.M; client.Queries() != want {
+			t.Errorf("%d queries for m = %d, want %d (the original and 5 augmentations of 3 styles)", client.Queries(), r.M, want)
+		}
+	}
 }
+
+// constantModel answers equal logits for every image.
+type constantModel struct{ k int }
+
+func (c constantModel) Forward(_ *nn.Tape, x *nn.Var, _ bool) *nn.Var {
+	return nn.Const(tensor.New(x.Value.Shape[0], c.k))
+}
+func (constantModel) Store() *nn.Store { return nn.NewStore() }
+func (constantModel) Arch() string     { return "constant" }
+func (c constantModel) Classes() int   { return c.k }
+
+// noiseModel answers logits that are a fixed pseudo-random function of the image.
+type noiseModel struct{ k int }
+
+func (c noiseModel) Forward(_ *nn.Tape, x *nn.Var, _ bool) *nn.Var {
+	n := x.Value.Shape[0]
+	per := x.Value.Len() / n
+	out := tensor.New(n, c.k)
+	for i := range n {
+		var h uint64 = 1469598103934665603
+		for _, v := range x.Value.Data[i*per : (i+1)*per] {
+			h = (h ^ uint64(math.Float32bits(v))) * 1099511628211
+		}
+		rng := rand.New(rand.NewPCG(h, 7))
+		for j := range c.k {
+			out.Data[i*c.k+j] = float32(3 * rng.NormFloat64())
+		}
+	}
+	return nn.Const(out)
+}
+func (noiseModel) Store() *nn.Store { return nn.NewStore() }
+func (noiseModel) Arch() string     { return "noise" }
+func (c noiseModel) Classes() int   { return c.k }
 
 // The margin: with δ = 0 the test is the paper's paired t-test; with δ > 0 a suspect whose
 // probabilities exceed the reference's by less than δ gets a large p-value, and delta-mu is

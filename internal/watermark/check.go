@@ -8,15 +8,21 @@ import (
 	"move/internal/style"
 )
 
-// Pair is an original image and its styled version.
+// Pair is an original image and its styled version, with its versions in each of the key's
+// control styles when the key has them for this sample.
 type Pair struct {
 	Orig, Styled []uint8
+	Controls     [][]uint8 // one per control style (Key.Controls order); nil when not covered
 	H, W         int
 	Label        int
 }
 
 // LoadPairs reads up to n (all when n <= 0) original/styled pairs of a key.
 func LoadPairs(k *Key, n int) ([]Pair, error) {
+	ctl, err := k.controlFiles()
+	if err != nil {
+		return nil, err
+	}
 	var out []Pair
 	for i, s := range k.Samples {
 		if n > 0 && i >= n {
@@ -33,7 +39,18 @@ func LoadPairs(k *Key, n int) ([]Pair, error) {
 		if sh != h || sw != w {
 			return nil, fmt.Errorf("%s: styled image is %dx%d, its original %dx%d", s.Styled, sw, sh, w, h)
 		}
-		out = append(out, Pair{Orig: o, Styled: st, H: h, W: w, Label: s.Label})
+		p := Pair{Orig: o, Styled: st, H: h, W: w, Label: s.Label}
+		for _, f := range ctl[i] {
+			c, ch, cw, err := data.ReadImage(filepath.Join(k.Output, f), 0)
+			if err != nil {
+				return nil, err
+			}
+			if ch != h || cw != w {
+				return nil, fmt.Errorf("%s: control image is %dx%d, its original %dx%d", f, cw, ch, w, h)
+			}
+			p.Controls = append(p.Controls, c)
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -41,6 +41,9 @@ type Key struct {
 	Split   string        `json:"split"`  // the split that was watermarked ("train" or "")
 	Classes []string      `json:"classes"`
 	Samples []Sample      `json:"samples"`
+	// Controls are control styles applied to some samples (AddControls): what verification
+	// compares the owner's style with.
+	Controls []Control `json:"controls,omitempty"`
 }
 
 // StyleRef identifies the style image; a copy is stored beside the key.

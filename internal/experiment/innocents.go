@@ -1,0 +1,251 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"move/internal/data"
+	"move/internal/innocent"
+	"move/internal/modelfile"
+	"move/internal/models"
+	"move/internal/oip"
+	"move/internal/steal"
+	"move/internal/style"
+	"move/internal/train"
+	"move/internal/verify"
+	"move/internal/watermark"
+)
+
+// controls styles part of the key's samples with the control styles (stage "controls"):
+// what verification contrasts the owner's style with.
+func (r *runner) controls() error {
+	p := r.cfg.Profile
+	if p.Controls < 0 {
+		return nil
+	}
+	var hashes []string
+	for _, f := range r.cfg.ControlStyles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("control style image: %w", err)
+		}
+		hashes = append(hashes, hashOf(b))
+	}
+	conf := map[string]any{"styles": hashes, "count": p.Controls, "samples": p.ControlSamples, "opts": p.Style,
+		"seed": r.cfg.Seed, "upstream": r.res.Stages[1].Hash}
+	dir := r.path("marked", "controls")
+	return r.stage("controls", conf, []string{dir}, nil, func() error {
+		_, err := watermark.AddControls(r.ctx, r.path("marked", "key.json"), watermark.ControlOptions{
+			Styles: r.cfg.ControlStyles, Count: p.Controls, Samples: p.ControlSamples, Seed: r.cfg.Seed, Style: p.Style, Force: true,
+			Progress: func(done, total int, el time.Duration) {
+				rate := float64(done) / el.Seconds()
+				r.log.Progress("controls", train.Status{Step: done, Steps: total, ImgPerSec: rate,
+					ETA: time.Duration(float64(total-done) / rate * float64(time.Second))})
+			}})
+		return err
+	})
+}
+
+// innocentSpecs are the innocents of this run: the profile's everyday ones, or Config.Innocents
+// when more are asked for.
+func (r *runner) innocentSpecs() []innocent.Spec {
+	n := max(r.cfg.Profile.Innocents, r.cfg.Innocents)
+	return innocent.Plan(n, r.cfg.Profile.Arch, r.cfg.Seed, r.cfg.Profile.Controls)
+}
+
+// innocents makes every innocent suspect (one stage each) and appends their rows.
+func (r *runner) innocents() error {
+	p := r.cfg.Profile
+	victim, err := r.load(r.path("victim.safetensors"))
+	if err != nil {
+		return err
+	}
+	v := steal.Victim{Model: victim.Local, Norm: victim.Norm, Size: victim.Size}
+	classes := len(r.clean.Classes)
+	all := data.Concat(r.clean, r.thief)
+	for _, sp := range r.innocentSpecs() {
+		name := "innocent-" + sp.Name
+		file := r.path("suspects", name+".safetensors")
+		if sp.Kind == innocent.Constant || sp.Kind == innocent.Noise {
+			file = "" // served, nothing to keep
+		}
+		row := Row{Attack: name, Label: sp.Name, Kind: sp.Kind, Served: servedKind(sp.Kind)}
+		if file != "" {
+			row.File = filepath.Join("suspects", name+".safetensors")
+		}
+		conf := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
+			"rate": p.Rate, "style": p.Style, "upstream": r.base}
+		var arts []string
+		if file != "" {
+			arts = []string{file}
+		}
+		err := r.stage(name, conf, arts, &row, func() error {
+			t0 := time.Now()
+			m, err := r.makeInnocent(sp, classes, all)
+			if err != nil {
+				return err
+			}
+			acc, agree, err := steal.Evaluate(m, r.norm, v, r.test)
+			if err != nil {
+				return err
+			}
+			row.Arch, row.Accuracy, row.Agreement, row.Seconds = m.Arch(), acc, agree, time.Since(t0).Seconds()
+			if file == "" {
+				return nil
+			}
+			info := r.modelInfo("innocent:"+sp.Kind, innocent.Describe[sp.Kind], sp.Seed)
+			info.Extra = map[string]any{"innocent": sp}
+			return modelfile.Save(file, m, info, true)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.Rows = append(r.res.Rows, row)
+		r.log.Printf("%s (%s): accuracy %.2f%%, agreement with the victim %.2f%%", name, sp.Kind, 100*row.Accuracy, 100*row.Agreement)
+	}
+	for i, f := range r.cfg.InnocentONNX {
+		m, _, err := modelfile.Load(f)
+		if err != nil {
+			return fmt.Errorf("innocent model: %w", err)
+		}
+		acc, agree, err := steal.Evaluate(m, r.norm, v, r.test)
+		if err != nil {
+			return fmt.Errorf("innocent model %s: %w", f, err)
+		}
+		r.res.Rows = append(r.res.Rows, Row{Attack: fmt.Sprintf("innocent-external-%d", i+1), Label: fmt.Sprintf("external-%d", i+1),
+			Kind: innocent.External, File: f, Arch: m.Arch(), Accuracy: acc, Agreement: agree})
+		r.log.Printf("external innocent %s: accuracy %.2f%%, agreement with the victim %.2f%%", f, 100*acc, 100*agree)
+	}
+	return nil
+}
+
+func servedKind(kind string) string {
+	if kind == innocent.Constant || kind == innocent.Noise {
+		return kind
+	}
+	return ""
+}
+
+// makeInnocent builds (and trains) one innocent model.
+func (r *runner) makeInnocent(sp innocent.Spec, classes int, all *data.Set) (models.Model, error) {
+	p := r.cfg.Profile
+	if sp.Kind == innocent.Constant || sp.Kind == innocent.Noise {
+		return innocent.NewDegenerate(sp.Kind, classes, sp.Seed)
+	}
+	m, err := models.New(sp.Arch, classes, sp.Seed)
+	if err != nil {
+		return nil, err
+	}
+	fit := func(set *data.Set, c train.Config) error {
+		_, err := train.Fit(r.ctx, m, set, c, train.Options{Progress: func(s train.Status) { r.log.Progress("innocent-"+sp.Name, s) }})
+		return err
+	}
+	switch sp.Kind {
+	case innocent.Untrained:
+		return m, nil
+	case innocent.WellTrained:
+		return m, fit(all, r.recipe(p.Epochs, sp.Seed))
+	case innocent.Seed, innocent.Arch:
+		return m, fit(r.thief, r.recipe(p.IndependentEpochs, sp.Seed))
+	case innocent.OwnerData:
+		return m, fit(r.clean, r.recipe(p.Epochs, sp.Seed))
+	case innocent.Finetuned:
+		if err := fit(r.thief, r.recipe(p.IndependentEpochs, sp.Seed)); err != nil {
+			return nil, err
+		}
+		c := r.recipe(p.FinetuneEpochs, sp.Seed+1)
+		c.LR = 0.01
+		return m, fit(r.clean, c)
+	case innocent.OtherMark:
+		set, err := r.otherMark(sp.Style)
+		if err != nil {
+			return nil, err
+		}
+		return m, fit(set, r.recipe(p.Epochs, sp.Seed))
+	}
+	return nil, fmt.Errorf("unknown innocent kind %q", sp.Kind)
+}
+
+// otherMark is the owner's clean training set watermarked by someone else: styled at the
+// profile's rate with procedural style k (built once per style, in OUT/other-marks/K).
+func (r *runner) otherMark(k int) (*data.Set, error) {
+	p := r.cfg.Profile
+	dir := r.path("other-marks", fmt.Sprint(k))
+	conf := map[string]any{"style": k, "rate": p.Rate, "opts": p.Style, "seed": r.cfg.Seed + uint64(k), "data": r.res.Stages[0].Hash}
+	err := r.stage(fmt.Sprintf("other-mark-%d", k), conf, []string{dir}, nil, func() error {
+		pix, h, w := style.Control(k)
+		png, err := data.EncodePNG(pix, h, w)
+		if err != nil {
+			return err
+		}
+		sf := r.path("other-marks", fmt.Sprintf("style-%d.png", k))
+		if err := os.MkdirAll(filepath.Dir(sf), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(sf, png, 0o644); err != nil {
+			return err
+		}
+		_, err = watermark.Embed(r.ctx, watermark.Options{Data: r.path("data"), StyleImage: sf, Out: dir, Rate: p.Rate,
+			Seed: r.cfg.Seed + uint64(k), Style: p.Style, Force: true, Command: r.cfg.Command,
+			Progress: func(done, total int, el time.Duration) {
+				rate := float64(done) / el.Seconds()
+				r.log.Progress(fmt.Sprintf("other-mark-%d", k), train.Status{Step: done, Steps: total, ImgPerSec: rate,
+					ETA: time.Duration(float64(total-done) / rate * float64(time.Second))})
+			}})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data.LoadFolder(filepath.Join(dir, "train"), data.FolderOptions{})
+}
+
+// served runs a degenerate model behind a real Open Inference Protocol server on a free
+// loopback port and returns a client for it and a function that stops the server.
+func served(ctx context.Context, kind string, classes, size int, seed uint64, norm data.Normalization) (*oip.Client, func(), error) {
+	m, err := innocent.NewDegenerate(kind, classes, seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: (&oip.Server{Name: kind, Model: m, Norm: norm, Size: size}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	stop := func() { srv.Close() }
+	c, err := oip.Dial(ctx, fmt.Sprintf("http://%s/v2/models/%s", ln.Addr(), kind), 30*time.Second)
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("the served %s model: %w", kind, err)
+	}
+	return c, stop, nil
+}
+
+// suspectModel loads the suspect of a row: its file, or a served degenerate model.
+func (r *runner) suspectModel(row Row) (verify.Model, func(), error) {
+	if row.Served != "" {
+		c, stop, err := served(r.ctx, row.Served, len(r.clean.Classes), r.size, r.cfg.Seed, r.norm)
+		if err != nil {
+			return verify.Model{}, nil, err
+		}
+		return verify.Model{Prober: c, Size: r.size}, stop, nil
+	}
+	f := row.File
+	if f == "" {
+		f = filepath.Join("suspects", row.Attack+".safetensors")
+	}
+	if !filepath.IsAbs(f) {
+		f = r.path(f)
+	}
+	m, err := r.load(f)
+	if err != nil {
+		return verify.Model{}, nil, err
+	}
+	return m, func() {}, nil
+}
