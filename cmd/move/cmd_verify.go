@@ -185,6 +185,11 @@ With an unseen reference, an innocent suspect and the reference are alike under 
 hypothesis, which is what the test assumes. verify refuses a reference the classifier was
 trained against unless --allow-seen-benign is given (the paper's own procedure).
 
+--record REC checks a registration record (move register) before testing: its signature
+(against --public-key, the owner's key; without it only against the key the record carries),
+that every file it names is unchanged, and that it registers the --meta and --key in use. Any
+mismatch is refused, naming the file; the record goes into the output.
+
 The test has a margin, --min-delta (default 0.05): H0: mu_S - mu_B <= min-delta against H1:
 mu_S - mu_B > min-delta, and a verdict of "stolen" needs p < alpha. Without a margin (the
 paper's test, --min-delta 0), when the meta-classifier's probabilities saturate near 0 or 1 a
@@ -229,6 +234,8 @@ EXIT STATUS
 			timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout for --endpoint")
 			budget := fs.Int("budget", 0, "most images --endpoint may be asked about (0: no limit)")
 			concurrency := fs.Int("concurrency", 2, "requests in flight at once for --endpoint")
+			recPath := fs.String("record", "", "registration record (move register): checked, and its contents put in the output")
+			pubPath := fs.String("public-key", "", "the owner's public key (move keygen) to check --record's signature against")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
@@ -248,6 +255,15 @@ EXIT STATUS
 			c, err := meta.Load(*metaPath)
 			if err != nil {
 				return err
+			}
+			var recOut json.RawMessage
+			recLine := ""
+			if *recPath != "" {
+				rec, p, err := checkRecord(*recPath, *pubPath, *metaPath, *keyPath, stderr)
+				if err != nil {
+					return err
+				}
+				recOut, recLine = recordJSON(rec, p), recordLine(p)
 			}
 			if h, err := fileHash(*keyPath); err != nil {
 				return err
@@ -309,12 +325,18 @@ EXIT STATUS
 				out := map[string]any{"suspect": name, "suspect_sha256": h, "queries": queries, "benign_sha256": benignHash, "benign_seen_in_training": seen, "key_sha256": c.Info.KeyHash,
 					"version": buildinfo.Version, "command": strings.Join(append([]string{"move", "verify"}, args...), " "), "seed": *seed,
 					"result": res, "verdict": strings.ToLower(verdict)}
+				if recOut != nil {
+					out["record"] = recOut
+				}
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(out); err != nil {
 					return err
 				}
 			} else {
+				if recLine != "" {
+					fmt.Fprintln(stdout, recLine)
+				}
 				if len(res.Folded) == 2 {
 					fmt.Fprintf(stdout, "white-box features of the folded form: %d batch norms of the suspect and %d of the benign model merged into their convolutions\n", res.Folded[0], res.Folded[1])
 				}

@@ -40,6 +40,7 @@ func WriteReport(res *Results) error {
 		"PPlot":    template.HTML(pPlot(res)),
 		"ProbPlot": template.HTML(probPlot(res)),
 		"AccPlot":  template.HTML(accPlot(res)),
+		"QQPlot":   template.HTML(qqPlot(res)),
 		"Sweeps":   sweepPlots(res),
 		"Correct":  Correct(res),
 		"Harmless": "",
@@ -100,6 +101,14 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 <p>One-tailed paired t-test (H1: the meta-classifier's victim probability is higher for the suspect than for the benign reference), α = {{.R.Config.Profile.Alpha}}, m = {{.R.Config.Profile.MWhite}} (white-box) and {{.R.Config.Profile.MBlack}} (black-box) transformed images the meta-classifiers never trained on. The benign reference is a model trained on the clean data that the meta-classifiers never saw.</p>
 <figure>{{.PPlot}}<figcaption>p-value per suspect (log scale); the dashed line is α.</figcaption></figure>
 <figure>{{.ProbPlot}}<figcaption>The meta-classifier's victim probability on each verification image: suspect (filled) against the benign reference (open).</figcaption></figure>
+{{if .R.Innocents}}<h2>Innocent suspects</h2>
+<p>Every suspect that was not stolen — the independent control and the innocent suite — tested like the thefts. A false accusation is a verdict of "stolen" for one of them.</p>
+<table><tr><th>mode</th><th>innocents tested</th><th>p &lt; 0.01</th><th>p &lt; 0.05</th><th>accused</th><th>false-accusation rate ≤ (95% Clopper-Pearson)</th><th>KS D⁺</th><th>KS p (excess of small p-values)</th></tr>
+{{range $m, $s := .R.Innocents}}<tr><td>{{$m}}</td><td>{{$s.Tested}}</td><td>{{$s.Accused01}}</td><td>{{$s.Accused05}}</td><td>{{$s.Accused}}</td><td>{{printf "%.3f" $s.Upper95}}</td><td>{{printf "%.3f" $s.Uniform.DPlus}}</td><td>{{printf "%.3g" $s.Uniform.PPlus}}</td></tr>{{end}}</table>
+<figure>{{.QQPlot}}<figcaption>QQ plot: each innocent's p-value against the uniform quantile it would have under a valid test (log axes). Points below the diagonal are p-values smaller than chance gives; below the dashed line (α) they are accusations.</figcaption></figure>
+<table><tr><th>innocent</th><th>kind</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box p</th><th>black-box p</th><th>black-box verdict</th></tr>
+{{range .R.Rows}}{{if not .Stolen}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Arch}}</td><td>{{pct .Accuracy}}</td><td>{{pct .Agreement}}</td><td class="{{cls .White .Stolen}}">{{p .White}}</td><td class="{{cls .Black .Stolen}}">{{p .Black}}</td><td>{{if .Black}}{{.Black.Verdict}}{{end}}</td></tr>{{end}}{{end}}</table>
+{{end}}
 <h2>Harmlessness</h2>
 {{if .Harmless}}<p>{{.Harmless}}</p>{{end}}
 <figure>{{.AccPlot}}<figcaption>Test accuracy of the victim (trained with the external features), the benign models and every suspect.</figcaption></figure>
@@ -324,4 +333,68 @@ func sweepPlots(res *Results) []sweepView {
 		out = append(out, sweepView{Name: name, SVG: template.HTML(b.String())})
 	}
 	return out
+}
+
+// qqPlot draws the innocents' p-values against the uniform distribution's quantiles, per
+// mode, on log axes: points below the diagonal are innocents with smaller p-values than a
+// valid test gives (the failure that matters); the dashed line marks alpha.
+func qqPlot(res *Results) string {
+	series := map[string][]float64{}
+	for _, r := range res.Rows {
+		if r.Stolen {
+			continue
+		}
+		for _, mode := range []string{"white", "black"} {
+			if v := r.verdict(mode); v != nil {
+				series[mode] = append(series[mode], math.Max(v.P, 1e-300))
+			}
+		}
+	}
+	if len(series) == 0 {
+		return ""
+	}
+	const side = 360
+	lo := 1e-6
+	for _, ps := range series {
+		for _, p := range ps {
+			lo = math.Min(lo, p)
+		}
+	}
+	lo = math.Pow(10, math.Floor(math.Log10(lo)))
+	pos := func(p float64) float64 { return (math.Log10(math.Max(p, lo)) - math.Log10(lo)) / -math.Log10(lo) * side }
+	var b strings.Builder
+	w, h := side+padL+padR, side+padT+padB
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, w, h)
+	x0, y0 := float64(padL), float64(padT+side)
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>`, padL, padT, side, side)
+	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888"/>`, x0, y0, x0+side, y0-side)
+	for e := math.Log10(lo); e <= 0; e++ {
+		t := pos(math.Pow(10, e))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">1e%d</text>`, x0+t, y0+16, int(e))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">1e%d</text>`, x0-6, y0-t+4, int(e))
+	}
+	if a := res.Config.Profile.Alpha; a > 0 {
+		t := pos(a)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="4 3"/>`, x0, y0-t, x0+side, y0-t)
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">uniform quantile (expected p-value of a valid test)</text>`, x0+side/2, padT+side+44)
+	fmt.Fprintf(&b, `<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">innocent's p-value</text>`, y0-side/2)
+	ly := padT + 10
+	for _, mode := range []string{"white", "black"} {
+		ps := append([]float64(nil), series[mode]...)
+		if len(ps) == 0 {
+			continue
+		}
+		slices.Sort(ps)
+		n := float64(len(ps))
+		for i, p := range ps {
+			q := (float64(i) + 0.5) / n
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s" fill-opacity="0.7"/>`, x0+pos(q), y0-pos(p), modeColour[mode])
+		}
+		fmt.Fprintf(&b, `<circle cx="%d" cy="%d" r="4" fill="%s"/><text x="%d" y="%d">%s-box (%d)</text>`,
+			padL+side+14, ly, modeColour[mode], padL+side+24, ly+4, mode, len(ps))
+		ly += 18
+	}
+	b.WriteString(`</svg>`)
+	return b.String()
 }
