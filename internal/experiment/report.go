@@ -361,7 +361,9 @@ func qqPlot(res *Results) string {
 		}
 	}
 	lo = math.Pow(10, math.Floor(math.Log10(lo)))
-	pos := func(p float64) float64 { return (math.Log10(math.Max(p, lo)) - math.Log10(lo)) / -math.Log10(lo) * side }
+	pos := func(p float64) float64 {
+		return (math.Log10(math.Max(p, lo)) - math.Log10(lo)) / -math.Log10(lo) * side
+	}
 	var b strings.Builder
 	w, h := side+padL+padR, side+padT+padB
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, w, h)
