@@ -57,6 +57,15 @@ bound on the false-accusation rate, and the Kolmogorov-Smirnov comparison of the
 with the uniform distribution; the report plots them (QQ plot). Each innocent is a stage:
 a larger suite resumes a smaller one.
 
+False claims (--false-claims): a dishonest claimant accuses the well-trained innocent (a
+public model better than the victim) three ways: (a) public-finetune: they fine-tune the
+public model on their own styled data, call it their victim and accuse the original; (b)
+style-shopping: their own model never learned any style, and they build a key after the fact
+with each of 20 style images, keeping the one whose test flags the target (the smallest
+p-value and its Bonferroni correction are reported); (c) weak-benign: the owner's real victim
+and key, but the meta-classifier trained against, and the test run with, one-epoch benign
+models. The table says whether move convicted the innocent.
+
 Control styles (--control-style, or the profile's procedural ones) are styled onto part of the
 key after the attacks; the meta-classifiers contrast them (see move help verify).
 
@@ -80,6 +89,7 @@ EXIT STATUS
 			var controls, external listFlag
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
+			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
 			applyONNX := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
 				return err
@@ -95,7 +105,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: *innocents, ControlStyles: controls, InnocentONNX: external,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: *innocents, ControlStyles: controls, InnocentONNX: external, FalseClaims: *claims,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -117,6 +127,7 @@ EXIT STATUS
 			out := fs.String("out", "move-demo", "output folder")
 			seed := fs.Uint64("seed", 0, "random seed")
 			innocents := fs.Int("innocents", 0, "size of the innocent suite (see move help experiment)")
+			claims := fs.Bool("false-claims", false, "simulate three false claims (see move help experiment)")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
@@ -126,7 +137,7 @@ EXIT STATUS
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
-				Innocents: *innocents, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: *innocents, FalseClaims: *claims, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }
@@ -168,6 +179,7 @@ type experimentOptions struct {
 	Innocents        int
 	ControlStyles    []string
 	InnocentONNX     []string
+	FalseClaims      bool
 	Command          string
 }
 
@@ -224,7 +236,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims}
 	res, err := experiment.Run(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -45,16 +45,21 @@ type Config struct {
 	// InnocentONNX are innocent models trained elsewhere, verified as suspects too.
 	Innocents    int      `json:"innocents,omitempty"`
 	InnocentONNX []string `json:"innocent_onnx,omitempty"`
+	// FalseClaims simulates the dishonest claimant (claims.go) after the verification.
+	FalseClaims bool `json:"false_claims,omitempty"`
 }
 
 // Verdict is one verification of one suspect in one mode.
 type Verdict struct {
-	P           float64   `json:"p_value"`
-	DeltaMu     float64   `json:"delta_mu"`
-	M           int       `json:"m"`
-	Stolen      bool      `json:"stolen"`
-	Verdict     string    `json:"verdict"` // stolen, not stolen, inconclusive
-	KeyAccuracy float64   `json:"key_accuracy"`
+	P           float64 `json:"p_value"`
+	DeltaMu     float64 `json:"delta_mu"`
+	M           int     `json:"m"`
+	Stolen      bool    `json:"stolen"`
+	Verdict     string  `json:"verdict"` // stolen, not stolen, inconclusive
+	KeyAccuracy float64 `json:"key_accuracy"`
+	// UnspecificP is the paper's test on the owner's style alone (no contrast), for
+	// comparison; -1 when the test had no contrast.
+	UnspecificP float64   `json:"unspecific_p"`
 	ProbSuspect []float64 `json:"prob_suspect"`
 	ProbBenign  []float64 `json:"prob_benign"`
 	// Control probabilities (means over the control styles), when the test contrasts them.
@@ -112,7 +117,9 @@ type Results struct {
 	// Innocents summarises, per mode, how the test treated every innocent suspect (the
 	// independent control and the innocent suite).
 	Innocents map[string]innocent.Summary `json:"innocents,omitempty"`
-	Samples   []string                    `json:"samples"` // styled sample images (relative paths)
+	// Claims are the simulated false claims (Config.FalseClaims).
+	Claims  []ClaimResult `json:"false_claims,omitempty"`
+	Samples []string      `json:"samples"` // styled sample images (relative paths)
 }
 
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
@@ -225,7 +232,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.controls, r.innocents, r.metaAndVerify}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.controls, r.innocents, r.metaAndVerify, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -612,8 +619,7 @@ func (r *runner) metaAndVerify() error {
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}
-			vd := &Verdict{P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
-				ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
+			vd := verdictOf(res)
 			if mode == "white" {
 				row.White = vd
 			} else {

@@ -44,6 +44,8 @@ type Profile struct {
 	// control (innocent.Plan: the first is trained on all the clean data, the second answers
 	// a constant).
 	Innocents int `json:"innocents"`
+	// ClaimStyles is how many styles the style-shopping claimant tries (--false-claims).
+	ClaimStyles int `json:"claim_styles"`
 	// Verification.
 	MWhite int     `json:"m_white"`
 	MBlack int     `json:"m_black"`
@@ -70,7 +72,7 @@ func Paper() Profile {
 	return Profile{Name: "paper", Rate: 0.1, Style: style.Default(), Arch: "wrn16-1", Epochs: 200, Benign: 3,
 		MetaTrain: 500, MetaHidden: "mlp", DistillEpochs: 200, FinetuneEpochs: 5, QueryEpochs: 20, IndependentEpochs: 200,
 		AdaptiveFraction: 0.1, ZeroShotIters: 10000, ZeroShotBatch: 256, ZeroShotWidth: 64, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
-		Controls: 2, ControlSamples: 2000, Innocents: 2}
+		Controls: 2, ControlSamples: 2000, Innocents: 2, ClaimStyles: 20}
 }
 
 // Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
@@ -85,7 +87,7 @@ func Quick() Profile {
 	return Profile{Name: "quick", TrainPerClass: 2000, ThiefPerClass: 3000, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 10, Benign: 3,
 		MetaTrain: 200, MetaHidden: "mlp", DistillEpochs: 5, FinetuneEpochs: 3, QueryEpochs: 7, IndependentEpochs: 5,
 		AdaptiveFraction: 0.1, ZeroShotIters: 120, ZeroShotBatch: 128, ZeroShotWidth: 32, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
-		Controls: 2, ControlSamples: 1000, Innocents: 2}
+		Controls: 2, ControlSamples: 1000, Innocents: 2, ClaimStyles: 20}
 }
 
 // Demo runs the whole pipeline in a few minutes: a small slice of the data, short training;
@@ -98,5 +100,5 @@ func Demo() Profile {
 	return Profile{Name: "demo", TrainPerClass: 300, ThiefPerClass: 600, TestPerClass: 200, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 4, Benign: 3,
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 5, IndependentEpochs: 5,
 		AdaptiveFraction: 0.1, ZeroShotIters: 60, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
-		Controls: 2, ControlSamples: 0, Innocents: 2}
+		Controls: 2, ControlSamples: 0, Innocents: 2, ClaimStyles: 20}
 }

@@ -22,16 +22,20 @@ func WriteTable(w io.Writer, res *Results) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "suspect\tacc %\tagree %\twhite dmu\twhite p\tblack dmu\tblack p\tverdict\t")
+	fmt.Fprintln(tw, "suspect\tacc %\tagree %\twhite dmu\twhite p\tblack dmu\tblack p\tblack p unspecific\tverdict\t")
 	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, 100*r.Accuracy, 100*r.Agreement,
-			dmu(r.White), pval(r.White), dmu(r.Black), pval(r.Black), verdict(r))
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, 100*r.Accuracy, 100*r.Agreement,
+			dmu(r.White), pval(r.White), dmu(r.Black), pval(r.Black), unspecific(r.Black), verdict(r))
 	}
 	tw.Flush()
 	alpha := res.Config.Profile.Alpha
 	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
 		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
+	fmt.Fprintln(w, "p: the suspect's response to the owner's style beyond its response to the control styles, against the")
+	fmt.Fprintln(w, "reference and against the margin (the verdict); black p unspecific: the paper's test on the owner's style")
+	fmt.Fprintln(w, "alone, for comparison (small for any model that shares the victim's robustness to restyling in general)")
 	writeInnocents(w, res)
+	writeClaims(w, res)
 	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
 	writeSweeps(w, res)
 }
@@ -57,6 +61,39 @@ func writeInnocents(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "rate <=: the exact Clopper-Pearson 95% upper bound on the false-accusation rate")
 }
 
+// writeClaims prints the simulated false claims.
+func writeClaims(w io.Writer, res *Results) {
+	if len(res.Claims) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nfalse claims (a dishonest claimant accuses an innocent model):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttarget\twhite p\tblack p\tblack p unspecific\tbonferroni (white/black)\tconvicted\t")
+	for _, c := range res.Claims {
+		bonf := "-"
+		if len(c.Bonf) > 0 {
+			bonf = fmt.Sprintf("%s/%s", fmtP(c.Bonf["white"], c.Bonf != nil), fmtP(c.Bonf["black"], c.Bonf != nil))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t\n", c.Scenario, c.Target, pval(c.Verdicts["white"]), pval(c.Verdicts["black"]),
+			unspecific(c.Verdicts["black"]), bonf, c.Convicted)
+	}
+	tw.Flush()
+	for _, c := range res.Claims {
+		fmt.Fprintf(w, "  %s: %s", c.Scenario, c.Description)
+		if c.Tries > 0 {
+			fmt.Fprintf(w, " (smallest p over %d styles shown)", c.Tries)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func fmtP(p float64, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.3g", p)
+}
+
 // writeSweeps prints each sweep as a table: one row per value, one column per p-value it
 // followed ("white/Direct-copy", ...).
 func writeSweeps(w io.Writer, res *Results) {
@@ -79,6 +116,17 @@ func writeSweeps(w io.Writer, res *Results) {
 		}
 		tw.Flush()
 	}
+}
+
+// unspecific is the paper's test without the control contrast, for comparison.
+func unspecific(v *Verdict) string {
+	if v == nil || v.UnspecificP < 0 {
+		return "-"
+	}
+	if v.UnspecificP < 1e-300 {
+		return "<1e-300"
+	}
+	return fmt.Sprintf("%.3g", v.UnspecificP)
 }
 
 func dmu(v *Verdict) string {

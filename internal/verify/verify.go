@@ -381,13 +381,18 @@ type Result struct {
 	// the margin (its answer to the owner's style beyond its answer to the control styles);
 	// P is then the larger of the two tests' p-values.
 	Specificity stats.Result `json:"specificity,omitempty"`
-	PValues     []float64    `json:"p_values,omitempty"` // one per resample when Resamples > 1
-	PMedian     float64      `json:"p_median"`
-	PHarmonic   float64      `json:"p_harmonic_mean"`
-	P           float64      `json:"p_value"` // the decisive p-value: the test's, or the median over resamples
-	DeltaMu     float64      `json:"delta_mu"`
-	Alpha       float64      `json:"alpha"`
-	MinDelta    float64      `json:"min_delta"`
+	// Unspecific is, with a contrast, the same paired test on the owner's style alone (the
+	// paper's score, with the margin): for comparison only, never the verdict. Where it is
+	// small and the verdict's p-value is not, the suspect shares the victim's response to
+	// restyling in general — which innocents can share too — but not to the owner's style.
+	Unspecific *stats.Result `json:"unspecific,omitempty"`
+	PValues    []float64     `json:"p_values,omitempty"` // one per resample when Resamples > 1
+	PMedian    float64       `json:"p_median"`
+	PHarmonic  float64       `json:"p_harmonic_mean"`
+	P          float64       `json:"p_value"` // the decisive p-value: the test's, or the median over resamples
+	DeltaMu    float64       `json:"delta_mu"`
+	Alpha      float64       `json:"alpha"`
+	MinDelta   float64       `json:"min_delta"`
 	// KeyAccuracy is the suspect's top-1 accuracy on the originals of the key images it was
 	// tested on (all held-out ones for a local model), KeyAccuracyN how many, and KeyAccuracyP
 	// the one-sided binomial p-value of that accuracy against guessing (1/classes). A suspect
@@ -548,6 +553,18 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 			}
 			self.DeltaMu += o.MinDelta
 			p = max(p, self.P)
+		}
+		if r == 0 && views > 1 {
+			own, ref := make([]float64, m), make([]float64, m)
+			for i := range m {
+				own[i], ref[i] = ss[i].owner, sb[i].owner+o.MinDelta
+			}
+			u, err := stats.PairedT(own, ref, stats.Greater)
+			if err != nil {
+				return nil, err
+			}
+			u.DeltaMu += o.MinDelta
+			res.Unspecific = &u
 		}
 		if r == 0 {
 			res.Samples, res.Test, res.Specificity, res.P = idx, t, self, p
