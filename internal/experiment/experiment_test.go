@@ -23,7 +23,7 @@ func tiny() Profile {
 	return Profile{Name: "test", TrainPerClass: 40, ThiefPerClass: 20, TestPerClass: 40, Size: 16, Rate: 0.25, Style: st, Arch: "resnet20",
 		Epochs: 3, Benign: 2, MetaTrain: 40, MetaHidden: "logistic", DistillEpochs: 1, FinetuneEpochs: 1, QueryEpochs: 2,
 		IndependentEpochs: 2, AdaptiveFraction: 0.1, ZeroShotIters: 2, ZeroShotBatch: 8, ZeroShotWidth: 8,
-		MWhite: 10, MBlack: 20, Alpha: 0.01}
+		MWhite: 10, MBlack: 20, Alpha: 0.01, Controls: 2, ControlSamples: 0, Innocents: 2, ClaimStyles: 2}
 }
 
 // The whole pipeline on a generated set: every stage writes its artefact, results.json and
@@ -39,7 +39,7 @@ func TestPipelineResumes(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	log := Logger{Printf: func(f string, a ...any) { logs.WriteString(strings.TrimSpace(sprintf(f, a...)) + "\n") }, Progress: func(string, trainStatus) {}}
-	cfg := Config{Data: "synthetic:600", Style: stylePath, Out: filepath.Join(out, "x"), Seed: 3, Profile: tiny(), Command: "test"}
+	cfg := Config{Data: "synthetic:600", Style: stylePath, Out: filepath.Join(out, "x"), Seed: 3, Profile: tiny(), Command: "test", FalseClaims: true}
 	res, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -48,16 +48,33 @@ func TestPipelineResumes(t *testing.T) {
 	if res.Data["thief_images"] != 200 || !strings.Contains(fmt.Sprint(res.Data["thief_data"]), "training split") {
 		t.Errorf("thief's data: %v images, %v; want 200 unused training images", res.Data["thief_images"], res.Data["thief_data"])
 	}
-	if len(res.Rows) != len(Attacks) {
-		t.Fatalf("%d rows, want %d", len(res.Rows), len(Attacks))
+	if len(res.Rows) != len(Attacks)+2 {
+		t.Fatalf("%d rows, want %d attacks and 2 innocents", len(res.Rows), len(Attacks))
 	}
 	for _, r := range res.Rows {
+		if r.Kind == "constant" {
+			// Served over HTTP: black-box only, and no working classifier.
+			if r.White != nil || r.Black == nil || r.Black.Verdict != "inconclusive" || r.Black.Stolen {
+				t.Errorf("the constant innocent: white %+v, black %+v", r.White, r.Black)
+			}
+			continue
+		}
 		if r.Black == nil || r.White == nil {
 			t.Errorf("%s: missing verdicts (white %v, black %v)", r.Attack, r.White, r.Black)
 		}
 		if _, err := os.Stat(filepath.Join(cfg.Out, "suspects", r.Attack+".safetensors")); err != nil {
 			t.Error(err)
 		}
+	}
+	// The independent model and two innocents black-box; white-box all but the served one.
+	if s := res.Innocents["black"]; s.Tested != 3 || s.Upper95 <= 0 {
+		t.Errorf("black-box innocents summary %+v", s)
+	}
+	if s := res.Innocents["white"]; s.Tested != 2 {
+		t.Errorf("white-box innocents summary %+v", s)
+	}
+	if len(res.Claims) != 3 || res.Claims[1].Tries != 2 || len(res.Claims[1].AllP["black"]) != 2 {
+		t.Errorf("false claims: %+v", res.Claims)
 	}
 	if res.Rows[0].Attack != "copy" || res.Rows[0].Agreement != 1 {
 		t.Errorf("first row %+v, want the direct copy agreeing fully", res.Rows[0])
@@ -89,7 +106,7 @@ func TestPipelineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Direct-copy", "Independent", "<svg", "data:image/png;base64,", "Sweep: m", "Sweep: rate"} {
+	for _, want := range []string{"Direct-copy", "Independent", "<svg", "data:image/png;base64,", "Sweep: m", "Sweep: rate", "Innocent suspects", "well-trained-1", "False claims"} {
 		if !bytes.Contains(html, []byte(want)) {
 			t.Errorf("report.html lacks %q", want)
 		}

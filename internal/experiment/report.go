@@ -79,6 +79,12 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		return "bad"
 	},
 	"secs": func(s float64) string { return fmt.Sprintf("%.0f s", s) },
+	"up": func(v *Verdict) string {
+		if v == nil {
+			return "–"
+		}
+		return unspecific(v)
+	},
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>move experiment: {{.R.Config.Profile.Name}}</title>
 <style>
@@ -108,6 +114,11 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 <figure>{{.QQPlot}}<figcaption>QQ plot: each innocent's p-value against the uniform quantile it would have under a valid test (log axes). Points below the diagonal are p-values smaller than chance gives; below the dashed line (α) they are accusations.</figcaption></figure>
 <table><tr><th>innocent</th><th>kind</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box p</th><th>black-box p</th><th>black-box verdict</th></tr>
 {{range .R.Rows}}{{if not .Stolen}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Arch}}</td><td>{{pct .Accuracy}}</td><td>{{pct .Agreement}}</td><td class="{{cls .White .Stolen}}">{{p .White}}</td><td class="{{cls .Black .Stolen}}">{{p .Black}}</td><td>{{if .Black}}{{.Black.Verdict}}{{end}}</td></tr>{{end}}{{end}}</table>
+{{end}}
+{{if .R.Claims}}<h2>False claims</h2>
+<p>A dishonest claimant tries to have the test accuse a model that was never theirs. "Convicted" means a verdict of "stolen" in either mode (for style shopping, with the claimant's best style and no correction for the tries).</p>
+<table><tr><th>scenario</th><th>target</th><th>white-box p</th><th>black-box p</th><th>black-box p, paper's test</th><th>Bonferroni (white / black)</th><th>convicted</th><th style="text-align:left">what the claimant does</th></tr>
+{{range .R.Claims}}<tr><td>{{.Scenario}}</td><td>{{.Target}}</td><td>{{p (index .Verdicts "white")}}</td><td>{{p (index .Verdicts "black")}}</td><td>{{up (index .Verdicts "black")}}</td><td>{{if .Bonf}}{{printf "%.3g" (index .Bonf "white")}} / {{printf "%.3g" (index .Bonf "black")}}{{else}}–{{end}}</td><td class="{{if .Convicted}}bad{{else}}ok{{end}}">{{.Convicted}}</td><td style="text-align:left">{{.Description}}</td></tr>{{end}}</table>
 {{end}}
 <h2>Harmlessness</h2>
 {{if .Harmless}}<p>{{.Harmless}}</p>{{end}}
