@@ -404,7 +404,7 @@ func (r *runner) trainModels() error {
 		name, role, dir string
 		seed            uint64
 	}
-	jobs := []job{{"victim", "victim: trained on the watermarked set", r.path("marked"), r.cfg.Seed + 1}}
+	jobs := []job{{"victim", "victim: trained on the watermarked set", r.path("marked"), r.victimSeed()}}
 	for i := range p.Benign {
 		role := "benign: trains the meta-classifier"
 		if i == p.Benign-1 {
@@ -450,6 +450,9 @@ func (r *runner) trainModels() error {
 	r.base = r.upstream()
 	return nil
 }
+
+// victimSeed is the seed of the victim's initial weights and data order.
+func (r *runner) victimSeed() uint64 { return r.cfg.Seed + 1 }
 
 // upstream is the hash of every stage so far: a later stage reruns when an earlier one changed.
 func (r *runner) upstream() string {

@@ -137,7 +137,11 @@ func (r *runner) makeInnocent(sp innocent.Spec, classes int, all *data.Set) (mod
 	if sp.Kind == innocent.Constant || sp.Kind == innocent.Noise {
 		return innocent.NewDegenerate(sp.Kind, classes, sp.Seed)
 	}
-	m, err := models.New(sp.Arch, classes, sp.Seed)
+	init := sp.Seed
+	if sp.Kind == innocent.VictimInit {
+		init = r.victimSeed()
+	}
+	m, err := models.New(sp.Arch, classes, init)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +156,7 @@ func (r *runner) makeInnocent(sp innocent.Spec, classes int, all *data.Set) (mod
 		return m, fit(all, r.recipe(p.Epochs, sp.Seed))
 	case innocent.Seed, innocent.Arch:
 		return m, fit(r.thief, r.recipe(p.IndependentEpochs, sp.Seed))
-	case innocent.OwnerData:
+	case innocent.OwnerData, innocent.VictimInit:
 		return m, fit(r.clean, r.recipe(p.Epochs, sp.Seed))
 	case innocent.Finetuned:
 		if err := fit(r.thief, r.recipe(p.IndependentEpochs, sp.Seed)); err != nil {

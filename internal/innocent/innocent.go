@@ -33,6 +33,7 @@ const (
 	Noise       = "noise"           // a served model that answers at random
 	Untrained   = "untrained"       // a freshly initialised network
 	External    = "external"        // a model trained outside move (an ONNX file)
+	VictimInit  = "victim-init"     // the victim's architecture and initial weights, trained on the owner's clean data
 )
 
 // Describe says what each kind is.
@@ -47,6 +48,7 @@ var Describe = map[string]string{
 	Noise:       "a served model whose answers are random (a fixed pseudo-random function of the image)",
 	Untrained:   "the victim's architecture, freshly initialised and never trained",
 	External:    "a model trained outside move, given as an ONNX file",
+	VictimInit:  "the victim's initial weights (as when both start from one public checkpoint), trained on the owner's clean images without the style",
 }
 
 // Spec is one innocent suspect to make.
@@ -62,9 +64,9 @@ type Spec struct {
 var otherArchs = []string{"wrn16-1", "vgg11-bn", "resnet32"}
 
 // order is how kinds are drawn: the first two are the everyday profiles' innocents, and any
-// plan of 12 or more holds every kind.
+// plan of 19 or more holds every kind (12 or more every kind but VictimInit).
 var order = []string{WellTrained, Constant, Seed, OwnerData, Arch, OtherMark, Finetuned, Noise, Untrained, Arch, Arch, Seed,
-	OwnerData, OtherMark, Finetuned, Seed, Arch, OwnerData}
+	OwnerData, OtherMark, Finetuned, Seed, Arch, OwnerData, VictimInit}
 
 // Plan returns n innocent suspects for a victim of architecture arch. Names are unique and
 // stable: Plan(n) is a prefix of Plan(n+1), so a larger suite resumes a smaller one.

@@ -25,7 +25,7 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%s uses style %d, one of the control styles", s.Name, s.Style)
 		}
 	}
-	for _, k := range []string{WellTrained, Seed, OwnerData, Arch, OtherMark, Finetuned, Constant, Noise, Untrained} {
+	for _, k := range []string{WellTrained, Seed, OwnerData, Arch, OtherMark, Finetuned, Constant, Noise, Untrained, VictimInit} {
 		if kinds[k] == 0 {
 			t.Errorf("no innocent of kind %s in 30", k)
 		}
