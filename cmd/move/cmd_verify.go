@@ -348,8 +348,12 @@ EXIT STATUS
 					fmt.Fprintf(stdout, "the suspect is not a working classifier on the owner's images: its answers are no evidence either way\n")
 				}
 				if res.Contrast != "" {
-					fmt.Fprintf(stdout, "against the reference (H1: delta-mu > %g): p %.4g, delta-mu %.4f; the suspect's own specificity (H1: mean score > %g): p %.4g, mean score %.4f\n",
-						res.MinDelta, res.Test.P, res.Test.DeltaMu, res.MinDelta, res.Specificity.P, res.Specificity.DeltaMu)
+					fmt.Fprintf(stdout, "meta-classifier: against the reference p %.4g, delta-mu %.4f; the suspect's own specificity p %.4g, mean score %.4f\n",
+						res.Test.P, res.Test.DeltaMu, res.Specificity.P, res.Specificity.DeltaMu)
+				}
+				if res.Gain != nil {
+					fmt.Fprintf(stdout, "style gain (true-class probability on the owner's style minus on the control styles), %d images: suspect against reference p %.4g, delta %.4f (margin %g) — the verdict's test\n",
+						res.GainM, res.Gain.P, res.Gain.DeltaMu, res.GainMargin)
 				}
 				fmt.Fprintf(stdout, "%s-box %s test (H1: delta-mu > %g), m = %d: p-value %.4g, delta-mu %.4f, alpha %g -> %s\n",
 					c.Info.Mode, res.Test.Test, res.MinDelta, res.M, res.P, res.DeltaMu, res.Alpha, verdict)

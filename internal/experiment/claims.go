@@ -162,7 +162,11 @@ func verdictOf(res *verify.Result) *Verdict {
 	if res.Unspecific != nil {
 		up = res.Unspecific.P
 	}
-	return &Verdict{UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
+	mp := -1.0
+	if res.Gain != nil {
+		mp = math.Max(res.Test.P, res.Specificity.P)
+	}
+	return &Verdict{MetaP: mp, UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
 		ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
 }
 

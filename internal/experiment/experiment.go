@@ -59,7 +59,10 @@ type Verdict struct {
 	KeyAccuracy float64 `json:"key_accuracy"`
 	// UnspecificP is the paper's test on the owner's style alone (no contrast), for
 	// comparison; -1 when the test had no contrast.
-	UnspecificP float64   `json:"unspecific_p"`
+	UnspecificP float64 `json:"unspecific_p"`
+	// MetaP is, when the verdict comes from the style-gain test, the meta-classifier's
+	// contrast test (reference and specificity); -1 otherwise.
+	MetaP       float64   `json:"meta_p"`
 	ProbSuspect []float64 `json:"prob_suspect"`
 	ProbBenign  []float64 `json:"prob_benign"`
 	// Control probabilities (means over the control styles), when the test contrasts them.

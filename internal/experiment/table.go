@@ -22,18 +22,20 @@ func WriteTable(w io.Writer, res *Results) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "suspect\tacc %\tagree %\twhite dmu\twhite p\tblack dmu\tblack p\tblack p unspecific\tverdict\t")
+	fmt.Fprintln(tw, "suspect\tacc %\tagree %\twhite dmu\twhite p\tblack gain\tblack p\tblack p meta\tblack p paper\tverdict\t")
 	for _, r := range res.Rows {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, 100*r.Accuracy, 100*r.Agreement,
-			dmu(r.White), pval(r.White), dmu(r.Black), pval(r.Black), unspecific(r.Black), verdict(r))
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, 100*r.Accuracy, 100*r.Agreement,
+			dmu(r.White), pval(r.White), dmu(r.Black), pval(r.Black), metaP(r.Black), unspecific(r.Black), verdict(r))
 	}
 	tw.Flush()
 	alpha := res.Config.Profile.Alpha
 	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
 		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
-	fmt.Fprintln(w, "p: the suspect's response to the owner's style beyond its response to the control styles, against the")
-	fmt.Fprintln(w, "reference and against the margin (the verdict); black p unspecific: the paper's test on the owner's style")
-	fmt.Fprintln(w, "alone, for comparison (small for any model that shares the victim's robustness to restyling in general)")
+	fmt.Fprintln(w, "white p: the meta-classifier's score, owner's style minus control styles, against the reference and the")
+	fmt.Fprintln(w, "margin. black gain / p: the style-gain test (true-class probability on the owner's style minus on the")
+	fmt.Fprintln(w, "control styles, suspect against reference), the verdict; black p meta: the black-box meta-classifier's")
+	fmt.Fprintln(w, "contrast test; black p paper: the paper's test on the owner's style alone (small for any model that")
+	fmt.Fprintln(w, "shares the victim's robustness to restyling in general, and for a constant answer), for comparison")
 	writeInnocents(w, res)
 	writeClaims(w, res)
 	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
@@ -116,6 +118,14 @@ func writeSweeps(w io.Writer, res *Results) {
 		}
 		tw.Flush()
 	}
+}
+
+// metaP is the meta-classifier's contrast test when the style-gain test decided.
+func metaP(v *Verdict) string {
+	if v == nil || v.MetaP < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3g", v.MetaP)
 }
 
 // unspecific is the paper's test without the control contrast, for comparison.

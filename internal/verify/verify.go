@@ -352,7 +352,11 @@ type Options struct {
 	// and such a difference says nothing about theft; with a margin an innocent suspect gets
 	// a large p-value, not merely a verdict overruled.
 	MinDelta float64
-	Seed     uint64
+	// GainM is how many held-out key samples the style-gain test reads (default 500, at most
+	// all held-out ones with control versions); GainMargin its margin (default 0.01).
+	GainM      int
+	GainMargin float64
+	Seed       uint64
 }
 
 // Verdicts of a test.
@@ -386,6 +390,17 @@ type Result struct {
 	// small and the verdict's p-value is not, the suspect shares the victim's response to
 	// restyling in general — which innocents can share too — but not to the owner's style.
 	Unspecific *stats.Result `json:"unspecific,omitempty"`
+	// Gain is, for a black-box test with control styles, the style-gain test that decides the
+	// verdict: per key image, the suspect's probability of the true class on the owner-styled
+	// image minus its mean over the control-styled versions, paired against the reference's
+	// (H1: the suspect's gain exceeds the reference's by more than GainMargin). A model that
+	// learned the owner's style — the victim, and on CIFAR-10 its copies and its students —
+	// recognises images in that style better than in styles nobody trained on, and more so
+	// than an innocent model; a constant or uniformly robust model gains nothing. Test holds
+	// the meta-classifier's test, reported beside it.
+	Gain       *stats.Result `json:"gain,omitempty"`
+	GainM      int           `json:"gain_m,omitempty"`
+	GainMargin float64       `json:"gain_margin,omitempty"`
 	PValues    []float64     `json:"p_values,omitempty"` // one per resample when Resamples > 1
 	PMedian    float64       `json:"p_median"`
 	PHarmonic  float64       `json:"p_harmonic_mean"`
@@ -610,6 +625,11 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	res.KeyAccuracy = float64(correct) / float64(len(acc))
 	res.KeyAccuracyP = stats.BinomialUpper(correct, len(acc), 1/float64(max(2, classes)))
 
+	if mode == "black" && views > 1 {
+		if err := gainTest(res, suspect, benign, pairs, held, views, o); err != nil {
+			return nil, err
+		}
+	}
 	res.PMedian = stats.MedianP(res.PValues)
 	res.PHarmonic = stats.HarmonicMeanP(res.PValues)
 	if o.Resamples > 1 {
@@ -619,13 +639,87 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	}
 	res.DeltaMu = res.Test.DeltaMu
 	res.MinDelta = o.MinDelta
+	specific := views == 1 || res.Specificity.DeltaMu >= o.MinDelta
+	if res.Gain != nil {
+		// Black-box with controls: the style-gain test decides; the meta-classifier's
+		// contrast test is reported beside it.
+		res.P, res.DeltaMu, res.PValues = res.Gain.P, res.Gain.DeltaMu, nil
+		res.PMedian, res.PHarmonic = res.Gain.P, res.Gain.P
+		res.MinDelta, specific = res.GainMargin, true
+	}
 	switch {
 	case res.KeyAccuracyP >= o.Alpha:
 		res.Verdict = Inconclusive
-	case res.P < o.Alpha && res.DeltaMu >= o.MinDelta && (views == 1 || res.Specificity.DeltaMu >= o.MinDelta):
+	case res.P < o.Alpha && res.DeltaMu >= res.MinDelta && specific:
 		res.Verdict, res.Stolen = Stolen, true
 	default:
 		res.Verdict = NotStolen
 	}
 	return res, nil
+}
+
+// gainTest runs the style-gain test (Result.Gain) on up to o.GainM held-out samples with
+// control versions: one query batch per model of each original, its owner-styled version and
+// its control-styled versions.
+func gainTest(res *Result, suspect, benign Model, pairs []watermark.Pair, held []int, views int, o Options) error {
+	n := o.GainM
+	if n <= 0 {
+		n = 500
+	}
+	margin := o.GainMargin
+	if margin == 0 {
+		margin = 0.01
+	}
+	idx := append([]int(nil), held...)
+	rand.New(rand.NewPCG(o.Seed, 0x6761696e)).Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	idx = idx[:min(n, len(idx))]
+	gains := func(m Model) ([]float64, error) {
+		h, w := pairs[idx[0]].H, pairs[idx[0]].W
+		var batch [][]uint8
+		for _, k := range idx {
+			for v := range views {
+				batch = append(batch, view(pairs[k], v))
+			}
+		}
+		probs, err := m.prober().Probs(batch, h, w)
+		if err != nil {
+			return nil, err
+		}
+		if len(probs) != len(batch) {
+			return nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
+		}
+		out := make([]float64, len(idx))
+		for i, k := range idx {
+			y := pairs[k].Label
+			row := probs[i*views : (i+1)*views]
+			if y >= len(row[0]) {
+				return nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
+			}
+			var ctl float64
+			for v := 1; v < views; v++ {
+				ctl += float64(row[v][y])
+			}
+			out[i] = float64(row[0][y]) - ctl/float64(views-1)
+		}
+		return out, nil
+	}
+	gs, err := gains(suspect)
+	if err != nil {
+		return fmt.Errorf("suspect: %w", err)
+	}
+	gb, err := gains(benign)
+	if err != nil {
+		return fmt.Errorf("benign model: %w", err)
+	}
+	shifted := make([]float64, len(gb))
+	for i, v := range gb {
+		shifted[i] = v + margin
+	}
+	t, err := stats.PairedT(gs, shifted, stats.Greater)
+	if err != nil {
+		return err
+	}
+	t.DeltaMu += margin
+	res.Gain, res.GainM, res.GainMargin = &t, len(idx), margin
+	return nil
 }

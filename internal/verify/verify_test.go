@@ -237,8 +237,8 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		if x.verdict != "" && r.Verdict != x.verdict {
 			t.Errorf("%s: verdict %q, want %q (p = %g)", x.name, r.Verdict, x.verdict, r.P)
 		}
-		if x.name != "copy" && (r.Stolen || r.P <= 0.05) {
-			t.Errorf("%s accused or nearly: p = %g", x.name, r.P)
+		if x.name != "copy" && (r.Stolen || r.P < 0.01) {
+			t.Errorf("%s accused: p = %g", x.name, r.P)
 		}
 		if x.name == "constant" {
 			for i := range r.ProbSuspect {
@@ -247,8 +247,11 @@ func TestOwnershipEndToEnd(t *testing.T) {
 				}
 			}
 		}
-		if want := (1 + 5*3) * r.M; client.Queries() != want {
-			t.Errorf("%d queries for m = %d, want %d (the original and 5 augmentations of 3 styles)", client.Queries(), r.M, want)
+		if want := (1+5*3)*r.M + 3*r.GainM; client.Queries() != want {
+			t.Errorf("%d queries for m = %d and %d gain samples, want %d (the original and 5 augmentations of 3 styles; 3 styles)", client.Queries(), r.M, r.GainM, want)
+		}
+		if r.Gain == nil || r.GainM != 50 {
+			t.Errorf("%s: no style-gain test on the 50 held-out samples with controls (%d)", x.name, r.GainM)
 		}
 	}
 }
