@@ -162,12 +162,19 @@ the suspect and for the benign model on each, and runs a one-tailed paired t-tes
 (H1: mu_suspect > mu_benign). Prints the p-value, delta-mu and the verdict at --alpha.
 
 When the key has control styles (move embed styles part of the key with styles the victim
-never trained on) and the meta-classifier was trained with them, each image's score is the
+never trained on) and the meta-classifier was trained with them, evidence must be specific
+to the owner's style. Black-box, the verdict comes from the style-gain test: for each of up
+to 500 held-out key images, the suspect's probability of the true class on the owner-styled
+image minus its mean over the control-styled versions, paired against the reference's
+(H1: the suspect's gain exceeds the reference's by more than 0.01). White-box (and the
+black-box meta-classifier, reported beside the verdict), each image's score is the
 classifier's victim probability on the owner's style minus its mean over the control styles,
-for the suspect and for the reference alike. A model that answers every style the same way
-(a confident model trained long on clean data, one that answers a constant) then scores
-zero, whatever its answers look like: the evidence is a response specific to the owner's
-style. Without controls, converged public models and a constant answer were judged stolen.
+tested against the reference and against the margin; both must reject. A model that answers
+every style the same way (one robust to restyling for its own reasons, one that answers a
+constant) gains nothing, whatever its answers look like. Without controls (the paper's
+test), converged public models and a constant answer were judged stolen: training on styled
+images makes the victim robust to restyling in general, and that is what the paper's
+black-box features recognise.
 
 A suspect that is not a working classifier on the owner's images (its accuracy on the key's
 originals is not above guessing at --alpha, one-sided binomial test) gets the verdict
