@@ -139,26 +139,13 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 				return nil, err
 			}
 			part := idx[a:min(len(idx), a+chunk)]
-			bySize := map[[2]int][]int{}
-			pix := make([][]uint8, len(part))
-			sizes := make([][2]int, len(part))
+			paths := make([]string, len(part))
 			for i, si := range part {
-				p, h, w, err := data.ReadImage(k.Samples[si].Source, 0)
-				if err != nil {
-					return nil, err
-				}
-				pix[i], sizes[i] = p, [2]int{h, w}
-				bySize[sizes[i]] = append(bySize[sizes[i]], i)
+				paths[i] = k.Samples[si].Source
 			}
-			for hw, is := range bySize {
-				batch := make([][]uint8, len(is))
-				for j, i := range is {
-					batch[j] = pix[i]
-				}
-				res := tr.Apply(batch, hw[0], hw[1])
-				for j, i := range is {
-					pix[i] = res[j]
-				}
+			pix, sizes, err := styleFiles(tr, paths)
+			if err != nil {
+				return nil, err
 			}
 			for i, si := range part {
 				styled := k.Samples[si].Styled

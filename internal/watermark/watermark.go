@@ -176,28 +176,13 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 			return nil, err
 		}
 		part := jobs[s:min(len(jobs), s+chunk)]
-		// Group by size (folders may mix sizes).
-		bySize := map[[2]int][]int{}
-		sizes := make([][2]int, len(part))
-		pix := make([][]uint8, len(part))
+		paths := make([]string, len(part))
 		for i, j := range part {
-			p, h, w, err := data.ReadImage(j.src, 0)
-			if err != nil {
-				return nil, err
-			}
-			pix[i], sizes[i] = p, [2]int{h, w}
-			bySize[sizes[i]] = append(bySize[sizes[i]], i)
+			paths[i] = j.src
 		}
-		styled := make([][]uint8, len(part))
-		for hw, idx := range bySize {
-			batch := make([][]uint8, len(idx))
-			for k, i := range idx {
-				batch[k] = pix[i]
-			}
-			res := tr.Apply(batch, hw[0], hw[1])
-			for k, i := range idx {
-				styled[i] = res[k]
-			}
+		styled, sizes, err := styleFiles(tr, paths)
+		if err != nil {
+			return nil, err
 		}
 		for i, j := range part {
 			rel, _ := filepath.Rel(o.Data, j.src)
@@ -223,6 +208,33 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	}
 	ok = true
 	return key, nil
+}
+
+// styleFiles reads the images at paths and styles them with tr, in one batch per image size
+// (folders may mix sizes); it returns the styled pixels and each image's height and width.
+func styleFiles(tr *style.Transformer, paths []string) ([][]uint8, [][2]int, error) {
+	bySize := map[[2]int][]int{}
+	pix := make([][]uint8, len(paths))
+	sizes := make([][2]int, len(paths))
+	for i, p := range paths {
+		img, h, w, err := data.ReadImage(p, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		pix[i], sizes[i] = img, [2]int{h, w}
+		bySize[sizes[i]] = append(bySize[sizes[i]], i)
+	}
+	for hw, idx := range bySize {
+		batch := make([][]uint8, len(idx))
+		for k, i := range idx {
+			batch[k] = pix[i]
+		}
+		res := tr.Apply(batch, hw[0], hw[1])
+		for k, i := range idx {
+			pix[i] = res[k]
+		}
+	}
+	return pix, sizes, nil
 }
 
 // replaceDir moves the finished folder tmp to out, replacing an existing out only when force.
