@@ -194,7 +194,7 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	// The claimant's own images: up to 200 per class of the thief's share.
 	dir := r.path("claims", "public", "data")
 	os.RemoveAll(dir)
-	if err := data.WriteFolder(r.thief.Subset(r.thief.PerClass(200)), dir); err != nil {
+	if err := data.WriteFolder(r.thief.Subset(r.thief.PerClass(200)), filepath.Join(dir, "train")); err != nil {
 		return err
 	}
 	pairs, err := r.claimKey(dir, r.path("claims", "public", "marked"), claimStyle(0), p.Rate)
@@ -205,7 +205,7 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	if err != nil {
 		return err
 	}
-	set, err := data.LoadFolder(r.path("claims", "public", "marked"), data.FolderOptions{})
+	set, err := data.LoadFolder(r.path("claims", "public", "marked", "train"), data.FolderOptions{})
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (r *runner) claimShopping(c *ClaimResult, target string) error {
 	// The claimant's images: 20 per class of the thief's share, half of them styled per key.
 	dir := r.path("claims", "shopping", "data")
 	os.RemoveAll(dir)
-	if err := data.WriteFolder(r.thief.Subset(r.thief.PerClass(20)), dir); err != nil {
+	if err := data.WriteFolder(r.thief.Subset(r.thief.PerClass(20)), filepath.Join(dir, "train")); err != nil {
 		return err
 	}
 	victim, err := r.load(r.path("suspects", "independent.safetensors"))

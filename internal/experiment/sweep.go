@@ -56,6 +56,9 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 			sub := cfg
 			sub.Out = filepath.Join(cfg.Out, fmt.Sprintf("sweep-rate-%g", v))
 			sub.Profile.Rate = v
+			// A sweep follows the copy and the independent model: no innocent suite, no
+			// false claims.
+			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
 			log.Printf("sweep rate = %g in %s", v, sub.Out)
 			r, err := Run(ctx, sub, log)
 			if err != nil {
