@@ -157,19 +157,6 @@ func (r *runner) claimTest(victim verify.Model, benign []verify.Model, ref, targ
 	return out, nil
 }
 
-func verdictOf(res *verify.Result) *Verdict {
-	up := -1.0
-	if res.Unspecific != nil {
-		up = res.Unspecific.P
-	}
-	mp := -1.0
-	if res.Gain != nil {
-		mp = math.Max(res.Test.P, res.Specificity.P)
-	}
-	return &Verdict{MetaP: mp, UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
-		ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
-}
-
 // benignModels loads the experiment's benign models: those that trained the metas, and the
 // reference.
 func (r *runner) benignModels() ([]verify.Model, verify.Model, error) {

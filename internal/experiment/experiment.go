@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -644,6 +645,20 @@ func (r *runner) metaAndVerify() error {
 		r.res.Innocents[mode] = innocent.Summarise(mode, outs)
 	}
 	return nil
+}
+
+// verdictOf is the table's record of one verification.
+func verdictOf(res *verify.Result) *Verdict {
+	up := -1.0
+	if res.Unspecific != nil {
+		up = res.Unspecific.P
+	}
+	mp := -1.0
+	if res.Gain != nil {
+		mp = math.Max(res.Test.P, res.Specificity.P)
+	}
+	return &Verdict{MetaP: mp, UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
+		ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
 }
 
 // stageHash is the configuration hash of the named stage of this run ("" when it did not run).

@@ -67,7 +67,6 @@ func (r *runner) innocents() error {
 	}
 	v := steal.Victim{Model: victim.Local, Norm: victim.Norm, Size: victim.Size}
 	classes := len(r.clean.Classes)
-	all := data.Concat(r.clean, r.thief)
 	for _, sp := range r.innocentSpecs() {
 		name := "innocent-" + sp.Name
 		file := r.path("suspects", name+".safetensors")
@@ -86,7 +85,7 @@ func (r *runner) innocents() error {
 		}
 		err := r.stage(name, conf, arts, &row, func() error {
 			t0 := time.Now()
-			m, err := r.makeInnocent(sp, classes, all)
+			m, err := r.makeInnocent(sp, classes)
 			if err != nil {
 				return err
 			}
@@ -132,7 +131,7 @@ func servedKind(kind string) string {
 }
 
 // makeInnocent builds (and trains) one innocent model.
-func (r *runner) makeInnocent(sp innocent.Spec, classes int, all *data.Set) (models.Model, error) {
+func (r *runner) makeInnocent(sp innocent.Spec, classes int) (models.Model, error) {
 	p := r.cfg.Profile
 	if sp.Kind == innocent.Constant || sp.Kind == innocent.Noise {
 		return innocent.NewDegenerate(sp.Kind, classes, sp.Seed)
@@ -153,7 +152,7 @@ func (r *runner) makeInnocent(sp innocent.Spec, classes int, all *data.Set) (mod
 	case innocent.Untrained:
 		return m, nil
 	case innocent.WellTrained:
-		return m, fit(all, r.recipe(p.Epochs, sp.Seed))
+		return m, fit(data.Concat(r.clean, r.thief), r.recipe(p.Epochs, sp.Seed))
 	case innocent.Seed, innocent.Arch:
 		return m, fit(r.thief, r.recipe(p.IndependentEpochs, sp.Seed))
 	case innocent.OwnerData, innocent.VictimInit:
