@@ -3,7 +3,9 @@
 package parallel
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -12,6 +14,34 @@ type job struct {
 	lo, hi int
 	worker int
 	wg     *sync.WaitGroup
+	failed *panicked
+}
+
+// panicked holds the first panic of a worker, for For to raise again in its caller.
+type panicked struct {
+	once  sync.Once
+	value any
+	stack []byte
+}
+
+// WorkerPanic is what For panics with when fn panicked in a worker goroutine: the panic
+// reaches the caller's goroutine, where it can be recovered, with the worker's stack.
+type WorkerPanic struct {
+	Value any
+	Stack []byte
+}
+
+func (p WorkerPanic) String() string { return fmt.Sprintf("%v\n[in a worker goroutine]\n%s", p.Value, p.Stack) }
+
+// do runs one job, keeping a panic for the caller.
+func (j job) do() {
+	defer func() {
+		if r := recover(); r != nil {
+			j.failed.once.Do(func() { j.failed.value, j.failed.stack = r, debug.Stack() })
+		}
+		j.wg.Done()
+	}()
+	j.fn(j.lo, j.hi, j.worker)
 }
 
 var (
@@ -28,8 +58,7 @@ func start() {
 	for i := 1; i < nworkers; i++ {
 		go func() {
 			for j := range jobs {
-				j.fn(j.lo, j.hi, j.worker)
-				j.wg.Done()
+				j.do()
 			}
 		}()
 	}
@@ -46,7 +75,8 @@ func Workers() int {
 // partition depends only on n and Workers(), so a reduction that keeps one partial result per
 // worker and adds them in worker order is deterministic. For returns when all calls have.
 // Calls from inside fn, or concurrent calls from other goroutines, run the same partition
-// serially in the caller.
+// serially in the caller. A panic in fn reaches the caller's goroutine, where it can be
+// recovered: from a worker goroutine as a WorkerPanic that carries the worker's stack.
 func For(n int, fn func(lo, hi, worker int)) {
 	if n <= 0 {
 		return
@@ -64,12 +94,18 @@ func For(n int, fn func(lo, hi, worker int)) {
 	}
 	defer release()
 	var wg sync.WaitGroup
+	failed := &panicked{}
 	wg.Add(p - 1)
 	for w := 1; w < p; w++ {
-		jobs <- job{fn: fn, lo: w * n / p, hi: (w + 1) * n / p, worker: w, wg: &wg}
+		jobs <- job{fn: fn, lo: w * n / p, hi: (w + 1) * n / p, worker: w, wg: &wg, failed: failed}
 	}
-	fn(0, n/p, 0)
-	wg.Wait()
+	func() {
+		defer wg.Wait() // the workers finish their share even when the caller's panics
+		fn(0, n/p, 0)
+	}()
+	if failed.value != nil {
+		panic(WorkerPanic{Value: failed.value, Stack: failed.stack})
+	}
 }
 
 func tryAcquire() bool {
