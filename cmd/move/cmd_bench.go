@@ -22,37 +22,49 @@ workloads are those of ../shared/peer/torch_bench.py, so the two can be run back
 the same machine and compared as ratios.
 
 EXIT STATUS
-  0 on success, 2 on error.`,
+  0 on success, 2 on error, 3 on an internal error (a bug).`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			var o benchOptions
 			fs := newFlags("bench", stderr)
-			list := fs.String("models", "resnet20,wrn16-1", "comma-separated architectures")
-			seconds := fs.Float64("seconds", 10, "measuring time per figure")
-			jsonOut := fs.Bool("json", false, "print one JSON object on stdout")
+			fs.StringVar(&o.models, "models", "resnet20,wrn16-1", "comma-separated architectures")
+			fs.Float64Var(&o.seconds, "seconds", 10, "measuring time per figure")
+			fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object on stdout")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
-			rep, err := bench.Run(strings.Split(*list, ","), *seconds)
-			if err != nil {
-				return err
-			}
-			if *jsonOut {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
-					Version string `json:"version"`
-					bench.Report
-				}{buildinfo.String(), rep})
-			}
-			fmt.Fprintf(stdout, "%s, kernel %s, %d threads\n\n", buildinfo.String(), rep.Kernel, rep.Threads)
-			fmt.Fprintf(stdout, "%-10s %10s %14s %14s %14s\n", "model", "params", "train img/s", "infer img/s", "grad1 ms/img")
-			for _, m := range rep.Models {
-				fmt.Fprintf(stdout, "%-10s %10d %14.1f %14.1f %14.2f\n", m.Model, m.Params, m.TrainImgS, m.InferImgS, m.Grad1Ms)
-			}
-			fmt.Fprintf(stdout, "\n%-12s %8s %6s %6s %8s\n", "gemm", "m", "n", "k", "GFLOP/s")
-			for _, g := range rep.Gemm {
-				fmt.Fprintf(stdout, "%-12s %8d %6d %6d %8.1f\n", g.Name, g.M, g.N, g.K, g.GFLOPS)
-			}
-			return nil
+			return runBench(o, stdout)
 		},
 	}
+}
+
+// benchOptions are move bench's flags.
+type benchOptions struct {
+	models  string
+	seconds float64
+	jsonOut bool
+}
+
+func runBench(o benchOptions, stdout io.Writer) error {
+	rep, err := bench.Run(strings.Split(o.models, ","), o.seconds)
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Version string `json:"version"`
+			bench.Report
+		}{buildinfo.String(), rep})
+	}
+	fmt.Fprintf(stdout, "%s, kernel %s, %d threads\n\n", buildinfo.String(), rep.Kernel, rep.Threads)
+	fmt.Fprintf(stdout, "%-10s %10s %14s %14s %14s\n", "model", "params", "train img/s", "infer img/s", "grad1 ms/img")
+	for _, m := range rep.Models {
+		fmt.Fprintf(stdout, "%-10s %10d %14.1f %14.1f %14.2f\n", m.Model, m.Params, m.TrainImgS, m.InferImgS, m.Grad1Ms)
+	}
+	fmt.Fprintf(stdout, "\n%-12s %8s %6s %6s %8s\n", "gemm", "m", "n", "k", "GFLOP/s")
+	for _, g := range rep.Gemm {
+		fmt.Fprintf(stdout, "%-12s %8d %6d %6d %8.1f\n", g.Name, g.M, g.N, g.K, g.GFLOPS)
+	}
+	return nil
 }

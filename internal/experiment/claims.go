@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"move/internal/classifier"
+	"move/internal/features"
+
 	"move/internal/data"
 	"move/internal/meta"
 	"move/internal/modelfile"
@@ -123,16 +126,16 @@ func (r *runner) claimKey(dir, out string, k int, rate float64) ([]watermark.Pai
 }
 
 // claimTest trains both meta-classifiers of a claimant and tests the target with them.
-func (r *runner) claimTest(victim verify.Model, benign []verify.Model, ref, target verify.Model, pairs []watermark.Pair) (map[string]*Verdict, error) {
+func (r *runner) claimTest(victim classifier.Model, benign []classifier.Model, ref, target classifier.Model, pairs []watermark.Pair) (map[string]*Verdict, error) {
 	p := r.cfg.Profile
 	out := map[string]*Verdict{}
-	for _, mode := range []string{"white", "black"} {
+	for _, mode := range features.Modes {
 		fo := meta.Options{}
 		if p.MetaHidden == "logistic" {
 			fo.Hidden = []int{}
 		}
 		maxTrain := p.MetaTrain
-		if mode == "black" {
+		if mode == features.Black {
 			maxTrain = max(p.MetaTrainBlack, len(pairs))
 		}
 		c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: mode, Layout: "compressed", MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo})
@@ -140,10 +143,10 @@ func (r *runner) claimTest(victim verify.Model, benign []verify.Model, ref, targ
 			return nil, fmt.Errorf("%s-box meta-classifier: %w", mode, err)
 		}
 		m := p.MWhite
-		if mode == "black" {
+		if mode == features.Black {
 			m = p.MBlack
 		}
-		if mode == "white" {
+		if mode == features.White {
 			if _, err := verify.Compatible(c, target, pairs); err != nil {
 				continue
 			}
@@ -157,14 +160,24 @@ func (r *runner) claimTest(victim verify.Model, benign []verify.Model, ref, targ
 	return out, nil
 }
 
+// accused loads the accused model and the experiment's benign models (those that trained the
+// metas, and the reference).
+func (r *runner) accused(target string) (tm classifier.Model, benign []classifier.Model, ref classifier.Model, err error) {
+	if tm, err = r.load(target); err != nil {
+		return
+	}
+	benign, ref, err = r.benignModels()
+	return
+}
+
 // benignModels loads the experiment's benign models: those that trained the metas, and the
 // reference.
-func (r *runner) benignModels() ([]verify.Model, verify.Model, error) {
-	var bs []verify.Model
+func (r *runner) benignModels() ([]classifier.Model, classifier.Model, error) {
+	var bs []classifier.Model
 	for i := range r.cfg.Profile.Benign {
 		b, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", i+1)))
 		if err != nil {
-			return nil, verify.Model{}, err
+			return nil, classifier.Model{}, err
 		}
 		bs = append(bs, b)
 	}
@@ -188,7 +201,7 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	if err != nil {
 		return err
 	}
-	m, info, err := modelfile.Load(target)
+	m, info, err := modelfile.Load(target, r.cfg.onnx())
 	if err != nil {
 		return err
 	}
@@ -201,12 +214,8 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	if _, err := train.Fit(r.ctx, m, set, cfg, train.Options{Progress: func(s train.Status) { r.log.Progress("claim-public", s) }}); err != nil {
 		return err
 	}
-	victim := verify.Model{Local: m, Norm: info.Norm, Size: info.InputSize}
-	tm, err := r.load(target)
-	if err != nil {
-		return err
-	}
-	benign, ref, err := r.benignModels()
+	victim := classifier.Local(m, info.Norm, info.InputSize)
+	tm, benign, ref, err := r.accused(target)
 	if err != nil {
 		return err
 	}
@@ -236,11 +245,7 @@ func (r *runner) claimShopping(c *ClaimResult, target string) error {
 	if err != nil {
 		return err
 	}
-	tm, err := r.load(target)
-	if err != nil {
-		return err
-	}
-	benign, ref, err := r.benignModels()
+	tm, benign, ref, err := r.accused(target)
 	if err != nil {
 		return err
 	}
@@ -274,7 +279,7 @@ func (r *runner) claimShopping(c *ClaimResult, target string) error {
 func (r *runner) claimWeak(c *ClaimResult, target string) error {
 	c.Description = "the claimant trains the meta-classifier against, and tests with, deliberately weak benign models (one epoch)"
 	c.Target = filepath.Base(target)
-	var weak []verify.Model
+	var weak []classifier.Model
 	for i := range 2 {
 		m, err := models.New(r.cfg.Profile.Arch, len(r.clean.Classes), r.cfg.Seed+601+uint64(i))
 		if err != nil {
@@ -284,7 +289,7 @@ func (r *runner) claimWeak(c *ClaimResult, target string) error {
 			Progress: func(s train.Status) { r.log.Progress("claim-weak", s) }}); err != nil {
 			return err
 		}
-		weak = append(weak, verify.Model{Local: m, Norm: r.norm, Size: r.size})
+		weak = append(weak, classifier.Local(m, r.norm, r.size))
 	}
 	victim, err := r.load(r.path("victim.safetensors"))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"move/internal/atomicfile"
 	"move/internal/buildinfo"
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/features"
 	"move/internal/innocent"
@@ -48,6 +49,16 @@ type Config struct {
 	InnocentONNX []string `json:"innocent_onnx,omitempty"`
 	// FalseClaims simulates the dishonest claimant (claims.go) after the verification.
 	FalseClaims bool `json:"false_claims,omitempty"`
+	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
+	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
+}
+
+// onnx is what the experiment's loads assume of ONNX files without move metadata.
+func (c Config) onnx() modelfile.ONNXDefaults {
+	if c.ONNX == nil {
+		return modelfile.ONNXDefaults{}
+	}
+	return *c.ONNX
 }
 
 // Verdict is one verification of one suspect in one mode.
@@ -90,7 +101,7 @@ type Row struct {
 
 // verdict is the row's verdict in mode ("white" or "black"), nil when not tested.
 func (r Row) verdict(mode string) *Verdict {
-	if mode == "white" {
+	if mode == features.White {
 		return r.White
 	}
 	return r.Black
@@ -143,14 +154,6 @@ type StageRecord struct {
 	Seconds float64         `json:"seconds"`
 	Result  json.RawMessage `json:"result,omitempty"`
 }
-
-// Labels are the paper's row names.
-var Labels = map[string]string{"copy": "Direct-copy", "distill": "Distillation", "zeroshot": "Zero-shot",
-	"finetune": "Fine-tuning", "labelquery": "Label-query", "logitquery": "Logit-query",
-	"independent": "Independent", "adaptive": "Adaptive"}
-
-// Attacks are the suspects of the table, in order.
-var Attacks = []string{"copy", "distill", "zeroshot", "finetune", "labelquery", "logitquery", "adaptive", "independent"}
 
 // Logger reports progress: a message per stage, and training status within one.
 type Logger struct {
@@ -311,8 +314,7 @@ func (r *runner) prepareData() error {
 		}
 		r.test = test
 	} else {
-		first, rest := data.Split(test.Len(), test.Len()/2, 0x7375627374)
-		r.thief, r.test = test.Subset(first), test.Subset(rest)
+		r.thief, r.test = steal.SplitSubstitute(test)
 		thiefData = "a fixed half of the test split (disjoint from the owner's training data); the other half evaluates every model"
 		if p.ThiefPerClass > 0 {
 			r.log.Printf("the training split has no images beyond the owner's: the thief gets half of the test split")
@@ -373,11 +375,7 @@ func (r *runner) embed() error {
 	}); err != nil {
 		return err
 	}
-	key, err := watermark.LoadKey(filepath.Join(out, "key.json"))
-	if err != nil {
-		return err
-	}
-	pairs, err := watermark.LoadPairs(key, 8)
+	_, pairs, err := watermark.LoadKeyPairs(filepath.Join(out, "key.json"), 8)
 	if err != nil {
 		return err
 	}
@@ -469,65 +467,56 @@ func (r *runner) upstream() string {
 
 // keyPairs reads every (original, styled) pair of the watermark key.
 func (r *runner) keyPairs() ([]watermark.Pair, error) {
-	key, err := watermark.LoadKey(r.path("marked", "key.json"))
-	if err != nil {
-		return nil, err
-	}
-	return watermark.LoadPairs(key, 0)
+	_, pairs, err := watermark.LoadKeyPairs(r.path("marked", "key.json"), 0)
+	return pairs, err
 }
 
-func (r *runner) load(file string) (verify.Model, error) {
-	m, info, err := modelfile.Load(file)
-	if err != nil {
-		return verify.Model{}, err
-	}
-	return verify.Model{Local: m, Norm: info.Norm, Size: info.InputSize}, nil
+// load reads a model file of the experiment (or an external innocent's).
+func (r *runner) load(file string) (classifier.Model, error) {
+	m, _, err := classifier.Load(file, r.cfg.onnx())
+	return m, err
 }
 
-// attacks steals the victim every way and evaluates each suspect.
+// attacks steals the victim every way the registry knows and evaluates each suspect. Each
+// attack trains with its recipe for the profile's epochs (attackEpochs), seeded by its place
+// in the registry.
 func (r *runner) attacks() error {
 	p := r.cfg.Profile
-	victim, err := r.load(r.path("victim.safetensors"))
+	v, err := r.load(r.path("victim.safetensors"))
 	if err != nil {
 		return err
 	}
-	v := steal.Victim{Model: victim.Local, Norm: victim.Norm, Size: victim.Size}
 	up := r.base
 	if err := os.MkdirAll(r.path("suspects"), 0o755); err != nil {
 		return err
 	}
-	for i, a := range Attacks {
-		cfg := steal.Config{Attack: a, Train: r.recipe(1, r.cfg.Seed+201+uint64(i)), Temperature: 4}
-		var set *data.Set
-		switch a {
-		case "distill":
-			cfg.Train.Epochs, cfg.Train.WeightDecay, set = p.DistillEpochs, 1e-4, r.clean
-		case "finetune":
-			cfg.Train.Epochs, cfg.Train.LR, set = p.FinetuneEpochs, 0.01, r.thief
-		case "adaptive":
-			idx, _ := data.Split(r.clean.Len(), max(1, int(p.AdaptiveFraction*float64(r.clean.Len()))), r.cfg.Seed)
-			cfg.Train.Epochs, cfg.Train.LR, set = p.FinetuneEpochs, 0.01, r.clean.Subset(idx)
-		case "labelquery", "logitquery":
-			cfg.Train.Epochs, set = p.QueryEpochs, r.thief
-		case "independent":
-			cfg.Train.Epochs, set = p.IndependentEpochs, r.thief
-		case "zeroshot":
+	src := steal.Sources{Owner: r.clean, Thief: r.thief, Fraction: p.AdaptiveFraction, Seed: r.cfg.Seed}
+	for i, a := range steal.Attacks() {
+		cfg := steal.Config{Attack: a.Name, Train: r.recipe(p.attackEpochs(a), r.cfg.Seed+201+uint64(i)), Temperature: 4}
+		if a.Recipe != (steal.Recipe{}) {
+			a.Recipe.Apply(&cfg.Train)
+		}
+		if a.Data == steal.Generated {
 			cfg.ZeroShot = steal.ZeroShot{Iters: p.ZeroShotIters, Batch: p.ZeroShotBatch, Width: p.ZeroShotWidth, EvalEvery: max(1, p.ZeroShotIters/10)}
 		}
-		file := r.path("suspects", a+".safetensors")
-		row := Row{Attack: a, Label: Labels[a], Stolen: a != "independent"}
+		set, err := a.TrainingSet(src)
+		if err != nil {
+			return err
+		}
+		file := r.path("suspects", a.Name+".safetensors")
+		row := Row{Attack: a.Name, Label: a.Label, Stolen: a.Stolen}
 		conf := map[string]any{"cfg": cfg, "upstream": up}
-		err := r.stage("steal-"+a, conf, []string{file}, &row, func() error {
-			res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+a, s) })
+		err = r.stage("steal-"+a.Name, conf, []string{file}, &row, func() error {
+			res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+a.Name, s) })
 			if err != nil {
 				return err
 			}
-			acc, agree, err := steal.Evaluate(res.Model, r.norm, v, r.test)
+			acc, agree, err := steal.Evaluate(classifier.Local(res.Model, r.norm, r.size), v, r.test)
 			if err != nil {
 				return err
 			}
 			row.Arch, row.Accuracy, row.Agreement, row.Queries, row.Seconds = res.Model.Arch(), acc, agree, res.Queries, res.Seconds
-			info := r.modelInfo(a, steal.Describe[a], cfg.Train.Seed)
+			info := r.modelInfo(a.Name, a.Summary, cfg.Train.Seed)
 			info.Extra = map[string]any{"steal": row}
 			return modelfile.Save(file, res.Model, info, true)
 		})
@@ -535,7 +524,7 @@ func (r *runner) attacks() error {
 			return err
 		}
 		r.res.Rows = append(r.res.Rows, row)
-		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", a, 100*row.Accuracy, 100*row.Agreement)
+		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", a.Name, 100*row.Accuracy, 100*row.Agreement)
 	}
 	return nil
 }
@@ -548,7 +537,7 @@ func (r *runner) metaAndVerify() error {
 	if err != nil {
 		return err
 	}
-	var benign []verify.Model
+	var benign []classifier.Model
 	for i := range p.Benign {
 		b, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", i+1)))
 		if err != nil {
@@ -561,7 +550,7 @@ func (r *runner) metaAndVerify() error {
 	if err != nil {
 		return err
 	}
-	suspects := make([]verify.Model, len(r.res.Rows))
+	suspects := make([]classifier.Model, len(r.res.Rows))
 	for i, row := range r.res.Rows {
 		m, stop, err := r.suspectModel(row)
 		if err != nil {
@@ -571,14 +560,14 @@ func (r *runner) metaAndVerify() error {
 		suspects[i] = m
 	}
 	up := r.base
-	for _, mode := range []string{"white", "black"} {
+	for _, mode := range features.Modes {
 		file := r.path("meta-" + mode + ".safetensors")
 		fo := meta.Options{}
 		if p.MetaHidden == "logistic" {
 			fo.Hidden = []int{}
 		}
 		maxTrain := p.MetaTrain
-		if mode == "black" {
+		if mode == features.Black {
 			maxTrain = p.MetaTrainBlack
 			if maxTrain <= 0 {
 				maxTrain = len(pairs)
@@ -609,12 +598,12 @@ func (r *runner) metaAndVerify() error {
 			return err
 		}
 		m := p.MWhite
-		if mode == "black" {
+		if mode == features.Black {
 			m = p.MBlack
 		}
 		for i := range r.res.Rows {
 			row, s := &r.res.Rows[i], suspects[i]
-			if mode == "white" {
+			if mode == features.White {
 				if s.Local == nil {
 					continue // served: no weights
 				}
@@ -627,7 +616,7 @@ func (r *runner) metaAndVerify() error {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}
 			vd := verdictOf(res)
-			if mode == "white" {
+			if mode == features.White {
 				row.White = vd
 			} else {
 				row.Black = vd
@@ -635,7 +624,7 @@ func (r *runner) metaAndVerify() error {
 		}
 	}
 	r.res.Innocents = map[string]innocent.Summary{}
-	for _, mode := range []string{"white", "black"} {
+	for _, mode := range features.Modes {
 		var outs []innocent.Outcome
 		for _, row := range r.res.Rows {
 			if v := row.verdict(mode); v != nil && !row.Stolen {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"move/internal/classifier"
+
 	"move/internal/data"
 	"move/internal/innocent"
 	"move/internal/modelfile"
@@ -17,7 +19,6 @@ import (
 	"move/internal/steal"
 	"move/internal/style"
 	"move/internal/train"
-	"move/internal/verify"
 	"move/internal/watermark"
 )
 
@@ -61,11 +62,10 @@ func (r *runner) innocentSpecs() []innocent.Spec {
 // innocents makes every innocent suspect (one stage each) and appends their rows.
 func (r *runner) innocents() error {
 	p := r.cfg.Profile
-	victim, err := r.load(r.path("victim.safetensors"))
+	v, err := r.load(r.path("victim.safetensors"))
 	if err != nil {
 		return err
 	}
-	v := steal.Victim{Model: victim.Local, Norm: victim.Norm, Size: victim.Size}
 	classes := len(r.clean.Classes)
 	for _, sp := range r.innocentSpecs() {
 		name := "innocent-" + sp.Name
@@ -89,7 +89,7 @@ func (r *runner) innocents() error {
 			if err != nil {
 				return err
 			}
-			acc, agree, err := steal.Evaluate(m, r.norm, v, r.test)
+			acc, agree, err := steal.Evaluate(classifier.Local(m, r.norm, r.size), v, r.test)
 			if err != nil {
 				return err
 			}
@@ -108,16 +108,16 @@ func (r *runner) innocents() error {
 		r.log.Printf("%s (%s): accuracy %.2f%%, agreement with the victim %.2f%%", name, sp.Kind, 100*row.Accuracy, 100*row.Agreement)
 	}
 	for i, f := range r.cfg.InnocentONNX {
-		m, _, err := modelfile.Load(f)
+		m, err := r.load(f)
 		if err != nil {
 			return fmt.Errorf("innocent model: %w", err)
 		}
-		acc, agree, err := steal.Evaluate(m, r.norm, v, r.test)
+		acc, agree, err := steal.Evaluate(m, v, r.test)
 		if err != nil {
 			return fmt.Errorf("innocent model %s: %w", f, err)
 		}
 		r.res.Rows = append(r.res.Rows, Row{Attack: fmt.Sprintf("innocent-external-%d", i+1), Label: fmt.Sprintf("external-%d", i+1),
-			Kind: innocent.External, File: f, Arch: m.Arch(), Accuracy: acc, Agreement: agree})
+			Kind: innocent.External, File: f, Arch: m.Local.Arch(), Accuracy: acc, Agreement: agree})
 		r.log.Printf("external innocent %s: accuracy %.2f%%, agreement with the victim %.2f%%", f, 100*acc, 100*agree)
 	}
 	return nil
@@ -219,7 +219,7 @@ func served(ctx context.Context, kind string, classes, size int, seed uint64, no
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: (&oip.Server{Name: kind, Model: m, Norm: norm, Size: size}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: (&oip.Server{Name: kind, Model: classifier.Local(m, norm, size)}).Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	stop := func() { srv.Close() }
 	c, err := oip.Dial(ctx, fmt.Sprintf("http://%s/v2/models/%s", ln.Addr(), kind), 30*time.Second)
@@ -231,13 +231,13 @@ func served(ctx context.Context, kind string, classes, size int, seed uint64, no
 }
 
 // suspectModel loads the suspect of a row: its file, or a served degenerate model.
-func (r *runner) suspectModel(row Row) (verify.Model, func(), error) {
+func (r *runner) suspectModel(row Row) (classifier.Model, func(), error) {
 	if row.Served != "" {
 		c, stop, err := served(r.ctx, row.Served, len(r.clean.Classes), r.size, r.cfg.Seed, r.norm)
 		if err != nil {
-			return verify.Model{}, nil, err
+			return classifier.Model{}, nil, err
 		}
-		return verify.Model{Prober: c, Size: r.size}, stop, nil
+		return classifier.Remote(c, r.size), stop, nil
 	}
 	f := row.File
 	if f == "" {
@@ -248,7 +248,7 @@ func (r *runner) suspectModel(row Row) (verify.Model, func(), error) {
 	}
 	m, err := r.load(f)
 	if err != nil {
-		return verify.Model{}, nil, err
+		return classifier.Model{}, nil, err
 	}
 	return m, func() {}, nil
 }

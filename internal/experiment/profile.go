@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 
+	"move/internal/steal"
 	"move/internal/style"
 )
 
@@ -103,4 +104,20 @@ func Demo() Profile {
 		MetaTrain: 150, MetaHidden: "mlp", DistillEpochs: 3, FinetuneEpochs: 3, QueryEpochs: 5, IndependentEpochs: 5,
 		AdaptiveFraction: 0.1, ZeroShotIters: 60, ZeroShotBatch: 64, ZeroShotWidth: 16, MWhite: 10, MBlack: 100, Alpha: 0.01, MinDelta: 0.05,
 		Controls: 2, ControlSamples: 0, Innocents: 2, ClaimStyles: 20}
+}
+
+// attackEpochs is how long attack a trains in this profile: the profile's figure for the
+// attacks it names; for an attack it does not name, the paper's epochs scaled as the
+// profile scales the victim's 200 (at least 1). Attacks that do not train with a recipe
+// (a copy, the data-free attack) get 1, which they ignore.
+func (p Profile) attackEpochs(a steal.Attack) int {
+	named := map[string]int{"distill": p.DistillEpochs, "finetune": p.FinetuneEpochs, "adaptive": p.FinetuneEpochs,
+		"labelquery": p.QueryEpochs, "logitquery": p.QueryEpochs, "independent": p.IndependentEpochs}
+	if e, ok := named[a.Name]; ok {
+		return e
+	}
+	if a.Recipe.Epochs == 0 {
+		return 1
+	}
+	return max(1, a.Recipe.Epochs*p.Epochs/200)
 }

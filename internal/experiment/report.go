@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"move/internal/atomicfile"
+	"move/internal/features"
 )
 
 // WriteReport writes OUT/report.html: one self-contained page (images inlined, plots as SVG,
@@ -144,7 +145,7 @@ func svgOpen(b *strings.Builder, h int) {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, plotW, h)
 }
 
-var modeColour = map[string]string{"white": "#1f77b4", "black": "#ff7f0e"}
+var modeColour = map[string]string{features.White: "#1f77b4", features.Black: "#ff7f0e"}
 
 func pPlot(res *Results) string {
 	var b strings.Builder
@@ -178,7 +179,7 @@ func pPlot(res *Results) string {
 	bw := slot / 3
 	for i, r := range res.Rows {
 		x0 := float64(padL) + slot*float64(i) + slot/6
-		for k, mode := range []string{"white", "black"} {
+		for k, mode := range features.Modes {
 			v := r.verdict(mode)
 			if v == nil {
 				continue
@@ -196,7 +197,7 @@ func pPlot(res *Results) string {
 }
 
 func legend(b *strings.Builder, x float64, y int) {
-	for k, mode := range []string{"white", "black"} {
+	for k, mode := range features.Modes {
 		fmt.Fprintf(b, `<rect x="%.0f" y="%d" width="12" height="12" fill="%s"/><text x="%.0f" y="%d">%s-box</text>`,
 			x, y+k*18, modeColour[mode], x+18, y+k*18+10, mode)
 	}
@@ -225,7 +226,7 @@ func probPlot(res *Results) string {
 		slot := iw / float64(n)
 		for i, r := range res.Rows {
 			x0 := float64(padL) + slot*float64(i)
-			for k, mode := range []string{"white", "black"} {
+			for k, mode := range features.Modes {
 				v := r.verdict(mode)
 				if v == nil {
 					continue
@@ -355,7 +356,7 @@ func qqPlot(res *Results) string {
 		if r.Stolen {
 			continue
 		}
-		for _, mode := range []string{"white", "black"} {
+		for _, mode := range features.Modes {
 			if v := r.verdict(mode); v != nil {
 				series[mode] = append(series[mode], math.Max(v.P, 1e-300))
 			}
@@ -393,7 +394,7 @@ func qqPlot(res *Results) string {
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">uniform quantile (expected p-value of a valid test)</text>`, x0+side/2, padT+side+44)
 	fmt.Fprintf(&b, `<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">innocent's p-value</text>`, y0-side/2)
 	ly := padT + 10
-	for _, mode := range []string{"white", "black"} {
+	for _, mode := range features.Modes {
 		ps := append([]float64(nil), series[mode]...)
 		if len(ps) == 0 {
 			continue

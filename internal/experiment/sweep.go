@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"move/internal/features"
 	"move/internal/meta"
+	"move/internal/steal"
 	"move/internal/verify"
 )
 
@@ -99,7 +101,7 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 	if err != nil {
 		return err
 	}
-	for _, mode := range []string{"white", "black"} {
+	for _, mode := range features.Modes {
 		c, err := meta.Load(r.path("meta-" + mode + ".safetensors"))
 		if err != nil {
 			return err
@@ -113,7 +115,11 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 			if err != nil {
 				return err
 			}
-			out[mode+"/"+Labels[name]] = res.P
+			a, err := steal.Lookup(name)
+			if err != nil {
+				return err
+			}
+			out[mode+"/"+a.Label] = res.P
 		}
 	}
 	return nil

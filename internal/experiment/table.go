@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"move/internal/features"
 )
 
 // WriteTable prints the paper's table: one row per suspect, delta-mu and p-value white-box
@@ -50,7 +52,7 @@ func writeInnocents(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "\ninnocent suspects (the independent control and the innocent suite):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mode\ttested\tp<0.01\tp<0.05\taccused\trate <= (95% CP)\tKS D+\tKS p (excess of small p)\t")
-	for _, mode := range []string{"white", "black"} {
+	for _, mode := range features.Modes {
 		s, ok := res.Innocents[mode]
 		if !ok {
 			continue
@@ -74,10 +76,10 @@ func writeClaims(w io.Writer, res *Results) {
 	for _, c := range res.Claims {
 		bonf := "-"
 		if len(c.Bonf) > 0 {
-			bonf = fmt.Sprintf("%s/%s", fmtP(c.Bonf["white"], c.Bonf != nil), fmtP(c.Bonf["black"], c.Bonf != nil))
+			bonf = fmt.Sprintf("%s/%s", fmtP(c.Bonf[features.White], c.Bonf != nil), fmtP(c.Bonf[features.Black], c.Bonf != nil))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t\n", c.Scenario, c.Target, pval(c.Verdicts["white"]), pval(c.Verdicts["black"]),
-			unspecific(c.Verdicts["black"]), bonf, c.Convicted)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t\n", c.Scenario, c.Target, pval(c.Verdicts[features.White]), pval(c.Verdicts[features.Black]),
+			unspecific(c.Verdicts[features.Black]), bonf, c.Convicted)
 	}
 	tw.Flush()
 	for _, c := range res.Claims {

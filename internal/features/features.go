@@ -11,12 +11,20 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"move/internal/data"
+	"move/internal/classifier"
 	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/tensor"
-	"move/internal/train"
 )
+
+// The two modes of verification: what the verifier sees of a suspect.
+const (
+	White = "white" // its weights: gradient-sign features
+	Black = "black" // its answers: probability-difference features
+)
+
+// Modes are both modes, in the order tables print them.
+var Modes = []string{White, Black}
 
 // Layouts of white-box vectors.
 const (
@@ -223,12 +231,6 @@ func appendSigns(v []float32, p Part, layout string) []float32 {
 	return v
 }
 
-// Prober answers class probabilities for RGB images (8-bit, H x W x 3): a local model or a
-// remote service. It does its own preprocessing.
-type Prober interface {
-	Probs(imgs [][]uint8, h, w int) ([][]float32, error)
-}
-
 // Augmentations are the five of the paper, in order.
 var Augmentations = []string{"identity", "hflip", "shift-bottom-right", "shift-right", "shift-bottom"}
 
@@ -267,7 +269,7 @@ func Augment(p []uint8, h, w, k int) []uint8 {
 // BlackBox returns, for each (original, transformed) pair, the concatenation over the five
 // augmentations of P(aug(transformed)) - P(original): K x 5 values. It asks the prober once, with
 // six images per pair.
-func BlackBox(p Prober, orig, styled [][]uint8, h, w int) ([][]float32, error) {
+func BlackBox(p classifier.Prober, orig, styled [][]uint8, h, w int) ([][]float32, error) {
 	f, _, err := BlackBoxViews(p, orig, [][][]uint8{styled}, h, w)
 	if err != nil {
 		return nil, err
@@ -278,7 +280,7 @@ func BlackBox(p Prober, orig, styled [][]uint8, h, w int) ([][]float32, error) {
 // BlackBoxViews is BlackBox for several transformed versions (views) of the same originals,
 // asked in one batch: views[v][i] is the v-th transformed version of orig[i]. It returns the
 // features per view and pair, and the prober's probabilities of each original.
-func BlackBoxViews(p Prober, orig [][]uint8, views [][][]uint8, h, w int) (feats [][][]float32, base [][]float32, err error) {
+func BlackBoxViews(p classifier.Prober, orig [][]uint8, views [][][]uint8, h, w int) (feats [][][]float32, base [][]float32, err error) {
 	for v, imgs := range views {
 		if len(imgs) != len(orig) {
 			return nil, nil, fmt.Errorf("%d originals for %d transformed images (view %d)", len(orig), len(imgs), v)
@@ -325,34 +327,4 @@ func BlackBoxViews(p Prober, orig [][]uint8, views [][][]uint8, h, w int) (feats
 		}
 	}
 	return feats, base, nil
-}
-
-// LocalProber runs a model file's model in this process.
-type LocalProber struct {
-	Model models.Model
-	Norm  data.Normalization
-	Size  int // input size the model expects (images are resized to it)
-}
-
-// Probs implements Prober.
-func (l LocalProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
-	s := &data.Set{H: h, W: w}
-	for _, p := range imgs {
-		if l.Size > 0 && (h != l.Size || w != l.Size) {
-			p = data.Resize(p, h, w, l.Size, l.Size)
-		}
-		s.Pixels = append(s.Pixels, p...)
-		s.Labels = append(s.Labels, 0)
-	}
-	if l.Size > 0 {
-		s.H, s.W = l.Size, l.Size
-	}
-	logits := train.Logits(l.Model, s, l.Norm, 256, nil)
-	probs := nn.SoftmaxProbs(logits)
-	k := probs.Dim(1)
-	out := make([][]float32, len(imgs))
-	for i := range out {
-		out[i] = probs.Data[i*k : (i+1)*k]
-	}
-	return out, nil
 }

@@ -54,7 +54,7 @@ func TestWhiteBoxSignsMatchFiniteDifferencesOfTheFoldedModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := onnx.Export(m, 8, nil, onnx.ExportOptions{Fold: true})
+	b, err := onnx.Export(m, 8, nil, onnx.ExportOptions{FoldBatchNorms: true})
 	if err != nil {
 		t.Fatal(err)
 	}

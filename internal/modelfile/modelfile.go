@@ -108,10 +108,11 @@ func Decode(ts map[string]*tensor.Tensor, meta map[string]string, name string) (
 	return m, info, nil
 }
 
-// Load reads a model file: a safetensors model file, or an ONNX file (see Defaults).
-func Load(path string) (models.Model, Info, error) {
+// Load reads a model file: a safetensors model file, or an ONNX file; onnx describes an
+// ONNX file that carries no move metadata (unused otherwise).
+func Load(path string, onnx ONNXDefaults) (models.Model, Info, error) {
 	if IsONNX(path) {
-		return loadONNX(path, Defaults)
+		return loadONNX(path, onnx)
 	}
 	ts, meta, err := LoadTensors(path)
 	if err != nil {

@@ -28,7 +28,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err := Save(p, m, info, false); !errors.Is(err, atomicfile.ErrExists) {
 		t.Fatalf("overwrite without permission: %v", err)
 	}
-	m2, info2, err := Load(p)
+	m2, info2, err := Load(p, ONNXDefaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestHostileFiles(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "plain.safetensors")
 	os.WriteFile(p, good.Bytes(), 0o644)
-	if _, _, err := Load(p); err == nil || !strings.Contains(err.Error(), "no move metadata") {
+	if _, _, err := Load(p, ONNXDefaults{}); err == nil || !strings.Contains(err.Error(), "no move metadata") {
 		t.Fatalf("file without metadata: %v", err)
 	}
 }

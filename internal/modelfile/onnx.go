@@ -2,7 +2,10 @@ package modelfile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 
@@ -10,7 +13,9 @@ import (
 	"move/internal/buildinfo"
 	"move/internal/data"
 	"move/internal/models"
+	"move/internal/nn"
 	"move/internal/onnx"
+	"move/internal/tensor"
 )
 
 // ONNXDefaults describe an ONNX file that carries no move metadata (one exported from
@@ -22,9 +27,9 @@ type ONNXDefaults struct {
 	Classes   []string
 }
 
-// Defaults is used by Load for ONNX files without move metadata; the CLI sets it from its
-// --onnx-* flags.
-var Defaults ONNXDefaults
+// ErrNoNormalization is returned for an ONNX file without move metadata when the caller did
+// not say how its inputs are normalised.
+var ErrNoNormalization = errors.New("the normalisation its inputs expect is not known")
 
 // IsONNX reports whether path names an ONNX file.
 func IsONNX(path string) bool { return strings.HasSuffix(strings.ToLower(path), ".onnx") }
@@ -42,8 +47,7 @@ func loadONNX(path string, d ONNXDefaults) (models.Model, Info, error) {
 		}
 	} else {
 		if d.Norm == nil {
-			return nil, info, fmt.Errorf("%s carries no move metadata: give the normalisation its inputs expect with --onnx-mean and --onnx-std "+
-				"(ImageNet's: --onnx-mean 0.485,0.456,0.406 --onnx-std 0.229,0.224,0.225; a graph that normalises itself: 0,0,0 and 1,1,1)", path)
+			return nil, info, fmt.Errorf("%s carries no move metadata: %w", path, ErrNoNormalization)
 		}
 		info = Info{Norm: *d.Norm, InputSize: m.InputSize(), Classes: d.Classes, Made: "import", Data: path}
 		if info.Classes == nil {
@@ -80,15 +84,54 @@ func saveONNX(path string, m models.Model, info Info, overwrite, fold bool) erro
 	if err != nil {
 		return err
 	}
-	b, err := onnx.Export(m, info.InputSize, map[string]string{metaKey: string(ib)}, onnx.ExportOptions{Fold: fold, Producer: buildinfo.Version})
+	b, err := onnx.Export(m, info.InputSize, map[string]string{metaKey: string(ib)}, onnx.ExportOptions{FoldBatchNorms: fold, Producer: buildinfo.Version})
 	if err != nil {
 		return fmt.Errorf("exporting %s to %s: %w", m.Arch(), path, err)
 	}
 	return atomicfile.WriteBytes(path, overwrite, b)
 }
 
+// Exported is what Export wrote: the weights of the re-imported graph and how far its logits
+// are from the model's (relative to the largest).
+type Exported struct {
+	Params  int
+	MaxDiff float64
+}
+
 // Export writes m as ONNX to path (see onnx.Export); fold merges batch norms into the
-// convolutions before them.
-func Export(path string, m models.Model, info Info, overwrite, fold bool) error {
-	return saveONNX(path, m, info, overwrite, fold)
+// convolutions before them. The export is checked before it is written: re-imported, it
+// must give the model's logits on four random images (within 1e-3 of the largest).
+func Export(path string, m models.Model, info Info, overwrite, fold bool) (Exported, error) {
+	var e Exported
+	b, err := onnx.Export(m, info.InputSize, nil, onnx.ExportOptions{FoldBatchNorms: fold})
+	if err != nil {
+		return e, fmt.Errorf("exporting %s: %w", m.Arch(), err)
+	}
+	back, err := onnx.Import(b, "", onnx.Options{})
+	if err != nil {
+		return e, fmt.Errorf("the export of %s does not read back: %w", m.Arch(), err)
+	}
+	e.Params, e.MaxDiff = back.Store().NumParams(), maxLogitDiff(m, back, info.InputSize)
+	if e.MaxDiff > 1e-3 {
+		return e, fmt.Errorf("the export of %s gives other logits (off by %.3g of the largest)", m.Arch(), e.MaxDiff)
+	}
+	return e, saveONNX(path, m, info, overwrite, fold)
+}
+
+// maxLogitDiff runs a and b on four random images and returns the largest logit
+// difference relative to the largest logit.
+func maxLogitDiff(a, b models.Model, size int) float64 {
+	r := rand.New(rand.NewPCG(1, 1))
+	x := tensor.New(4, size, size, 3)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	ya := a.Forward(nil, nn.Const(x), false).Value.Data
+	yb := b.Forward(nil, nn.Const(x), false).Value.Data
+	big, worst := 0.0, 0.0
+	for i := range ya {
+		big = math.Max(big, math.Abs(float64(ya[i])))
+		worst = math.Max(worst, math.Abs(float64(ya[i]-yb[i])))
+	}
+	return worst / (big + 1e-12)
 }

@@ -137,7 +137,7 @@ func snippet(b []byte) string {
 	return s
 }
 
-// Probs implements features.Prober: it resizes images to the model's input size, sends them
+// Probs implements classifier.Prober: it resizes images to the model's input size, sends them
 // in batches (Concurrency requests at a time) and checks every answer.
 func (c *Client) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
 	return c.ProbsContext(context.Background(), imgs, h, w)

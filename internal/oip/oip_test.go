@@ -10,15 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"move/internal/classifier"
+
 	"move/internal/data"
-	"move/internal/features"
 	"move/internal/models"
 )
 
 func serve(t *testing.T) (*Server, *httptest.Server, models.Model) {
 	t.Helper()
 	m, _ := models.New("resnet20", 4, 3)
-	s := &Server{Name: "victim", Model: m, Norm: data.CIFAR10Norm, Size: 16}
+	s := &Server{Name: "victim", Model: classifier.Local(m, data.CIFAR10Norm, 16)}
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	return s, ts, m
@@ -43,7 +44,7 @@ func TestRoundTripMatchesLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := features.LocalProber{Model: m, Norm: data.CIFAR10Norm}.Probs(imgs, 16, 16)
+	want, _ := classifier.Local(m, data.CIFAR10Norm, 0).Probs(imgs, 16, 16)
 	for i := range want {
 		for j := range want[i] {
 			if d := got[i][j] - want[i][j]; d > 1e-5 || d < -1e-5 {

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"move/internal/data"
-	"move/internal/models"
+	"move/internal/classifier"
 	"move/internal/nn"
 	"move/internal/tensor"
 )
@@ -17,12 +16,10 @@ import (
 // maxRequest bounds a request body (64 MiB).
 const maxRequest = 64 << 20
 
-// Server serves one model.
+// Server serves one local classifier (its Size is the input height and width it takes).
 type Server struct {
 	Name    string
-	Model   models.Model
-	Norm    data.Normalization
-	Size    int // input height and width
+	Model   classifier.Model
 	mu      sync.Mutex
 	Queries int // images answered
 }
@@ -46,8 +43,8 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, ModelMetadata{Name: s.Name, Platform: "move", Versions: []string{"1"},
-			Inputs:  []TensorMeta{{Name: "images", Datatype: "FP32", Shape: []int{-1, s.Size, s.Size, 3}}},
-			Outputs: []TensorMeta{{Name: "probabilities", Datatype: "FP32", Shape: []int{-1, s.Model.Classes()}}}})
+			Inputs:  []TensorMeta{{Name: "images", Datatype: "FP32", Shape: []int{-1, s.Model.Size, s.Model.Size, 3}}},
+			Outputs: []TensorMeta{{Name: "probabilities", Datatype: "FP32", Shape: []int{-1, s.Model.Local.Classes()}}}})
 	})
 	mux.HandleFunc("POST /v2/models/{name}/infer", s.infer)
 	return mux
@@ -69,31 +66,31 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := req.Inputs[0]
-	if in.Datatype != "FP32" || len(in.Shape) != 4 || in.Shape[1] != s.Size || in.Shape[2] != s.Size || in.Shape[3] != 3 || in.Shape[0] < 1 || in.Shape[0] > 4096 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("input must be FP32 [N<=4096, %d, %d, 3], got %s %v", s.Size, s.Size, in.Datatype, in.Shape))
+	if in.Datatype != "FP32" || len(in.Shape) != 4 || in.Shape[1] != s.Model.Size || in.Shape[2] != s.Model.Size || in.Shape[3] != 3 || in.Shape[0] < 1 || in.Shape[0] > 4096 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("input must be FP32 [N<=4096, %d, %d, 3], got %s %v", s.Model.Size, s.Model.Size, in.Datatype, in.Shape))
 		return
 	}
 	n := in.Shape[0]
-	if len(in.Data) != n*s.Size*s.Size*3 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("input shape %v needs %d values, got %d", in.Shape, n*s.Size*s.Size*3, len(in.Data)))
+	if len(in.Data) != n*s.Model.Size*s.Model.Size*3 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("input shape %v needs %d values, got %d", in.Shape, n*s.Model.Size*s.Model.Size*3, len(in.Data)))
 		return
 	}
-	x := tensor.New(n, s.Size, s.Size, 3)
+	x := tensor.New(n, s.Model.Size, s.Model.Size, 3)
 	for i, v := range in.Data {
 		if math.IsNaN(float64(v)) || v < 0 || v > 1 {
 			writeError(w, http.StatusBadRequest, "pixel values must be in [0, 1]")
 			return
 		}
 		c := i % 3
-		x.Data[i] = (v - s.Norm.Mean[c]) / s.Norm.Std[c]
+		x.Data[i] = (v - s.Model.Norm.Mean[c]) / s.Model.Norm.Std[c]
 	}
 	s.mu.Lock() // one forward pass at a time: the engine uses every core already
-	logits := s.Model.Forward(nil, nn.Const(x), false)
+	logits := s.Model.Local.Forward(nil, nn.Const(x), false)
 	probs := nn.SoftmaxProbs(logits.Value)
 	s.Queries += n
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, InferResponse{ModelName: s.Name, ID: req.ID, Outputs: []Tensor{{
-		Name: "probabilities", Shape: []int{n, s.Model.Classes()}, Datatype: "FP32", Data: probs.Data}}})
+		Name: "probabilities", Shape: []int{n, s.Model.Local.Classes()}, Datatype: "FP32", Data: probs.Data}}})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

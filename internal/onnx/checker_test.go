@@ -27,7 +27,7 @@ func TestExportsPassONNXChecker(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, fold := range []bool{false, true} {
-			b, err := Export(m, 32, map[string]string{"move": "{}"}, ExportOptions{Fold: fold, Producer: "test"})
+			b, err := Export(m, 32, map[string]string{"move": "{}"}, ExportOptions{FoldBatchNorms: fold, Producer: "test"})
 			if err != nil {
 				t.Fatalf("%s: %v", arch, err)
 			}

@@ -8,8 +8,9 @@ import (
 	"move/internal/tensor"
 )
 
-// Shape arithmetic on constants: the small integer graphs (Shape, Gather, Unsqueeze, Concat,
-// Reshape, ...) with which exporters compute a Flatten or a padding.
+// Evaluation of constants (the eval* functions): the small integer graphs (Shape, Gather,
+// Unsqueeze, Concat, Reshape, ...) with which exporters compute a Flatten or a padding. Not to
+// be confused with folding batch norms into convolutions (ExportOptions.FoldBatchNorms).
 
 // gatherIndex builds the flat source index of every element of an array of the given shape
 // whose element at index idx comes from base + Σ idx[d]·st[d].
@@ -105,8 +106,8 @@ func broadcastIndex(in, out []int) []int {
 	return gatherIndex(out, 0, full)
 }
 
-// foldBinary evaluates Add, Sub, Mul, Div (and comparisons) on constants.
-func foldBinary(op string, a, b *ctensor) (*ctensor, error) {
+// evalBinary evaluates Add, Sub, Mul, Div (and comparisons) on constants.
+func evalBinary(op string, a, b *ctensor) (*ctensor, error) {
 	shape, err := broadcastShape(a.shape, b.shape)
 	if err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func foldBinary(op string, a, b *ctensor) (*ctensor, error) {
 	return out, nil
 }
 
-func foldConcat(cs []*ctensor, ax int) (*ctensor, error) {
+func evalConcat(cs []*ctensor, ax int) (*ctensor, error) {
 	r := len(cs[0].shape)
 	a, err := axis(ax, r)
 	if err != nil {
@@ -202,7 +203,7 @@ func foldConcat(cs []*ctensor, ax int) (*ctensor, error) {
 	return out, nil
 }
 
-func foldTranspose(c *ctensor, perm []int) (*ctensor, error) {
+func evalTranspose(c *ctensor, perm []int) (*ctensor, error) {
 	if err := checkPerm(perm, len(c.shape)); err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ func checkPerm(perm []int, r int) error {
 	return nil
 }
 
-func foldGather(data, idx *ctensor, ax int) (*ctensor, error) {
+func evalGather(data, idx *ctensor, ax int) (*ctensor, error) {
 	if !idx.isInt() {
 		return nil, fmt.Errorf("Gather indices must be integers")
 	}
@@ -315,7 +316,7 @@ func sliceSpec(shape []int, starts, ends, axes, steps []int) (first, step, size 
 	return first, step, size, nil
 }
 
-func foldSlice(c *ctensor, first, step, size []int) *ctensor {
+func evalSlice(c *ctensor, first, step, size []int) *ctensor {
 	st := tensor.Strides(c.shape)
 	base, pst := 0, make([]int, len(st))
 	for d := range st {

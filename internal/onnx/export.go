@@ -18,9 +18,9 @@ const ExportOpset = 13
 
 // ExportOptions adjust an export.
 type ExportOptions struct {
-	// Fold merges each batch norm that follows a convolution into the convolution's weights
+	// FoldBatchNorms merges each batch norm that follows a convolution into the convolution's weights
 	// and bias, as PyTorch's exporter does by default.
-	Fold bool
+	FoldBatchNorms bool
 	// Producer is written as the producer version.
 	Producer string
 }
@@ -33,7 +33,7 @@ func Export(m models.Model, size int, meta map[string]string, opts ExportOptions
 	var mp *onnxpb.ModelProto
 	var err error
 	if im, ok := m.(*Model); ok {
-		if opts.Fold {
+		if opts.FoldBatchNorms {
 			return nil, fmt.Errorf("folding batch norms of an imported graph is not supported")
 		}
 		mp, err = im.reexport()
@@ -131,7 +131,7 @@ func trace(m models.Model, size int, opts ExportOptions) (*onnxpb.ModelProto, er
 		e.names[p] = name
 	}
 	e.fold = map[*nn.Var]nn.Node{}
-	if opts.Fold {
+	if opts.FoldBatchNorms {
 		e.fold = nn.Folds(e.traced, y)
 	}
 	for _, n := range e.traced {

@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -26,6 +27,10 @@ const (
 	MinOpset = 9
 	MaxOpset = 18
 )
+
+// ErrSymbolicSize is returned when the graph's input has a symbolic height or width and
+// Options.InputSize does not give it.
+var ErrSymbolicSize = errors.New("the input has a symbolic image size and none was given")
 
 // Options adjust an import.
 type Options struct {
@@ -297,7 +302,7 @@ func (m *Model) inputShape(in *onnxpb.ValueInfoProto, opts Options) error {
 		m.inH, m.inW = opts.InputSize, opts.InputSize
 	}
 	if m.inH <= 0 || m.inW <= 0 {
-		return fmt.Errorf("input %q has a symbolic size; give the image size (--input-size)", in.GetName())
+		return fmt.Errorf("input %q: %w", in.GetName(), ErrSymbolicSize)
 	}
 	if m.inH != m.inW {
 		return fmt.Errorf("input %q is %dx%d; only square images are supported", in.GetName(), m.inH, m.inW)

@@ -82,7 +82,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 				}
 				randomise(m, 2)
 				size := 32
-				b, err := Export(m, size, map[string]string{"k": "v"}, ExportOptions{Fold: fold})
+				b, err := Export(m, size, map[string]string{"k": "v"}, ExportOptions{FoldBatchNorms: fold})
 				if err != nil {
 					t.Fatal(err)
 				}

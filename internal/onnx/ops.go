@@ -129,415 +129,606 @@ func (m *Model) run(tp *nn.Tape, x *nn.Var, train bool) (out *nn.Var, err error)
 	return o.v, nil
 }
 
+// node is one node being run: the model, the tape, the values computed so far, and the
+// node's inputs and outputs.
+type node struct {
+	m        *Model
+	tp       *nn.Tape
+	n        *onnxpb.NodeProto
+	env      map[string]*value
+	train    bool
+	ins      []string
+	outs     []string
+	op       string
+	x        *value // the first input (nil for Constant)
+	xs       []int  // the activation's storage shape (operators on activations)
+	allConst bool   // every input is known without the image
+}
+
+// in is input k (nil when absent).
+func (c *node) in(k int) *value {
+	if k >= len(c.ins) || c.ins[k] == "" {
+		return nil
+	}
+	return c.env[c.ins[k]]
+}
+
+// need is input k, which must be present.
+func (c *node) need(k int) (*value, error) {
+	if v := c.in(k); v != nil {
+		return v, nil
+	}
+	return nil, fmt.Errorf("input %d is missing", k)
+}
+
+// constIn is input k as a constant (nil when absent); an input that depends on the image is
+// an error.
+func (c *node) constIn(k int) (*ctensor, error) {
+	v := c.in(k)
+	if v == nil {
+		return nil, nil
+	}
+	if v.c == nil {
+		return nil, fmt.Errorf("input %d must be known without the image", k)
+	}
+	return v.c, nil
+}
+
+// set gives the node's output its value.
+func (c *node) set(v *value) error { c.env[c.outs[0]] = v; return nil }
+
+// setVar gives the node's output an activation.
+func (c *node) setVar(v *nn.Var) error { return c.set(&value{v: v}) }
+
+// operator runs one operator type. activation: it works on the image's activation only (not
+// on constants, not on a weight used outside its layer).
+type operator struct {
+	run        func(*node) error
+	activation bool
+}
+
+// operators are the supported operator types.
+var operators map[string]operator
+
+func init() {
+	operators = map[string]operator{
+		"Constant":           {opConstant, false},
+		"Identity":           {opIdentity, false},
+		"Dropout":            {opDropout, false},
+		"Shape":              {opShape, false},
+		"Size":               {opSize, false},
+		"Cast":               {opCast, false},
+		"ConstantOfShape":    {opConstantOfShape, false},
+		"Gather":             {opGather, false},
+		"Unsqueeze":          {opSqueeze, false},
+		"Squeeze":            {opSqueeze, false},
+		"Reshape":            {opReshape, false},
+		"Flatten":            {opFlatten, false},
+		"Transpose":          {opTranspose, false},
+		"Concat":             {opConcat, false},
+		"Slice":              {opSlice, false},
+		"Add":                {opArithmetic, false},
+		"Sub":                {opArithmetic, false},
+		"Mul":                {opArithmetic, false},
+		"Div":                {opArithmetic, false},
+		"Relu":               {opRelu, true},
+		"LeakyRelu":          {opLeakyRelu, true},
+		"Sigmoid":            {opSigmoid, true},
+		"Tanh":               {opTanh, true},
+		"Clip":               {opClip, true},
+		"Softmax":            {opSoftmax, true},
+		"LogSoftmax":         {opSoftmax, true},
+		"Conv":               {opConv, true},
+		"BatchNormalization": {opBatchNormalization, true},
+		"MaxPool":            {opPool, true},
+		"AveragePool":        {opPool, true},
+		"GlobalAveragePool":  {opGlobalAveragePool, true},
+		"Gemm":               {opGemm, true},
+		"MatMul":             {opMatMul, true},
+		"Pad":                {opPad, true},
+	}
+}
+
 // apply runs one node.
 func (m *Model) apply(tp *nn.Tape, n *onnxpb.NodeProto, env map[string]*value, train bool) error {
-	ins := n.GetInput()
-	in := func(k int) *value {
-		if k >= len(ins) || ins[k] == "" {
-			return nil
-		}
-		return env[ins[k]]
+	op, ok := operators[n.GetOpType()]
+	if !ok {
+		return fmt.Errorf("operator %s is not supported", n.GetOpType())
 	}
-	need := func(k int) (*value, error) {
-		if v := in(k); v != nil {
-			return v, nil
-		}
-		return nil, fmt.Errorf("input %d is missing", k)
-	}
-	constIn := func(k int) (*ctensor, error) {
-		v := in(k)
-		if v == nil {
-			return nil, nil
-		}
-		if v.c == nil {
-			return nil, fmt.Errorf("input %d must be known without the image", k)
-		}
-		return v.c, nil
-	}
-	outs := n.GetOutput()
-	if len(outs) == 0 {
+	c := &node{m: m, tp: tp, n: n, env: env, train: train, ins: n.GetInput(), outs: n.GetOutput(), op: n.GetOpType()}
+	if len(c.outs) == 0 {
 		return fmt.Errorf("no outputs")
 	}
-	for _, o := range outs[1:] {
-		if o != "" && !slices.Contains([]string{"MaxPool", "Dropout", "BatchNormalization"}, n.GetOpType()) {
+	for _, o := range c.outs[1:] {
+		if o != "" && !slices.Contains([]string{"MaxPool", "Dropout", "BatchNormalization"}, c.op) {
 			return fmt.Errorf("more than one output")
 		}
 	}
-	set := func(v *value) error { env[outs[0]] = v; return nil }
-	setVar := func(v *nn.Var) error { return set(&value{v: v}) }
-	x, err := need(0)
-	if err != nil && n.GetOpType() != "Constant" {
+	x, err := c.need(0)
+	if err != nil && c.op != "Constant" {
 		return err
 	}
+	c.x = x
 	// A node whose inputs are all constants is evaluated once per run on the constants.
-	allConst := true
-	for k := range ins {
-		if v := in(k); v != nil && v.c == nil {
-			allConst = false
+	c.allConst = true
+	for k := range c.ins {
+		if v := c.in(k); v != nil && v.c == nil {
+			c.allConst = false
 		}
 	}
-	switch op := n.GetOpType(); op {
-	case "Constant":
-		c, err := constantAttr(n)
-		if err != nil {
-			return err
-		}
-		return set(&value{c: c})
-	case "Identity":
-		return set(x)
-	case "Dropout":
-		if len(outs) > 1 && m.used[outs[1]] {
-			return fmt.Errorf("its mask output is used; not supported")
-		}
-		if !train || x.c != nil {
-			return set(x)
-		}
-		ratio := attrFloat(n, "ratio", 0.5)
-		if c, err := constIn(1); err != nil {
-			return err
-		} else if c != nil && c.len() == 1 {
-			ratio = float32(c.floats()[0])
-		}
-		return setVar(nn.Dropout(tp, x.v, ratio, true, m.rng))
-	case "Shape":
-		s := x.shape()
-		lo, hi := int(attrInt(n, "start", 0)), int(attrInt(n, "end", int64(len(s))))
-		lo, hi = clampRange(lo, len(s)), clampRange(hi, len(s))
-		if hi < lo {
-			hi = lo
-		}
-		return set(&value{c: vectorInt(s[lo:hi])})
-	case "Size":
-		return set(&value{c: scalarInt(int64(tensor.Numel(x.shape())))})
-	case "Cast":
-		to := attrInt(n, "to", 0)
+	if op.activation {
 		if x.c != nil {
-			c, err := castTo(x.c, to)
-			if err != nil {
-				return err
-			}
-			return set(&value{c: c})
-		}
-		if to != dtFloat {
-			return fmt.Errorf("Cast of an activation to type %d is not supported", to)
-		}
-		return set(x)
-	case "ConstantOfShape":
-		if x.c == nil {
-			return fmt.Errorf("the shape must be known without the image")
-		}
-		shape := x.c.ints()
-		if _, n, err := checkShape(dims64(shape), "ConstantOfShape"); err != nil {
-			return err
-		} else if n > maxBuilt {
-			return fmt.Errorf("shape %v is too large", shape)
-		}
-		fill := &ctensor{shape: []int{1}, f: []float64{0}}
-		if a := attr(n, "value"); a != nil && a.GetT() != nil {
-			c, err := decodeTensor(a.GetT(), nil)
-			if err != nil {
-				return err
-			}
-			if c.len() != 1 {
-				return fmt.Errorf("value has %d elements", c.len())
-			}
-			fill = c
-		}
-		out := &ctensor{shape: shape}
-		if fill.isInt() {
-			out.i = slices.Repeat([]int64{fill.i[0]}, tensor.Numel(shape))
-		} else {
-			out.f = slices.Repeat([]float64{fill.f[0]}, tensor.Numel(shape))
-		}
-		return set(&value{c: out})
-	case "Gather":
-		idx, err := need(1)
-		if err != nil {
-			return err
-		}
-		if !allConst {
-			return fmt.Errorf("Gather on an activation is not supported")
-		}
-		c, err := foldGather(x.c, idx.c, int(attrInt(n, "axis", 0)))
-		if err != nil {
-			return err
-		}
-		return set(&value{c: c})
-	case "Unsqueeze", "Squeeze":
-		axes := attrInts(n, "axes")
-		if m.opset >= 13 {
-			c, err := constIn(1)
-			if err != nil {
-				return err
-			}
-			axes = nil
-			if c != nil {
-				axes = c.ints()
-			}
-		}
-		var shape []int
-		if op == "Unsqueeze" {
-			shape, err = unsqueezeShape(x.shape(), axes)
-		} else {
-			shape, err = squeezeShape(x.shape(), axes)
-		}
-		if err != nil {
-			return err
-		}
-		return m.reshape(tp, x, shape, set)
-	case "Reshape":
-		c, err := constIn(1)
-		if err != nil {
-			return err
-		}
-		if c == nil || !c.isInt() {
-			return fmt.Errorf("the target shape must be integers known without the image")
-		}
-		shape, err := reshapeTarget(x.shape(), c.ints(), attrInt(n, "allowzero", 0) == 1)
-		if err != nil {
-			return err
-		}
-		return m.reshape(tp, x, shape, set)
-	case "Flatten":
-		s := x.shape()
-		a := int(attrInt(n, "axis", 1))
-		if a < 0 {
-			a += len(s)
-		}
-		if a < 0 || a > len(s) {
-			return fmt.Errorf("axis %d for rank %d", a, len(s))
-		}
-		return m.reshape(tp, x, []int{tensor.Numel(s[:a]), tensor.Numel(s[a:])}, set)
-	case "Transpose":
-		r := len(x.shape())
-		perm := attrInts(n, "perm")
-		if perm == nil {
-			for d := r - 1; d >= 0; d-- {
-				perm = append(perm, d)
-			}
-		}
-		if err := checkPerm(perm, r); err != nil {
-			return err
-		}
-		if x.c != nil {
-			c, err := foldTranspose(x.c, perm)
-			if err != nil {
-				return err
-			}
-			return set(&value{c: c})
+			return fmt.Errorf("%s on a constant is not supported", c.op)
 		}
 		if x.fixed {
 			return fmt.Errorf("a weight is used outside its layer")
 		}
-		if r == 4 { // compose with the storage permutations
-			q := make([]int, 4)
-			for i := range 4 {
-				q[i] = physAxis(perm[toNHWC[i]], 4)
-			}
-			return setVar(nn.Transpose(tp, x.v, q...))
-		}
-		return setVar(nn.Transpose(tp, x.v, perm...))
-	case "Concat":
-		var vs []*value
-		for k := range ins {
-			v, err := need(k)
-			if err != nil {
-				return err
-			}
-			vs = append(vs, v)
-		}
-		a := int(attrInt(n, "axis", 0))
-		if allConst {
-			cs := make([]*ctensor, len(vs))
-			for k, v := range vs {
-				cs[k] = v.c
-			}
-			c, err := foldConcat(cs, a)
-			if err != nil {
-				return err
-			}
-			return set(&value{c: c})
-		}
-		r := len(x.shape())
-		if a, err = axis(a, r); err != nil {
-			return err
-		}
-		if physAxis(a, r) != r-1 {
-			return fmt.Errorf("concatenation on axis %d of rank %d is not supported (only channels)", a, r)
-		}
-		var xs []*nn.Var
-		for _, v := range vs {
-			xv, err := asVar(tp, v, r)
-			if err != nil {
-				return err
-			}
-			xs = append(xs, xv)
-		}
-		return setVar(nn.Concat(tp, xs...))
-	case "Slice":
-		var starts, ends, axes, steps []int
-		if m.opset < 10 {
-			starts, ends, axes = attrInts(n, "starts"), attrInts(n, "ends"), attrInts(n, "axes")
-		} else {
-			for k, p := range []*[]int{&starts, &ends, &axes, &steps} {
-				c, err := constIn(k + 1)
-				if err != nil {
-					return err
-				}
-				if c != nil {
-					*p = c.ints()
-				}
-			}
-		}
-		first, step, size, err := sliceSpec(x.shape(), starts, ends, axes, steps)
-		if err != nil {
-			return err
-		}
-		if x.c != nil {
-			return set(&value{c: foldSlice(x.c, first, step, size)})
-		}
-		if x.fixed {
-			return fmt.Errorf("a weight is used outside its layer")
-		}
-		if xs := x.v.Shape(); len(xs) == 4 {
-			first, step, size = permuteInts(first, toNHWC), permuteInts(step, toNHWC), permuteInts(size, toNHWC)
-		}
-		return setVar(nn.Slice(tp, x.v, first, step, size))
-	case "Add", "Sub", "Mul", "Div":
-		y, err := need(1)
-		if err != nil {
-			return err
-		}
-		if allConst {
-			c, err := foldBinary(op, x.c, y.c)
-			if err != nil {
-				return err
-			}
-			return set(&value{c: c})
-		}
-		shape, err := broadcastShape(x.shape(), y.shape())
-		if err != nil {
-			return err
-		}
-		a, err := asVar(tp, x, len(shape))
-		if err != nil {
-			return err
-		}
-		b, err := asVar(tp, y, len(shape))
-		if err != nil {
-			return err
-		}
-		if op == "Add" && tensor.SameShape(a.Shape(), b.Shape()) {
-			return setVar(nn.Add(tp, a, b))
-		}
-		return setVar(nn.Binary(tp, op, a, b))
+		c.xs = x.v.Shape()
 	}
-	// Everything below works on the activation.
+	return op.run(c)
+}
+
+// opConstant runs Constant.
+func opConstant(nd *node) error {
+	n := nd.n
+	c, err := constantAttr(n)
+	if err != nil {
+		return err
+	}
+	return nd.set(&value{c: c})
+}
+
+// opIdentity runs Identity.
+func opIdentity(nd *node) error {
+	x := nd.x
+	return nd.set(x)
+}
+
+// opDropout runs Dropout.
+func opDropout(nd *node) error {
+	m, tp, n, x, outs, train := nd.m, nd.tp, nd.n, nd.x, nd.outs, nd.train
+	if len(outs) > 1 && m.used[outs[1]] {
+		return fmt.Errorf("its mask output is used; not supported")
+	}
+	if !train || x.c != nil {
+		return nd.set(x)
+	}
+	ratio := attrFloat(n, "ratio", 0.5)
+	if c, err := nd.constIn(1); err != nil {
+		return err
+	} else if c != nil && c.len() == 1 {
+		ratio = float32(c.floats()[0])
+	}
+	return nd.setVar(nn.Dropout(tp, x.v, ratio, true, m.rng))
+}
+
+// opShape runs Shape.
+func opShape(nd *node) error {
+	n, x := nd.n, nd.x
+	s := x.shape()
+	lo, hi := int(attrInt(n, "start", 0)), int(attrInt(n, "end", int64(len(s))))
+	lo, hi = clampRange(lo, len(s)), clampRange(hi, len(s))
+	if hi < lo {
+		hi = lo
+	}
+	return nd.set(&value{c: vectorInt(s[lo:hi])})
+}
+
+// opSize runs Size.
+func opSize(nd *node) error {
+	x := nd.x
+	return nd.set(&value{c: scalarInt(int64(tensor.Numel(x.shape())))})
+}
+
+// opCast runs Cast.
+func opCast(nd *node) error {
+	n, x := nd.n, nd.x
+	to := attrInt(n, "to", 0)
 	if x.c != nil {
-		return fmt.Errorf("%s on a constant is not supported", n.GetOpType())
+		c, err := castTo(x.c, to)
+		if err != nil {
+			return err
+		}
+		return nd.set(&value{c: c})
+	}
+	if to != dtFloat {
+		return fmt.Errorf("Cast of an activation to type %d is not supported", to)
+	}
+	return nd.set(x)
+}
+
+// opConstantOfShape runs ConstantOfShape.
+func opConstantOfShape(nd *node) error {
+	n, x := nd.n, nd.x
+	if x.c == nil {
+		return fmt.Errorf("the shape must be known without the image")
+	}
+	shape := x.c.ints()
+	if _, n, err := checkShape(dims64(shape), "ConstantOfShape"); err != nil {
+		return err
+	} else if n > maxBuilt {
+		return fmt.Errorf("shape %v is too large", shape)
+	}
+	fill := &ctensor{shape: []int{1}, f: []float64{0}}
+	if a := attr(n, "value"); a != nil && a.GetT() != nil {
+		c, err := decodeTensor(a.GetT(), nil)
+		if err != nil {
+			return err
+		}
+		if c.len() != 1 {
+			return fmt.Errorf("value has %d elements", c.len())
+		}
+		fill = c
+	}
+	out := &ctensor{shape: shape}
+	if fill.isInt() {
+		out.i = slices.Repeat([]int64{fill.i[0]}, tensor.Numel(shape))
+	} else {
+		out.f = slices.Repeat([]float64{fill.f[0]}, tensor.Numel(shape))
+	}
+	return nd.set(&value{c: out})
+}
+
+// opGather runs Gather.
+func opGather(nd *node) error {
+	n, x, allConst := nd.n, nd.x, nd.allConst
+	idx, err := nd.need(1)
+	if err != nil {
+		return err
+	}
+	if !allConst {
+		return fmt.Errorf("Gather on an activation is not supported")
+	}
+	c, err := evalGather(x.c, idx.c, int(attrInt(n, "axis", 0)))
+	if err != nil {
+		return err
+	}
+	return nd.set(&value{c: c})
+}
+
+// opSqueeze runs Unsqueeze, Squeeze.
+func opSqueeze(nd *node) error {
+	m, tp, n, x, op := nd.m, nd.tp, nd.n, nd.x, nd.op
+	var err error
+	axes := attrInts(n, "axes")
+	if m.opset >= 13 {
+		c, err := nd.constIn(1)
+		if err != nil {
+			return err
+		}
+		axes = nil
+		if c != nil {
+			axes = c.ints()
+		}
+	}
+	var shape []int
+	if op == "Unsqueeze" {
+		shape, err = unsqueezeShape(x.shape(), axes)
+	} else {
+		shape, err = squeezeShape(x.shape(), axes)
+	}
+	if err != nil {
+		return err
+	}
+	return m.reshape(tp, x, shape, nd.set)
+}
+
+// opReshape runs Reshape.
+func opReshape(nd *node) error {
+	m, tp, n, x := nd.m, nd.tp, nd.n, nd.x
+	c, err := nd.constIn(1)
+	if err != nil {
+		return err
+	}
+	if c == nil || !c.isInt() {
+		return fmt.Errorf("the target shape must be integers known without the image")
+	}
+	shape, err := reshapeTarget(x.shape(), c.ints(), attrInt(n, "allowzero", 0) == 1)
+	if err != nil {
+		return err
+	}
+	return m.reshape(tp, x, shape, nd.set)
+}
+
+// opFlatten runs Flatten.
+func opFlatten(nd *node) error {
+	m, tp, n, x := nd.m, nd.tp, nd.n, nd.x
+	s := x.shape()
+	a := int(attrInt(n, "axis", 1))
+	if a < 0 {
+		a += len(s)
+	}
+	if a < 0 || a > len(s) {
+		return fmt.Errorf("axis %d for rank %d", a, len(s))
+	}
+	return m.reshape(tp, x, []int{tensor.Numel(s[:a]), tensor.Numel(s[a:])}, nd.set)
+}
+
+// opTranspose runs Transpose.
+func opTranspose(nd *node) error {
+	tp, n, x := nd.tp, nd.n, nd.x
+	r := len(x.shape())
+	perm := attrInts(n, "perm")
+	if perm == nil {
+		for d := r - 1; d >= 0; d-- {
+			perm = append(perm, d)
+		}
+	}
+	if err := checkPerm(perm, r); err != nil {
+		return err
+	}
+	if x.c != nil {
+		c, err := evalTranspose(x.c, perm)
+		if err != nil {
+			return err
+		}
+		return nd.set(&value{c: c})
 	}
 	if x.fixed {
 		return fmt.Errorf("a weight is used outside its layer")
 	}
-	xs := x.v.Shape()
-	switch op := n.GetOpType(); op {
-	case "Relu":
-		return setVar(nn.ReLU(tp, x.v))
-	case "LeakyRelu":
-		return setVar(nn.LeakyReLU(tp, x.v, attrFloat(n, "alpha", 0.01)))
-	case "Sigmoid":
-		return setVar(nn.Sigmoid(tp, x.v))
-	case "Tanh":
-		return setVar(nn.Tanh(tp, x.v))
-	case "Clip":
-		lo, hi := float32(math.Inf(-1)), nn.Inf
-		if m.opset < 11 {
-			lo, hi = attrFloat(n, "min", lo), attrFloat(n, "max", hi)
-		} else {
-			for k, p := range []*float32{&lo, &hi} {
-				c, err := constIn(k + 1)
-				if err != nil {
-					return err
-				}
-				if c != nil {
-					if c.len() != 1 {
-						return fmt.Errorf("bound %d has %d elements", k+1, c.len())
-					}
-					*p = float32(c.floats()[0])
-				}
-			}
+	if r == 4 { // compose with the storage permutations
+		q := make([]int, 4)
+		for i := range 4 {
+			q[i] = physAxis(perm[toNHWC[i]], 4)
 		}
-		if lo == 0 && math.IsInf(float64(hi), 1) {
-			return setVar(nn.ReLU(tp, x.v))
-		}
-		return setVar(nn.Clip(tp, x.v, lo, hi))
-	case "Softmax", "LogSoftmax":
-		a := int(attrInt(n, "axis", map[bool]int64{true: -1, false: 1}[m.opset >= 13]))
-		if len(xs) != 2 || (a != 1 && a != -1) {
-			return fmt.Errorf("%s over axis %d of rank %d is not supported", op, a, len(xs))
-		}
-		if op == "Softmax" {
-			return setVar(nn.Softmax(tp, x.v))
-		}
-		return setVar(nn.LogSoftmax(tp, x.v))
-	case "Conv":
-		return m.conv(tp, n, x.v, env, setVar)
-	case "BatchNormalization":
-		for _, o := range outs[1:] {
-			if m.used[o] {
-				return fmt.Errorf("its training outputs are used; not supported")
-			}
-		}
-		bn := m.bns[n]
-		if c := xs[len(xs)-1]; c != bn.Gamma.Value.Len() {
-			return fmt.Errorf("input %v has %d channels, the batch norm %d", x.shape(), c, bn.Gamma.Value.Len())
-		}
-		return setVar(nn.BatchNormOp(tp, x.v, bn, train))
-	case "MaxPool", "AveragePool":
-		for _, o := range outs[1:] {
-			if o != "" {
-				return fmt.Errorf("the indices output is not supported")
-			}
-		}
-		if len(xs) != 4 {
-			return fmt.Errorf("input of rank %d", len(xs))
-		}
-		k, s, p, err := window(n, 0)
+		return nd.setVar(nn.Transpose(tp, x.v, q...))
+	}
+	return nd.setVar(nn.Transpose(tp, x.v, perm...))
+}
+
+// opConcat runs Concat.
+func opConcat(nd *node) error {
+	tp, n, x, ins, allConst := nd.tp, nd.n, nd.x, nd.ins, nd.allConst
+	var err error
+	var vs []*value
+	for k := range ins {
+		v, err := nd.need(k)
 		if err != nil {
 			return err
 		}
-		if attrInt(n, "ceil_mode", 0) != 0 {
-			return fmt.Errorf("ceil_mode is not supported")
-		}
-		if op == "MaxPool" {
-			if attrInt(n, "storage_order", 0) != 0 {
-				return fmt.Errorf("storage_order is not supported")
-			}
-			return setVar(nn.MaxPool2D(tp, x.v, k, s, p))
-		}
-		if p > 0 && attrInt(n, "count_include_pad", 0) == 0 {
-			return fmt.Errorf("padded average pooling that excludes the padding is not supported")
-		}
-		return setVar(nn.AvgPool2D(tp, x.v, k, s, p))
-	case "GlobalAveragePool":
-		if len(xs) != 4 {
-			return fmt.Errorf("input of rank %d", len(xs))
-		}
-		return setVar(nn.Reshape(tp, nn.GlobalAvgPool(tp, x.v), xs[0], 1, 1, xs[3]))
-	case "Gemm":
-		if attrInt(n, "transA", 0) != 0 {
-			return fmt.Errorf("transA is not supported")
-		}
-		if attrFloat(n, "alpha", 1) != 1 || attrFloat(n, "beta", 1) != 1 {
-			return fmt.Errorf("alpha and beta other than 1 are not supported")
-		}
-		return m.linear(tp, n, x.v, env, setVar)
-	case "MatMul":
-		return m.linear(tp, n, x.v, env, setVar)
-	case "Pad":
-		return m.pad(tp, n, x.v, in, setVar)
+		vs = append(vs, v)
 	}
-	return fmt.Errorf("operator %s is not supported", n.GetOpType())
+	a := int(attrInt(n, "axis", 0))
+	if allConst {
+		cs := make([]*ctensor, len(vs))
+		for k, v := range vs {
+			cs[k] = v.c
+		}
+		c, err := evalConcat(cs, a)
+		if err != nil {
+			return err
+		}
+		return nd.set(&value{c: c})
+	}
+	r := len(x.shape())
+	if a, err = axis(a, r); err != nil {
+		return err
+	}
+	if physAxis(a, r) != r-1 {
+		return fmt.Errorf("concatenation on axis %d of rank %d is not supported (only channels)", a, r)
+	}
+	var xs []*nn.Var
+	for _, v := range vs {
+		xv, err := asVar(tp, v, r)
+		if err != nil {
+			return err
+		}
+		xs = append(xs, xv)
+	}
+	return nd.setVar(nn.Concat(tp, xs...))
+}
+
+// opSlice runs Slice.
+func opSlice(nd *node) error {
+	m, tp, n, x := nd.m, nd.tp, nd.n, nd.x
+	var starts, ends, axes, steps []int
+	if m.opset < 10 {
+		starts, ends, axes = attrInts(n, "starts"), attrInts(n, "ends"), attrInts(n, "axes")
+	} else {
+		for k, p := range []*[]int{&starts, &ends, &axes, &steps} {
+			c, err := nd.constIn(k + 1)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				*p = c.ints()
+			}
+		}
+	}
+	first, step, size, err := sliceSpec(x.shape(), starts, ends, axes, steps)
+	if err != nil {
+		return err
+	}
+	if x.c != nil {
+		return nd.set(&value{c: evalSlice(x.c, first, step, size)})
+	}
+	if x.fixed {
+		return fmt.Errorf("a weight is used outside its layer")
+	}
+	if xs := x.v.Shape(); len(xs) == 4 {
+		first, step, size = permuteInts(first, toNHWC), permuteInts(step, toNHWC), permuteInts(size, toNHWC)
+	}
+	return nd.setVar(nn.Slice(tp, x.v, first, step, size))
+}
+
+// opArithmetic runs Add, Sub, Mul, Div.
+func opArithmetic(nd *node) error {
+	tp, x, op, allConst := nd.tp, nd.x, nd.op, nd.allConst
+	y, err := nd.need(1)
+	if err != nil {
+		return err
+	}
+	if allConst {
+		c, err := evalBinary(op, x.c, y.c)
+		if err != nil {
+			return err
+		}
+		return nd.set(&value{c: c})
+	}
+	shape, err := broadcastShape(x.shape(), y.shape())
+	if err != nil {
+		return err
+	}
+	a, err := asVar(tp, x, len(shape))
+	if err != nil {
+		return err
+	}
+	b, err := asVar(tp, y, len(shape))
+	if err != nil {
+		return err
+	}
+	if op == "Add" && tensor.SameShape(a.Shape(), b.Shape()) {
+		return nd.setVar(nn.Add(tp, a, b))
+	}
+	return nd.setVar(nn.Binary(tp, op, a, b))
+}
+
+// opRelu runs Relu.
+func opRelu(nd *node) error {
+	tp, x := nd.tp, nd.x
+	return nd.setVar(nn.ReLU(tp, x.v))
+}
+
+// opLeakyRelu runs LeakyRelu.
+func opLeakyRelu(nd *node) error {
+	tp, n, x := nd.tp, nd.n, nd.x
+	return nd.setVar(nn.LeakyReLU(tp, x.v, attrFloat(n, "alpha", 0.01)))
+}
+
+// opSigmoid runs Sigmoid.
+func opSigmoid(nd *node) error {
+	tp, x := nd.tp, nd.x
+	return nd.setVar(nn.Sigmoid(tp, x.v))
+}
+
+// opTanh runs Tanh.
+func opTanh(nd *node) error {
+	tp, x := nd.tp, nd.x
+	return nd.setVar(nn.Tanh(tp, x.v))
+}
+
+// opClip runs Clip.
+func opClip(nd *node) error {
+	m, tp, n, x := nd.m, nd.tp, nd.n, nd.x
+	lo, hi := float32(math.Inf(-1)), nn.Inf
+	if m.opset < 11 {
+		lo, hi = attrFloat(n, "min", lo), attrFloat(n, "max", hi)
+	} else {
+		for k, p := range []*float32{&lo, &hi} {
+			c, err := nd.constIn(k + 1)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if c.len() != 1 {
+					return fmt.Errorf("bound %d has %d elements", k+1, c.len())
+				}
+				*p = float32(c.floats()[0])
+			}
+		}
+	}
+	if lo == 0 && math.IsInf(float64(hi), 1) {
+		return nd.setVar(nn.ReLU(tp, x.v))
+	}
+	return nd.setVar(nn.Clip(tp, x.v, lo, hi))
+}
+
+// opSoftmax runs Softmax, LogSoftmax.
+func opSoftmax(nd *node) error {
+	m, tp, n, x, op, xs := nd.m, nd.tp, nd.n, nd.x, nd.op, nd.xs
+	a := int(attrInt(n, "axis", map[bool]int64{true: -1, false: 1}[m.opset >= 13]))
+	if len(xs) != 2 || (a != 1 && a != -1) {
+		return fmt.Errorf("%s over axis %d of rank %d is not supported", op, a, len(xs))
+	}
+	if op == "Softmax" {
+		return nd.setVar(nn.Softmax(tp, x.v))
+	}
+	return nd.setVar(nn.LogSoftmax(tp, x.v))
+}
+
+// opConv runs Conv.
+func opConv(nd *node) error {
+	m, tp, n, x, env := nd.m, nd.tp, nd.n, nd.x, nd.env
+	return m.conv(tp, n, x.v, env, nd.setVar)
+}
+
+// opBatchNormalization runs BatchNormalization.
+func opBatchNormalization(nd *node) error {
+	m, tp, n, x, outs, train, xs := nd.m, nd.tp, nd.n, nd.x, nd.outs, nd.train, nd.xs
+	for _, o := range outs[1:] {
+		if m.used[o] {
+			return fmt.Errorf("its training outputs are used; not supported")
+		}
+	}
+	bn := m.bns[n]
+	if c := xs[len(xs)-1]; c != bn.Gamma.Value.Len() {
+		return fmt.Errorf("input %v has %d channels, the batch norm %d", x.shape(), c, bn.Gamma.Value.Len())
+	}
+	return nd.setVar(nn.BatchNormOp(tp, x.v, bn, train))
+}
+
+// opPool runs MaxPool, AveragePool.
+func opPool(nd *node) error {
+	tp, n, x, outs, op, xs := nd.tp, nd.n, nd.x, nd.outs, nd.op, nd.xs
+	for _, o := range outs[1:] {
+		if o != "" {
+			return fmt.Errorf("the indices output is not supported")
+		}
+	}
+	if len(xs) != 4 {
+		return fmt.Errorf("input of rank %d", len(xs))
+	}
+	k, s, p, err := window(n, 0)
+	if err != nil {
+		return err
+	}
+	if attrInt(n, "ceil_mode", 0) != 0 {
+		return fmt.Errorf("ceil_mode is not supported")
+	}
+	if op == "MaxPool" {
+		if attrInt(n, "storage_order", 0) != 0 {
+			return fmt.Errorf("storage_order is not supported")
+		}
+		return nd.setVar(nn.MaxPool2D(tp, x.v, k, s, p))
+	}
+	if p > 0 && attrInt(n, "count_include_pad", 0) == 0 {
+		return fmt.Errorf("padded average pooling that excludes the padding is not supported")
+	}
+	return nd.setVar(nn.AvgPool2D(tp, x.v, k, s, p))
+}
+
+// opGlobalAveragePool runs GlobalAveragePool.
+func opGlobalAveragePool(nd *node) error {
+	tp, x, xs := nd.tp, nd.x, nd.xs
+	if len(xs) != 4 {
+		return fmt.Errorf("input of rank %d", len(xs))
+	}
+	return nd.setVar(nn.Reshape(tp, nn.GlobalAvgPool(tp, x.v), xs[0], 1, 1, xs[3]))
+}
+
+// opGemm runs Gemm.
+func opGemm(nd *node) error {
+	m, tp, n, x, env := nd.m, nd.tp, nd.n, nd.x, nd.env
+	if attrInt(n, "transA", 0) != 0 {
+		return fmt.Errorf("transA is not supported")
+	}
+	if attrFloat(n, "alpha", 1) != 1 || attrFloat(n, "beta", 1) != 1 {
+		return fmt.Errorf("alpha and beta other than 1 are not supported")
+	}
+	return m.linear(tp, n, x.v, env, nd.setVar)
+}
+
+// opMatMul runs MatMul.
+func opMatMul(nd *node) error {
+	m, tp, n, x, env := nd.m, nd.tp, nd.n, nd.x, nd.env
+	return m.linear(tp, n, x.v, env, nd.setVar)
+}
+
+// opPad runs Pad.
+func opPad(nd *node) error {
+	m, tp, n, x := nd.m, nd.tp, nd.n, nd.x
+	return m.pad(tp, n, x.v, nd.in, nd.setVar)
 }
 
 func clampRange(a, r int) int {

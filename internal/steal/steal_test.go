@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"move/internal/classifier"
+
 	"move/internal/data"
 	"move/internal/models"
 	"move/internal/oip"
@@ -45,15 +47,17 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) local() Victim { return Victim{Model: w.victim, Norm: w.norm, Size: 16} }
+func (w *world) local() classifier.Model { return classifier.Local(w.victim, w.norm, 16) }
 
-func (w *world) run(t *testing.T, v Victim, cfg Config, set *data.Set) (*Result, float64, float64) {
+func (w *world) wrap(m models.Model) classifier.Model { return classifier.Local(m, w.norm, 16) }
+
+func (w *world) run(t *testing.T, v classifier.Model, cfg Config, set *data.Set) (*Result, float64, float64) {
 	t.Helper()
 	res, err := Run(context.Background(), v, set, 4, cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, agree, err := Evaluate(res.Model, w.norm, w.local(), w.test)
+	acc, agree, err := Evaluate(w.wrap(res.Model), w.local(), w.test)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +70,7 @@ func TestAttacks(t *testing.T) {
 		t.Skip("trains several small models")
 	}
 	w := newWorld(t)
-	vacc, _, err := Evaluate(w.victim, w.norm, w.local(), w.test)
+	vacc, _, err := Evaluate(w.wrap(w.victim), w.local(), w.test)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,7 @@ func TestAttacks(t *testing.T) {
 	// must agree far more.
 	const minAgree = 0.6
 	untrained, _ := models.New("resnet20", 4, 99)
-	if _, agree, err := Evaluate(untrained, w.norm, w.local(), w.test); err != nil || agree > 0.45 {
+	if _, agree, err := Evaluate(w.wrap(untrained), w.local(), w.test); err != nil || agree > 0.45 {
 		t.Fatalf("an untrained model agrees with the victim on %.2f of the test set (err %v): the thresholds mean nothing", agree, err)
 	}
 	cases := []struct {
@@ -119,14 +123,14 @@ func TestQueryOverHTTP(t *testing.T) {
 		t.Skip("trains small models")
 	}
 	w := newWorld(t)
-	srv := httptest.NewServer((&oip.Server{Name: "victim", Model: w.victim, Norm: w.norm, Size: 16}).Handler())
+	srv := httptest.NewServer((&oip.Server{Name: "victim", Model: w.local()}).Handler())
 	defer srv.Close()
 	client, err := oip.Dial(context.Background(), srv.URL+"/v2/models/victim", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client.Budget = 150
-	remote := Victim{Prober: client, Norm: w.norm, Size: 16}
+	remote := classifier.Remote(client, 16)
 	res, _, agree := w.run(t, remote, Config{Attack: "logitquery", Arch: "resnet20", Train: recipe(8, w.norm, 6), Queries: 150}, w.thief)
 	if client.Queries() != 150 || res.Queries != 150 {
 		t.Errorf("spent %d queries over HTTP (attack counted %d), budget 150", client.Queries(), res.Queries)
@@ -154,12 +158,12 @@ func TestIndependentAndChains(t *testing.T) {
 		t.Errorf("independent model accuracy %.3f", acc)
 	}
 	// Chain: a label-query copy of the independent model (its victim) across architectures.
-	v2 := Victim{Model: ind.Model, Norm: w.norm, Size: 16}
+	v2 := w.wrap(ind.Model)
 	res, err := Run(context.Background(), v2, w.thief, 4, Config{Attack: "labelquery", Arch: "wrn16-1", Train: recipe(10, w.norm, 6)}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, agree, err := Evaluate(res.Model, w.norm, v2, w.test)
+	_, agree, err := Evaluate(w.wrap(res.Model), v2, w.test)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/models"
 	"move/internal/nn"
@@ -119,7 +120,7 @@ func noise(rng *rand.Rand, n, d int) *tensor.Tensor {
 }
 
 // zeroShot trains student against the victim with no data.
-func zeroShot(ctx context.Context, v Victim, student models.Model, cfg Config, test *data.Set, progress Progress) ([]train.EpochResult, error) {
+func zeroShot(ctx context.Context, v classifier.Model, student models.Model, cfg Config, test *data.Set, progress Progress) ([]train.EpochResult, error) {
 	z := cfg.ZeroShot.withDefaults()
 	size := v.Size
 	if size <= 0 {
@@ -132,7 +133,7 @@ func zeroShot(ctx context.Context, v Victim, student models.Model, cfg Config, t
 	gen := newGenerator(z.ZDim, z.Width, size, rng)
 	gopt := nn.NewAdam(0)
 	sopt := &nn.SGD{Momentum: 0.9, WeightDecay: 5e-4}
-	teacher := v.Model
+	teacher := v.Local
 	teacher.Store().Freeze(true)
 	defer teacher.Store().Freeze(false)
 	tp := nn.NewTape(true)

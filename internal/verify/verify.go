@@ -9,32 +9,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"move/internal/classifier"
+
 	"move/internal/data"
 	"move/internal/features"
 	"move/internal/meta"
-	"move/internal/models"
 	"move/internal/stats"
 	"move/internal/watermark"
 )
 
-// Model is a classifier under test, local (white-box capable) or behind a prober.
-type Model struct {
-	Local  models.Model // nil for a remote model
-	Norm   data.Normalization
-	Size   int
-	Prober features.Prober // nil: derived from Local
-}
-
-func (m Model) prober() features.Prober {
-	if m.Prober != nil {
-		return m.Prober
-	}
-	return features.LocalProber{Model: m.Local, Norm: m.Norm, Size: m.Size}
-}
-
 // Features computes the mode's features of m on the given key pairs (their owner-styled
 // images).
-func Features(mode, layout string, m Model, pairs []watermark.Pair) ([][]float32, error) {
+func Features(mode, layout string, m classifier.Model, pairs []watermark.Pair) ([][]float32, error) {
 	o, err := observe(mode, layout, m, pairs, 1)
 	if err != nil {
 		return nil, err
@@ -59,7 +45,7 @@ func view(p watermark.Pair, v int) []uint8 {
 }
 
 // observe computes m's features on views 0..views-1 of pairs.
-func observe(mode, layout string, m Model, pairs []watermark.Pair, views int) (*observation, error) {
+func observe(mode, layout string, m classifier.Model, pairs []watermark.Pair, views int) (*observation, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("no key images")
 	}
@@ -71,7 +57,7 @@ func observe(mode, layout string, m Model, pairs []watermark.Pair, views int) (*
 	h, w := pairs[0].H, pairs[0].W
 	o := &observation{feats: make([][][]float32, views)}
 	switch mode {
-	case "white":
+	case features.White:
 		if m.Local == nil {
 			return nil, errors.New("white-box features need the model's weights (a model file), not an endpoint")
 		}
@@ -103,12 +89,12 @@ func observe(mode, layout string, m Model, pairs []watermark.Pair, views int) (*
 		for i, p := range pairs {
 			orig[i] = p.Orig
 		}
-		probs, err := m.prober().Probs(orig, h, w)
+		probs, err := m.Probs(orig, h, w)
 		if err != nil {
 			return nil, err
 		}
 		o.pred, o.classes = argmaxes(probs), len(probs[0])
-	case "black":
+	case features.Black:
 		orig := make([][]uint8, len(pairs))
 		vs := make([][][]uint8, views)
 		for i, p := range pairs {
@@ -117,7 +103,7 @@ func observe(mode, layout string, m Model, pairs []watermark.Pair, views int) (*
 				vs[v] = append(vs[v], view(p, v))
 			}
 		}
-		f, base, err := features.BlackBoxViews(m.prober(), orig, vs, h, w)
+		f, base, err := features.BlackBoxViews(m, orig, vs, h, w)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +129,7 @@ func argmaxes(probs [][]float32) []int {
 }
 
 // Structure describes the white-box vector of a local model on the key's images.
-func Structure(m Model, pairs []watermark.Pair) (*features.Structure, error) {
+func Structure(m classifier.Model, pairs []watermark.Pair) (*features.Structure, error) {
 	if m.Local == nil {
 		return nil, errors.New("white-box features need the model's weights (a model file), not an endpoint")
 	}
@@ -154,9 +140,14 @@ func Structure(m Model, pairs []watermark.Pair) (*features.Structure, error) {
 	return features.Describe(m.Local, size)
 }
 
+// ErrArchMismatch: a white-box meta-classifier cannot read a model whose weights do not line
+// up with the victim's; white-box features only compare within one architecture (black-box
+// features need no matching architecture).
+var ErrArchMismatch = errors.New("its weights do not line up with the victim's; white-box features only compare within one architecture")
+
 // Compatible checks that white-box classifier c can read m's features: the same feature
 // definition and a model whose weights line up with the victim's. It returns m's structure.
-func Compatible(c *meta.Classifier, m Model, pairs []watermark.Pair) (*features.Structure, error) {
+func Compatible(c *meta.Classifier, m classifier.Model, pairs []watermark.Pair) (*features.Structure, error) {
 	if c.Info.Form != features.Form {
 		return nil, fmt.Errorf("the meta-classifier was trained on white-box features of form %q; this move computes form %q (gradients of the batch-norm-folded model): train it again with move meta", c.Info.Form, features.Form)
 	}
@@ -169,9 +160,7 @@ func Compatible(c *meta.Classifier, m Model, pairs []watermark.Pair) (*features.
 		if m.Local.Arch() == "onnx" {
 			what = fmt.Sprintf("an ONNX graph with %d weight tensors in its folded form", len(s.Parts))
 		}
-		return nil, fmt.Errorf("its weights do not line up with the victim's: it is %s, the classifier was trained on %s gradients; white-box features only compare within one architecture.\n"+
-			"Train a victim copy (on the watermarked set) and a benign copy (on the clean set) in the suspect's architecture with move train, train a meta-classifier on them with move meta, and verify with that; or verify black-box (--mode black), which needs no matching architecture",
-			what, c.Info.Arch)
+		return nil, fmt.Errorf("it is %s, the classifier was trained on %s gradients: %w", what, c.Info.Arch, ErrArchMismatch)
 	}
 	return s, nil
 }
@@ -222,7 +211,7 @@ func usable(pairs []watermark.Pair, controls bool) ([]int, int) {
 // NoControls is not set), only samples with control versions are used, and the victim's and
 // the benign models' features on the control styles are negatives too (see Contrast). The
 // split and the held-out accuracy are recorded in the classifier's Info.
-func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptions) (*meta.Classifier, error) {
+func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, o MetaOptions) (*meta.Classifier, error) {
 	if len(benign) == 0 {
 		return nil, errors.New("no benign model")
 	}
@@ -232,7 +221,7 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 	if o.MaxTrain <= 0 {
 		o.MaxTrain = 500
 	}
-	if o.Mode == "black" {
+	if o.Mode == features.Black {
 		o.Layout = "prob-diff-5aug"
 	}
 	eligible, views := usable(pairs, !o.NoControls)
@@ -267,7 +256,7 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 	if victim.Local != nil {
 		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
 	}
-	if o.Mode == "white" {
+	if o.Mode == features.White {
 		sv, err := Structure(victim, pairs)
 		if err != nil {
 			return nil, fmt.Errorf("victim: %w", err)
@@ -305,7 +294,7 @@ func TrainMeta(victim Model, benign []Model, pairs []watermark.Pair, o MetaOptio
 // (label 0): each benign model on the owner's style and, with views > 1, the victim and each
 // benign model on every control style. Each negative group is paired with one copy of the
 // victim's positives so that both classes weigh the same.
-func labelled(o MetaOptions, victim Model, benign []Model, pairs []watermark.Pair, views int) ([][]float32, []int, error) {
+func labelled(o MetaOptions, victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, views int) ([][]float32, []int, error) {
 	ov, err := observe(o.Mode, o.Layout, victim, pairs, views)
 	if err != nil {
 		return nil, nil, fmt.Errorf("victim features: %w", err)
@@ -433,11 +422,11 @@ type scored struct {
 func (s scored) score() float64 { return s.owner - s.control }
 
 // Run tests suspect against benign on held-out key samples with meta-classifier c.
-func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Options) (*Result, error) {
+func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark.Pair, o Options) (*Result, error) {
 	mode := c.Info.Mode
 	if o.M <= 0 {
 		o.M = 10
-		if mode == "black" {
+		if mode == features.Black {
 			o.M = 100
 		}
 	}
@@ -469,10 +458,10 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	m := min(o.M, len(held))
 	rng := rand.New(rand.NewPCG(o.Seed, 0x76657269))
 	res := &Result{Mode: mode, M: m, Alpha: o.Alpha, Contrast: c.Info.Contrast}
-	if mode == "white" {
+	if mode == features.White {
 		for _, x := range []struct {
 			name string
-			m    Model
+			m    classifier.Model
 		}{{"suspect", suspect}, {"benign model", benign}} {
 			s, err := Compatible(c, x.m, pairs)
 			if err != nil {
@@ -483,7 +472,7 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	}
 	// Features per held-out sample are computed once and reused across resamples.
 	cacheS, cacheB := map[int]scored{}, map[int]scored{}
-	look := func(mod Model, idx []int, cache map[int]scored) ([]scored, error) {
+	look := func(mod classifier.Model, idx []int, cache map[int]scored) ([]scored, error) {
 		var need []int
 		for _, k := range idx {
 			if _, ok := cache[k]; !ok {
@@ -599,13 +588,13 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	acc := res.Samples
 	var pred []int
 	classes := cacheS[acc[0]].classes
-	if suspect.Local != nil && suspect.Prober == nil {
+	if suspect.IsLocal() {
 		acc = held
 		orig := make([][]uint8, len(acc))
 		for i, k := range acc {
 			orig[i] = pairs[k].Orig
 		}
-		probs, err := suspect.prober().Probs(orig, pairs[acc[0]].H, pairs[acc[0]].W)
+		probs, err := suspect.Probs(orig, pairs[acc[0]].H, pairs[acc[0]].W)
 		if err != nil {
 			return nil, fmt.Errorf("suspect: %w", err)
 		}
@@ -625,7 +614,7 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 	res.KeyAccuracy = float64(correct) / float64(len(acc))
 	res.KeyAccuracyP = stats.BinomialUpper(correct, len(acc), 1/float64(max(2, classes)))
 
-	if mode == "black" && views > 1 {
+	if mode == features.Black && views > 1 {
 		if err := gainTest(res, suspect, benign, pairs, held, views, o); err != nil {
 			return nil, err
 		}
@@ -661,7 +650,7 @@ func Run(c *meta.Classifier, suspect, benign Model, pairs []watermark.Pair, o Op
 // gainTest runs the style-gain test (Result.Gain) on up to o.GainM held-out samples with
 // control versions: one query batch per model of each original, its owner-styled version and
 // its control-styled versions.
-func gainTest(res *Result, suspect, benign Model, pairs []watermark.Pair, held []int, views int, o Options) error {
+func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, views int, o Options) error {
 	n := o.GainM
 	if n <= 0 {
 		n = 500
@@ -673,7 +662,7 @@ func gainTest(res *Result, suspect, benign Model, pairs []watermark.Pair, held [
 	idx := append([]int(nil), held...)
 	rand.New(rand.NewPCG(o.Seed, 0x6761696e)).Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
 	idx = idx[:min(n, len(idx))]
-	gains := func(m Model) ([]float64, error) {
+	gains := func(m classifier.Model) ([]float64, error) {
 		h, w := pairs[idx[0]].H, pairs[idx[0]].W
 		var batch [][]uint8
 		for _, k := range idx {
@@ -681,7 +670,7 @@ func gainTest(res *Result, suspect, benign Model, pairs []watermark.Pair, held [
 				batch = append(batch, view(pairs[k], v))
 			}
 		}
-		probs, err := m.prober().Probs(batch, h, w)
+		probs, err := m.Probs(batch, h, w)
 		if err != nil {
 			return nil, err
 		}

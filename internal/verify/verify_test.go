@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"move/internal/classifier"
+
 	"move/internal/data"
 	"move/internal/models"
 	"move/internal/nn"
@@ -87,7 +89,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrap := func(m models.Model) Model { return Model{Local: m, Norm: norm} }
+	wrap := func(m models.Model) classifier.Model { return classifier.Local(m, norm, 0) }
 	// The full sign vector: on this set the compressed one (convolution kernels summed over
 	// their taps) separates victim from benign as well but accuses the independent model
 	// (p = 0.02-0.04), while the full one leaves it alone (p = 0.11).
@@ -95,14 +97,14 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	for _, mode := range []string{"white", "black"} {
 		// Black-box: move verify's protocol, a meta-classifier trained against three benign
 		// models and a fourth, unseen one as the test's reference.
-		trainers, reference := []Model{wrap(benign), wrap(benign2), wrap(benign3)}, wrap(ref)
+		trainers, reference := []classifier.Model{wrap(benign), wrap(benign2), wrap(benign3)}, wrap(ref)
 		if mode == "white" {
 			// White-box: in this tiny world the weight-space classifier calls every model it
 			// has not seen "victim" (an unseen reference scores 1.0 like the copy, p = 0.17), so
 			// the test keeps the paper's protocol (the reference is the benign model the
 			// classifier was trained against; move verify --allow-seen-benign). On CIFAR-10 the
 			// unseen-reference protocol is the one that works (see move help verify).
-			trainers, reference = []Model{wrap(benign)}, wrap(benign)
+			trainers, reference = []classifier.Model{wrap(benign)}, wrap(benign)
 		}
 		c, err := TrainMeta(wrap(victim), trainers, pairs, MetaOptions{Mode: mode, Layout: layout, Seed: 1})
 		if err != nil {
@@ -130,7 +132,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 			for name, m := range map[string]models.Model{"copy": victim, "independent": independent} {
 				want := name == "copy"
 				for _, fold := range []bool{false, true} {
-					b, err := onnx.Export(m, 16, nil, onnx.ExportOptions{Fold: fold})
+					b, err := onnx.Export(m, 16, nil, onnx.ExportOptions{FoldBatchNorms: fold})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -138,7 +140,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					r, err := Run(c, Model{Local: im, Norm: norm}, reference, pairs, Options{Seed: 2, MinDelta: 0.05})
+					r, err := Run(c, classifier.Local(im, norm, 0), reference, pairs, Options{Seed: 2, MinDelta: 0.05})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -155,12 +157,12 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		}
 		// The same, with the suspects served over HTTP (Open Inference Protocol on loopback).
 		for name, m := range map[string]models.Model{"copy": victim, "independent": independent} {
-			srv := httptest.NewServer((&oip.Server{Name: name, Model: m, Norm: norm, Size: 16}).Handler())
+			srv := httptest.NewServer((&oip.Server{Name: name, Model: classifier.Local(m, norm, 16)}).Handler())
 			client, err := oip.Dial(context.Background(), srv.URL+"/v2/models/"+name, 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := Run(c, Model{Prober: client}, reference, pairs, Options{Seed: 2, MinDelta: 0.05})
+			r, err := Run(c, classifier.Remote(client, 0), reference, pairs, Options{Seed: 2, MinDelta: 0.05})
 			srv.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -200,7 +202,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	if covered != 100 {
 		t.Fatalf("%d key samples have both control versions, want 100", covered)
 	}
-	c, err := TrainMeta(wrap(victim), []Model{wrap(benign), wrap(benign2), wrap(benign3)}, pairs, MetaOptions{Mode: "black", Seed: 1})
+	c, err := TrainMeta(wrap(victim), []classifier.Model{wrap(benign), wrap(benign2), wrap(benign3)}, pairs, MetaOptions{Mode: "black", Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +225,12 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		{"constant", constantModel{4}, Inconclusive},
 		{"noise", noiseModel{4}, ""},
 	} {
-		srv := httptest.NewServer((&oip.Server{Name: x.name, Model: x.m, Norm: norm, Size: 16}).Handler())
+		srv := httptest.NewServer((&oip.Server{Name: x.name, Model: classifier.Local(x.m, norm, 16)}).Handler())
 		client, err := oip.Dial(context.Background(), srv.URL+"/v2/models/"+x.name, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Run(c, Model{Prober: client}, wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05})
+		r, err := Run(c, classifier.Remote(client, 0), wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05})
 		srv.Close()
 		if err != nil {
 			t.Fatal(err)

@@ -1,11 +1,14 @@
 package watermark
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/style"
+	"move/internal/train"
 )
 
 // Pair is an original image and its styled version, with its versions in each of the key's
@@ -15,6 +18,16 @@ type Pair struct {
 	Controls     [][]uint8 // one per control style (Key.Controls order); nil when not covered
 	H, W         int
 	Label        int
+}
+
+// LoadKeyPairs reads the key at path and up to n (all when n <= 0) of its pairs.
+func LoadKeyPairs(path string, n int) (*Key, []Pair, error) {
+	k, err := LoadKey(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	pairs, err := LoadPairs(k, n)
+	return k, pairs, err
 }
 
 // LoadPairs reads up to n (all when n <= 0) original/styled pairs of a key.
@@ -123,4 +136,44 @@ func ContactSheet(pairs []Pair, perRow, scale int) (pix []uint8, h, w int) {
 		put(p.Styled, p.H, p.W, x0+pw+gap, y0)
 	}
 	return pix, h, w
+}
+
+// ContentCheck is the result of the content check: a classifier trained on clean data still
+// recognises the styled images (their content survives the styling).
+type ContentCheck struct {
+	Images int     `json:"images"`
+	Clean  float64 `json:"clean_accuracy"`
+	Styled float64 `json:"styled_accuracy"`
+	Kept   float64 `json:"kept"`
+	Pass   bool    `json:"pass"` // kept >= 0.5
+}
+
+// CheckContent styles n test images (a seeded sample) and compares clean classifier m's
+// accuracy on them with its accuracy on the originals.
+func CheckContent(m classifier.Model, test *data.Set, stylePix []uint8, sh, sw int, opt style.Options, n int, seed uint64) (ContentCheck, error) {
+	var r ContentCheck
+	if test.Len() == 0 {
+		return r, errors.New("content check: no test images")
+	}
+	idx, _ := data.Split(test.Len(), min(n, test.Len()), seed)
+	sub := test.Subset(idx)
+	tr, err := style.New(stylePix, sh, sw, opt)
+	if err != nil {
+		return r, err
+	}
+	imgs := make([][]uint8, sub.Len())
+	for i := range imgs {
+		imgs[i] = sub.Image(i)
+	}
+	styled := tr.Apply(imgs, sub.H, sub.W)
+	ss := &data.Set{Classes: sub.Classes, H: sub.H, W: sub.W, Labels: sub.Labels}
+	for _, p := range styled {
+		ss.Pixels = append(ss.Pixels, p...)
+	}
+	r.Images = sub.Len()
+	r.Clean = train.ArgmaxAgreement(m.Logits(sub), sub.Labels)
+	r.Styled = train.ArgmaxAgreement(m.Logits(ss), ss.Labels)
+	r.Kept = r.Styled / r.Clean
+	r.Pass = r.Kept >= 0.5
+	return r, nil
 }
