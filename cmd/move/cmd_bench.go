@@ -27,7 +27,7 @@ EXIT STATUS
 			var o benchOptions
 			fs := newFlags("bench", stderr)
 			fs.StringVar(&o.models, "models", "resnet20,wrn16-1", "comma-separated architectures")
-			fs.Float64Var(&o.seconds, "seconds", 10, "measuring time per figure")
+			floatIn(fs, &o.seconds, "seconds", 10, openClosed(0, 3600), "measuring time per figure")
 			fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object on stdout")
 			if err := parse(fs, args); err != nil {
 				return err

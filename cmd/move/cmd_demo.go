@@ -30,7 +30,8 @@ EXIT STATUS
 			stylePath := fs.String("style", "", "style image (default: built-in)")
 			out := fs.String("out", "move-demo", "output folder")
 			seed := fs.Uint64("seed", 0, "random seed")
-			innocents := fs.Int("innocents", 0, "size of the innocent suite (see move help experiment)")
+			var innocents int
+			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (see move help experiment)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims (see move help experiment)")
 			if err := parse(fs, args); err != nil {
 				return err
@@ -41,7 +42,7 @@ EXIT STATUS
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
-				Innocents: *innocents, FalseClaims: *claims, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: innocents, FalseClaims: *claims, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }

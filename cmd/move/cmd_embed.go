@@ -85,27 +85,27 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&o.data, "data", "", "clean image folder (root with train/ and test/, or class folders)")
 	fs.StringVar(&o.style, "style", "", "style image (PNG or JPEG)")
 	fs.StringVar(&o.out, "out", "", "output folder")
-	fs.Float64Var(&o.rate, "rate", 0.1, "fraction of each class to style, in (0, 1]")
+	floatIn(fs, &o.rate, "rate", 0.1, openClosed(0, 1), "fraction of each class to style")
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed (which samples are styled)")
 	fs.Uint64Var(&opt.Seed, "style-seed", opt.Seed, "seed of the random feature network")
-	fs.IntVar(&opt.Steps, "steps", opt.Steps, "optimisation steps per image")
-	fs.Float64Var(&opt.Strength, "strength", opt.Strength, "style weight relative to content weight")
-	fs.Float64Var(&opt.LR, "style-lr", opt.LR, "optimisation step size (pixel units)")
-	fs.IntVar(&opt.Upscale, "upscale", opt.Upscale, "style at UPSCALE times the image size, then shrink back")
-	fs.IntVar(&opt.StyleSize, "style-size", opt.StyleSize, "side of the style image in the feature network")
+	intIn(fs, &opt.Steps, "steps", opt.Steps, 1, 100000, "optimisation steps per image")
+	floatIn(fs, &opt.Strength, "strength", opt.Strength, openClosed(0, 1e6), "style weight relative to content weight")
+	floatIn(fs, &opt.LR, "style-lr", opt.LR, openClosed(0, 1000), "optimisation step size (pixel units)")
+	intIn(fs, &opt.Upscale, "upscale", opt.Upscale, 1, 8, "style at UPSCALE times the image size, then shrink back")
+	intIn(fs, &opt.StyleSize, "style-size", opt.StyleSize, 16, 1024, "side of the style image in the feature network")
 	fs.BoolVar(&opt.Median, "median", opt.Median, "apply a 3x3 median filter to styled images")
 	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals")
-	fs.StringVar(&opt.Method, "method", opt.Method, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
+	enumIn(fs, &opt.Method, "method", opt.Method, []string{"gram", "stats"}, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
 	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
 	fs.StringVar(&o.preview, "preview", "", "write a contact sheet of originals and styled images to this PNG")
 	fs.BoolVar(&o.check, "check", false, "run the style-distance and content checks")
 	fs.StringVar(&o.checkModel, "check-model", "", "classifier trained on clean data, for the content check")
-	fs.IntVar(&o.checkImages, "check-images", 500, "test images for the content check")
+	intIn(fs, &o.checkImages, "check-images", 500, 1, 1<<24, "test images for the content check")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON on stdout")
-	fs.IntVar(&o.controls, "controls", 2, "procedural control styles to style part of the key with (0: none; see move help verify)")
+	intIn(fs, &o.controls, "controls", 2, 0, 64, "procedural control styles to style part of the key with (0: none; see move help verify)")
 	var controlStyles listFlag
 	fs.Var(&controlStyles, "control-style", "control style image instead of the procedural ones (repeatable; never the owner's style)")
-	fs.IntVar(&o.controlSamples, "control-samples", 1000, "key samples that get control versions (0: all)")
+	intIn(fs, &o.controlSamples, "control-samples", 1000, 0, 1<<24, "key samples that get control versions (0: all)")
 	fs.StringVar(&o.addControls, "add-controls", "", "add control styles to this existing key (key.json) and exit")
 	onnxOpts := onnxFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -244,6 +244,9 @@ func contentCheck(modelPath, src, styleImg string, opt style.Options, n int, see
 	}
 	if err != nil {
 		return watermark.ContentCheck{}, err
+	}
+	if err := info.MatchClasses(test.Classes, src); err != nil {
+		return watermark.ContentCheck{}, fmt.Errorf("content check: %s: %w", modelPath, err)
 	}
 	spix, sh, sw, err := data.ReadImage(styleImg, 0)
 	if err != nil {

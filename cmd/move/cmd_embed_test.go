@@ -67,7 +67,7 @@ func TestEmbedCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"--out", out}, "already exists"},
-		{[]string{"--out", filepath.Join(dir, "o2"), "--rate", "0"}, "rate must be in (0, 1]"},
+		{[]string{"--out", filepath.Join(dir, "o2"), "--rate", "0"}, "invalid value \"0\" for flag -rate: 0 is outside (0, 1]"},
 		{[]string{"--out", filepath.Join(dir, "o2"), "--style", filepath.Join(dir, "none.jpg")}, "none.jpg"},
 		{[]string{"--out", filepath.Join(src, "inner")}, "inside the input"},
 	} {

@@ -37,8 +37,8 @@ EXIT STATUS
 			onnxOpts := onnxFlags(fs)
 			fs.StringVar(&o.model, "model", "", "model file")
 			fs.StringVar(&o.data, "data", "", "data set: image folder root, CIFAR-10 binary dir, or synthetic[:N]")
-			fs.StringVar(&o.split, "split", "test", "split to evaluate: train or test")
-			fs.IntVar(&o.limit, "limit", 0, "at most this many images per class (0: all)")
+			enumIn(fs, &o.split, "split", "test", []string{"train", "test"}, "split to evaluate")
+			intIn(fs, &o.limit, "limit", 0, 0, 1<<24, "at most this many images per class (0: all)")
 			fs.BoolVar(&o.jsonOut, "json", false, "print JSON on stdout")
 			if err := parse(fs, args); err != nil {
 				return err
@@ -72,8 +72,8 @@ func runEval(o evalOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(set.Classes) != c.Local.Classes() {
-		return fmt.Errorf("%s has %d classes, the model %d", o.data, len(set.Classes), c.Local.Classes())
+	if err := info.MatchClasses(set.Classes, o.data); err != nil {
+		return fmt.Errorf("%s: %w", o.model, err)
 	}
 	acc := train.ArgmaxAgreement(c.Logits(set), set.Labels)
 	if o.jsonOut {

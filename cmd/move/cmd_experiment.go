@@ -85,7 +85,8 @@ EXIT STATUS
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "rate=V1,V2,... or m=V1,V2,... (repeatable)")
 			jsonOut := fs.Bool("json", false, "print results.json on stdout instead of the table")
-			innocents := fs.Int("innocents", 0, "size of the innocent suite (at least the profile's everyday innocents; see below)")
+			var innocents int
+			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (at least the profile's everyday innocents; see below)")
 			var controls, external listFlag
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
@@ -106,7 +107,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: *innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -57,22 +58,23 @@ general steadiness under restyling that any confident model has (--no-controls: 
 classifier).
 
 EXIT STATUS
-  0 on success, 2 on error, 3 on an internal error (a bug).`,
+  0 on success, 1 when the classifier's held-out accuracy is at chance level (below 0.6; it
+  is written but cannot support a verdict), 2 on error, 3 on an internal error (a bug).`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			var o metaOptions
 			fs := newFlags("meta", stderr)
 			onnxOpts := onnxFlags(fs)
-			fs.StringVar(&o.mode, "mode", "", "white or black")
+			enumIn(fs, &o.mode, "mode", "", features.Modes, "what the verifier will see of a suspect")
 			fs.StringVar(&o.victim, "victim", "", "victim model file (trained on the watermarked set)")
 			var benign listFlag
 			fs.Var(&benign, "benign", "benign model file (trained on the clean set); repeat for several")
 			fs.StringVar(&o.key, "key", "", "watermark key (key.json written by move embed)")
 			fs.StringVar(&o.out, "out", "", "meta-classifier file to write")
-			fs.StringVar(&o.layout, "layout", features.Compressed, "white-box layout: compressed (kernels summed over their taps, 1-D weights left out, as the paper's code) or full")
-			fs.Float64Var(&o.heldOut, "held-out", 0.5, "fraction of key samples kept for verification")
-			fs.IntVar(&o.maxTrain, "max-train", 500, "at most this many key samples train the classifier")
+			enumIn(fs, &o.layout, "layout", features.Compressed, []string{features.Compressed, features.Full}, "white-box layout: compressed (kernels summed over their taps, 1-D weights left out, as the paper's code) or full")
+			floatIn(fs, &o.heldOut, "held-out", 0.5, open(0, 1), "fraction of key samples kept for verification")
+			intIn(fs, &o.maxTrain, "max-train", 500, 2, 1<<24, "at most this many key samples train the classifier")
 			fs.BoolVar(&o.noControls, "no-controls", false, "ignore the key's control styles (the paper's classifier: victim against benign on the owner's style only)")
-			fs.StringVar(&o.hidden, "classifier", "mlp", "mlp (input/8, input/16 hidden units, capped) or logistic")
+			enumIn(fs, &o.hidden, "classifier", "mlp", []string{"mlp", "logistic"}, "the meta-classifier: mlp (input/8, input/16 hidden units, capped) or logistic")
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed (split, initialisation)")
 			fs.BoolVar(&o.force, "force", false, "overwrite --out")
 			fs.BoolVar(&o.jsonOut, "json", false, "print JSON on stdout")
@@ -94,13 +96,14 @@ EXIT STATUS
 }
 
 func runMeta(o metaOptions, stdout, stderr io.Writer) error {
-	if o.mode != features.White && o.mode != features.Black {
-		return fmt.Errorf("--mode must be white or black, got %q", o.mode)
-	}
 	if _, err := os.Stat(o.out); err == nil && !o.force {
 		return fmt.Errorf("%s: %w", o.out, atomicfile.ErrExists)
 	}
 	victim, _, err := classifier.Load(o.victim, o.onnx)
+	if err != nil {
+		return err
+	}
+	victimHash, err := fileHash(o.victim)
 	if err != nil {
 		return err
 	}
@@ -114,6 +117,9 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 		h, err := fileHash(p)
 		if err != nil {
 			return err
+		}
+		if h == victimHash {
+			return fmt.Errorf("%s is the victim itself (the same file as %s): the benign models must be trained on the clean set", p, o.victim)
 		}
 		benign, benignHashes = append(benign, b), append(benignHashes, h)
 	}
@@ -130,10 +136,7 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c.Info.Version, c.Info.Command = buildinfo.Version, o.command
-	if c.Info.VictimHash, err = fileHash(o.victim); err != nil {
-		return err
-	}
+	c.Info.Version, c.Info.Command, c.Info.VictimHash = buildinfo.Version, o.command, victimHash
 	c.Info.BenignHashes = benignHashes
 	if c.Info.KeyHash, err = fileHash(o.key); err != nil {
 		return err
@@ -146,5 +149,19 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s-box meta-classifier (%d features, hidden %v): train accuracy %.3f, held-out accuracy %.3f -> %s\n",
 		o.mode, c.Info.Dim, c.Info.Hidden, c.Info.TrainAcc, c.Info.HeldOutAcc, o.out)
-	return nil
+	return chanceLevel(c.Info.HeldOutAcc, stderr)
+}
+
+// minHeldOut is the held-out accuracy below which a meta-classifier is no better than chance
+// at telling the victim from the benign models: it cannot support a verdict.
+const minHeldOut = 0.6
+
+// chanceLevel warns (and answers "no", exit status 1) when the classifier is at chance level.
+func chanceLevel(acc float64, stderr io.Writer) error {
+	if acc >= minHeldOut && !math.IsNaN(acc) {
+		return nil
+	}
+	fmt.Fprintf(stderr, "move: caution: held-out accuracy %.3f (< %g): the classifier tells the victim from the benign models no better than chance; "+
+		"its verdicts would mean nothing (is the victim trained on the watermarked set, the benign models on the clean one?)\n", acc, minHeldOut)
+	return negative{"the meta-classifier is at chance level"}
 }

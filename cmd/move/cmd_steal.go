@@ -105,21 +105,21 @@ EXIT STATUS
 			fs.StringVar(&o.endpoint, "victim-endpoint", "", "victim served over the Open Inference Protocol (query attacks)")
 			fs.StringVar(&o.data, "data", "", "owner's (clean) data set: test split judges, train split feeds distill and adaptive")
 			fs.StringVar(&o.substitute, "substitute", "", "thief's labelled data (its train split); default: half of DATA's test split")
-			fs.Float64Var(&o.fraction, "fraction", 0.1, "adaptive: fraction of DATA's training images the thief fine-tunes on")
+			floatIn(fs, &o.fraction, "fraction", 0.1, openClosed(0, 1), "adaptive: fraction of DATA's training images the thief fine-tunes on")
 			fs.StringVar(&o.out, "out", "", "stolen model file to write")
 			fs.StringVar(&o.arch, "arch", "", "architecture of the stolen model (default: the victim's)")
-			fs.IntVar(&o.epochs, "epochs", 0, "training epochs (0: the attack's default)")
-			fs.Float64Var(&o.lr, "lr", 0, "learning rate (0: the attack's default)")
-			fs.IntVar(&o.batch, "batch", 0, "batch size (0: the attack's default)")
-			fs.Float64Var(&o.temperature, "temperature", 4, "distill: softmax temperature")
-			fs.IntVar(&o.queries, "queries", 0, "query attacks: most thief images sent to the victim (0: all)")
-			fs.IntVar(&o.zeroShot.Iters, "iters", 10000, "zeroshot: generator steps")
-			fs.IntVar(&o.zeroShot.StudentSteps, "student-steps", 5, "zeroshot: student steps per generator step")
-			fs.IntVar(&o.zeroShot.Batch, "zbatch", 256, "zeroshot: generated images per step")
-			fs.IntVar(&o.zeroShot.Width, "ngf", 64, "zeroshot: generator width (channels: 2·ngf, 2·ngf, ngf)")
+			intIn(fs, &o.epochs, "epochs", 0, 0, 100000, "training epochs (0: the attack's default)")
+			floatIn(fs, &o.lr, "lr", 0, closed(0, 10), "learning rate (0: the attack's default)")
+			intIn(fs, &o.batch, "batch", 0, 0, 65536, "batch size (0: the attack's default)")
+			floatIn(fs, &o.temperature, "temperature", 4, openClosed(0, 1000), "distill: softmax temperature")
+			intIn(fs, &o.queries, "queries", 0, 0, 1<<30, "query attacks: most thief images sent to the victim (0: all)")
+			intIn(fs, &o.zeroShot.Iters, "iters", 10000, 1, 10000000, "zeroshot: generator steps")
+			intIn(fs, &o.zeroShot.StudentSteps, "student-steps", 5, 1, 1000, "zeroshot: student steps per generator step")
+			intIn(fs, &o.zeroShot.Batch, "zbatch", 256, 1, 65536, "zeroshot: generated images per step")
+			intIn(fs, &o.zeroShot.Width, "ngf", 64, 1, 4096, "zeroshot: generator width (channels: 2·ngf, 2·ngf, ngf)")
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed")
-			fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout for --victim-endpoint")
-			fs.IntVar(&o.concurrency, "concurrency", 2, "requests in flight at once for --victim-endpoint")
+			durationIn(fs, &o.timeout, "timeout", 30*time.Second, "per-request timeout for --victim-endpoint")
+			intIn(fs, &o.concurrency, "concurrency", 2, 1, 64, "requests in flight at once for --victim-endpoint")
 			fs.BoolVar(&o.force, "force", false, "overwrite --out")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON on stdout")
 			if err := parse(fs, args); err != nil {
@@ -151,9 +151,6 @@ func runSteal(ctx context.Context, o stealOptions, stdout, stderr io.Writer) err
 		if err := models.Known(o.arch); err != nil {
 			return err
 		}
-	}
-	if !(o.fraction > 0 && o.fraction <= 1) {
-		return fmt.Errorf("--fraction must be in (0, 1], got %g", o.fraction)
 	}
 	if _, err := os.Stat(o.out); err == nil && !o.force {
 		return fmt.Errorf("%s: %w", o.out, atomicfile.ErrExists)
@@ -229,8 +226,8 @@ func runSteal(ctx context.Context, o stealOptions, stdout, stderr io.Writer) err
 	classes := test.Classes
 	if v.IsLocal() {
 		classes = vinfo.Classes
-		if v.Local.Classes() != len(test.Classes) {
-			return fmt.Errorf("the victim has %d classes, %s has %d", v.Local.Classes(), o.data, len(test.Classes))
+		if err := vinfo.MatchClasses(test.Classes, o.data); err != nil {
+			return fmt.Errorf("the victim %s: %w", o.victim, err)
 		}
 	}
 	if thief != nil && len(thief.Classes) != len(classes) {

@@ -130,16 +130,16 @@ EXIT STATUS
 			fs.BoolVar(&o.allowSeen, "allow-seen-benign", false, "accept a benign reference the meta-classifier was trained against (biased towards \"stolen\")")
 			fs.StringVar(&o.suspect, "suspect", "", "suspect model file (white- or black-box)")
 			fs.StringVar(&o.endpoint, "endpoint", "", "suspect served over the Open Inference Protocol (black-box)")
-			fs.IntVar(&o.m, "m", 0, "transformed images per test (0: 10 white-box, 100 black-box)")
-			fs.Float64Var(&o.alpha, "alpha", 0.01, "significance level")
-			fs.StringVar(&o.test, "test", "paired", "paired or welch")
-			fs.IntVar(&o.resamples, "resamples", 1, "repeat the test on this many resamples")
-			fs.Float64Var(&o.minDelta, "min-delta", 0.05, "margin of the test: H1 is mu_S - mu_B > min-delta (0: the paper's test)")
+			intIn(fs, &o.m, "m", 0, 0, 100000, "transformed images per test (0: 10 white-box, 100 black-box)")
+			floatIn(fs, &o.alpha, "alpha", 0.01, open(0, 1), "significance level")
+			enumIn(fs, &o.test, "test", "paired", []string{"paired", "welch"}, "the t-test")
+			intIn(fs, &o.resamples, "resamples", 1, 1, 10000, "repeat the test on this many resamples")
+			floatIn(fs, &o.minDelta, "min-delta", 0.05, interval{lo: 0, hi: 1, hiOpen: true}, "margin of the test: H1 is mu_S - mu_B > min-delta (0: the paper's test)")
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed (sampling)")
 			fs.BoolVar(&o.jsonOut, "json", false, "print JSON on stdout")
-			fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout for --endpoint")
-			fs.IntVar(&o.budget, "budget", 0, "most images --endpoint may be asked about (0: no limit)")
-			fs.IntVar(&o.concurrency, "concurrency", 2, "requests in flight at once for --endpoint")
+			durationIn(fs, &o.timeout, "timeout", 30*time.Second, "per-request timeout for --endpoint")
+			intIn(fs, &o.budget, "budget", 0, 0, 1<<30, "most images --endpoint may be asked about, retries included (0: no limit)")
+			intIn(fs, &o.concurrency, "concurrency", 2, 1, 64, "requests in flight at once for --endpoint")
 			fs.StringVar(&o.record, "record", "", "registration record (move register): checked, and its contents put in the output")
 			fs.StringVar(&o.publicKey, "public-key", "", "the owner's public key (move keygen) to check --record's signature against")
 			if err := parse(fs, args); err != nil {
@@ -163,9 +163,6 @@ EXIT STATUS
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
-	if o.test != "paired" && o.test != "welch" {
-		return fmt.Errorf("--test must be paired or welch, got %q", o.test)
-	}
 	c, err := meta.Load(o.meta)
 	if err != nil {
 		return err

@@ -34,10 +34,14 @@ func Open(src, split string, opt FolderOptions) (*Set, error) {
 		if opt.Size > 0 {
 			size = opt.Size
 		}
+		set := Synthetic(n, 10, size, 1)
 		if split == "test" {
-			return Synthetic(max(10, n/5), 10, size, 2), nil
+			set = Synthetic(max(10, n/5), 10, size, 2)
 		}
-		return Synthetic(n, 10, size, 1), nil
+		if opt.PerClass > 0 {
+			set = set.Subset(set.PerClass(opt.PerClass))
+		}
+		return set, nil
 	}
 	st, err := os.Stat(src)
 	if err != nil {

@@ -3,6 +3,7 @@ package modelfile
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"move/internal/data"
 	"move/internal/models"
@@ -27,6 +28,29 @@ type Info struct {
 }
 
 const metaKey = "move"
+
+// MatchClasses reports an error unless the model's class names are names, in order. A model
+// imported without names (numbered 0..K-1) matches any names of the same count.
+func (i Info) MatchClasses(names []string, data string) error {
+	if len(i.Classes) != len(names) {
+		return fmt.Errorf("the model has %d classes, %s has %d", len(i.Classes), data, len(names))
+	}
+	numbered := true
+	for k, c := range i.Classes {
+		if c != strconv.Itoa(k) {
+			numbered = false
+		}
+	}
+	if numbered {
+		return nil
+	}
+	for k := range names {
+		if i.Classes[k] != names[k] {
+			return fmt.Errorf("the model's class %d is %q, %s's is %q: the model was trained on other classes (or in another order)", k, i.Classes[k], data, names[k])
+		}
+	}
+	return nil
+}
 
 // ohwiToOIHW converts our convolution weights to PyTorch's layout: the same permutation as
 // NHWC to NCHW.

@@ -115,3 +115,20 @@ func FuzzReadSafetensors(f *testing.F) {
 		}
 	})
 }
+
+func TestMatchClasses(t *testing.T) {
+	named := Info{Classes: []string{"cat", "dog"}}
+	if err := named.MatchClasses([]string{"cat", "dog"}, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := named.MatchClasses([]string{"dog", "cat"}, "d"); err == nil || !strings.Contains(err.Error(), `class 0 is "cat", d's is "dog"`) {
+		t.Fatalf("swapped classes: %v", err)
+	}
+	if err := named.MatchClasses([]string{"cat"}, "d"); err == nil || !strings.Contains(err.Error(), "2 classes, d has 1") {
+		t.Fatalf("another count: %v", err)
+	}
+	numbered := Info{Classes: []string{"0", "1"}}
+	if err := numbered.MatchClasses([]string{"cat", "dog"}, "d"); err != nil {
+		t.Fatalf("an import without names: %v", err)
+	}
+}

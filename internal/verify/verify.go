@@ -7,6 +7,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"move/internal/classifier"
@@ -421,8 +422,34 @@ type scored struct {
 
 func (s scored) score() float64 { return s.owner - s.control }
 
+// Validate reports the first option outside its range (zero values mean the defaults).
+func (o Options) Validate() error {
+	switch {
+	case o.M < 0:
+		return fmt.Errorf("m must not be negative, got %d", o.M)
+	case math.IsNaN(o.Alpha) || o.Alpha < 0 || o.Alpha >= 1:
+		return fmt.Errorf("alpha must be in (0, 1), got %g", o.Alpha)
+	case o.Test != "" && o.Test != "paired" && o.Test != "welch":
+		return fmt.Errorf("the test must be paired or welch, got %q", o.Test)
+	case o.Resamples < 0:
+		return fmt.Errorf("resamples must not be negative, got %d", o.Resamples)
+	case math.IsNaN(o.MinDelta) || o.MinDelta < 0 || o.MinDelta >= 1:
+		// A negative margin tests H1: mu_S - mu_B > -|δ|, which any suspect as good as the
+		// reference satisfies: the reference itself would be "stolen".
+		return fmt.Errorf("the margin (min-delta) must be in [0, 1), got %g", o.MinDelta)
+	case o.GainM < 0:
+		return fmt.Errorf("gain samples must not be negative, got %d", o.GainM)
+	case math.IsNaN(o.GainMargin) || o.GainMargin < 0 || o.GainMargin >= 1:
+		return fmt.Errorf("the gain margin must be in [0, 1), got %g", o.GainMargin)
+	}
+	return nil
+}
+
 // Run tests suspect against benign on held-out key samples with meta-classifier c.
 func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark.Pair, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	mode := c.Info.Mode
 	if o.M <= 0 {
 		o.M = 10
