@@ -7,6 +7,7 @@ import (
 	"image/draw"
 	_ "image/jpeg" // register decoders
 	_ "image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,6 +39,9 @@ func ListFolder(dir string) ([]string, [][]string, error) {
 		if !e.IsDir() {
 			continue
 		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), KeyDataMarker)); err == nil {
+			continue // a watermark key's originals or controls, not a class
+		}
 		sub, err := os.ReadDir(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading image folder: %w", err)
@@ -61,15 +65,68 @@ func ListFolder(dir string) ([]string, [][]string, error) {
 // ReadImage decodes a PNG or JPEG file into 8-bit RGB, resized to size x size with bilinear
 // interpolation when size > 0.
 func ReadImage(path string, size int) (pix []uint8, h, w int, err error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadRegular(path, MaxImageFile)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	return DecodeImage(b, path, size)
 }
 
-// DecodeImage is ReadImage on bytes already read; name is used in errors.
+// KeyDataMarker is the file that marks a folder of watermark-key material (originals, control
+// styles) inside a watermarked data set: ListFolder does not take it for a class.
+const KeyDataMarker = ".move-key-data"
+
+// Budgets for what an untrusted file may make move allocate: an image file, and the pixels an
+// image declares in its header (checked before decoding).
+const (
+	MaxImageFile   = 256 << 20
+	MaxImagePixels = 1 << 26 // 8192 x 8192
+)
+
+// ReadRegular reads the file at path, refusing anything but a regular file (a device, a FIFO,
+// a directory, also behind a symbolic link) and files over limit bytes.
+func ReadRegular(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", path, st.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: more than the %d bytes allowed", path, limit)
+	}
+	return b, nil
+}
+
+// DecodeImage is ReadImage on bytes already read; name is used in errors. The image's
+// declared size is checked against MaxImagePixels before it is decoded.
 func DecodeImage(b []byte, name string, size int) ([]uint8, int, int, error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: not a readable PNG or JPEG image: %w", name, err)
+	}
+	if cfg.Width < 1 || cfg.Height < 1 {
+		return nil, 0, 0, fmt.Errorf("%s: empty image", name)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
+		return nil, 0, 0, fmt.Errorf("%s: declares %dx%d pixels, more than the %d allowed", name, cfg.Width, cfg.Height, MaxImagePixels)
+	}
+	if size < 0 || size > 4096 {
+		return nil, 0, 0, fmt.Errorf("%s: cannot resize to %d pixels (at most 4096)", name, size)
+	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("%s: not a readable PNG or JPEG image: %w", name, err)

@@ -96,7 +96,6 @@ func HashKeyContent(keyPath string) (KeyContent, error) {
 	if err != nil {
 		return KeyContent{}, err
 	}
-	dir := filepath.Dir(keyPath)
 	var lines []string
 	add := func(role, name, path string) error {
 		f, err := HashFile(path)
@@ -106,23 +105,38 @@ func HashKeyContent(keyPath string) (KeyContent, error) {
 		lines = append(lines, role+" "+name+" "+f.SHA256)
 		return nil
 	}
-	if err := add("style", k.Style.File, filepath.Join(dir, k.Style.File)); err != nil {
+	addKeyFile := func(role, rel string) error {
+		p, err := k.Path(rel)
+		if err != nil {
+			return err
+		}
+		return add(role, rel, p)
+	}
+	if err := addKeyFile("style", k.Style.File); err != nil {
 		return KeyContent{}, err
 	}
-	for _, s := range k.Samples {
-		if err := add("original", s.Source, s.Source); err != nil {
+	for i, s := range k.Samples {
+		orig, err := k.Original(i)
+		if err != nil {
 			return KeyContent{}, err
 		}
-		if err := add("styled", s.Styled, filepath.Join(dir, s.Styled)); err != nil {
+		if err := add("original", s.Source, orig); err != nil {
+			return KeyContent{}, err
+		}
+		styled, err := k.Path(s.Styled)
+		if err != nil {
+			return KeyContent{}, err
+		}
+		if err := add("styled", s.Styled, styled); err != nil {
 			return KeyContent{}, err
 		}
 	}
 	for _, c := range k.Controls {
-		if err := add("control-style", c.Style.File, filepath.Join(dir, c.Style.File)); err != nil {
+		if err := addKeyFile("control-style", c.Style.File); err != nil {
 			return KeyContent{}, err
 		}
 		for _, f := range c.Files {
-			if err := add("control", f, filepath.Join(dir, f)); err != nil {
+			if err := addKeyFile("control", f); err != nil {
 				return KeyContent{}, err
 			}
 		}

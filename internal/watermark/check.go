@@ -3,7 +3,6 @@ package watermark
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"move/internal/classifier"
 	"move/internal/data"
@@ -41,11 +40,19 @@ func LoadPairs(k *Key, n int) ([]Pair, error) {
 		if n > 0 && i >= n {
 			break
 		}
-		o, h, w, err := data.ReadImage(s.Source, 0)
+		op, err := k.Original(i)
 		if err != nil {
 			return nil, err
 		}
-		st, sh, sw, err := data.ReadImage(filepath.Join(k.Output, s.Styled), 0)
+		o, h, w, err := data.ReadImage(op, 0)
+		if err != nil {
+			return nil, err
+		}
+		sp, err := k.Path(s.Styled)
+		if err != nil {
+			return nil, err
+		}
+		st, sh, sw, err := data.ReadImage(sp, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +61,11 @@ func LoadPairs(k *Key, n int) ([]Pair, error) {
 		}
 		p := Pair{Orig: o, Styled: st, H: h, W: w, Label: s.Label}
 		for _, f := range ctl[i] {
-			c, ch, cw, err := data.ReadImage(filepath.Join(k.Output, f), 0)
+			cp, err := k.Path(f)
+			if err != nil {
+				return nil, err
+			}
+			c, ch, cw, err := data.ReadImage(cp, 0)
 			if err != nil {
 				return nil, err
 			}

@@ -113,7 +113,7 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 	}
 	idx := rand.New(rand.NewPCG(o.Seed, 0x63746c)).Perm(len(k.Samples))[:n]
 	sort.Ints(idx)
-	dir := filepath.Join(k.Output, "controls")
+	dir := filepath.Join(k.dir, "controls")
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	defer os.RemoveAll(tmp)
@@ -126,7 +126,7 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 		}
 		sum := sha256.Sum256(s.raw)
 		c := Control{Name: s.name, Samples: idx,
-			Style: StyleRef{File: filepath.Join("controls", s.name, "style"+s.ext), Origin: s.origin, SHA256: hex.EncodeToString(sum[:])}}
+			Style: StyleRef{File: filepath.ToSlash(filepath.Join("controls", s.name, "style"+s.ext)), Origin: filepath.Base(s.origin), SHA256: hex.EncodeToString(sum[:])}}
 		if err := os.MkdirAll(filepath.Join(tmp, s.name), 0o755); err != nil {
 			return nil, err
 		}
@@ -141,7 +141,9 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 			part := idx[a:min(len(idx), a+chunk)]
 			paths := make([]string, len(part))
 			for i, si := range part {
-				paths[i] = k.Samples[si].Source
+				if paths[i], err = k.Original(si); err != nil {
+					return nil, err
+				}
 			}
 			pix, sizes, err := styleFiles(tr, paths)
 			if err != nil {
@@ -156,7 +158,7 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 				if err := data.WritePNG(filepath.Join(tmp, s.name, inner), pix[i], sizes[i][0], sizes[i][1], false); err != nil {
 					return nil, err
 				}
-				c.Files = append(c.Files, filepath.Join("controls", s.name, inner))
+				c.Files = append(c.Files, filepath.ToSlash(filepath.Join("controls", s.name, inner)))
 			}
 			done += len(part)
 			if o.Progress != nil {
@@ -164,6 +166,9 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 			}
 		}
 		controls = append(controls, c)
+	}
+	if err := markKeyData(tmp); err != nil {
+		return nil, err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err

@@ -25,9 +25,21 @@ import (
 	"move/internal/style"
 )
 
+// Key formats. Format 2 keeps a copy of every styled sample's original inside the key's folder
+// and names every file relative to the key file, so that the folder can be archived and the key
+// verified anywhere; format 1 (still read) named originals by paths relative to where embed ran.
+const (
+	FormatV1 = "move-watermark-key/1"
+	FormatV2 = "move-watermark-key/2"
+)
+
+// KeyDataMarker marks the folders of a key that hold key material (originals, controls), not
+// training classes: data.ListFolder skips a folder that holds a file of this name.
+const KeyDataMarker = data.KeyDataMarker
+
 // Key is the watermark key: everything needed to find and reproduce the transformed samples.
 type Key struct {
-	Format  string        `json:"format"` // "move-watermark-key/1"
+	Format  string        `json:"format"` // FormatV2 (FormatV1 is read)
 	Version string        `json:"move_version"`
 	Command string        `json:"command,omitempty"`
 	Created string        `json:"created"`
@@ -44,6 +56,8 @@ type Key struct {
 	// Controls are control styles applied to some samples (AddControls): what verification
 	// compares the owner's style with.
 	Controls []Control `json:"controls,omitempty"`
+
+	dir string // the folder of the key file: what its relative paths start from
 }
 
 // StyleRef identifies the style image; a copy is stored beside the key.
@@ -55,10 +69,11 @@ type StyleRef struct {
 
 // Sample is one transformed training image.
 type Sample struct {
-	Source string `json:"source"` // original file
+	Source string `json:"source"`           // the original: a copy in the key's folder, relative to the key file (format 1: where it was read)
+	Origin string `json:"origin,omitempty"` // the original's path in the clean data set, relative to its root
 	Class  string `json:"class"`
 	Label  int    `json:"label"`
-	Styled string `json:"styled"` // styled file, relative to the output folder
+	Styled string `json:"styled"` // styled file, relative to the key file
 }
 
 // Method names the transfer implemented by package style.
@@ -75,15 +90,34 @@ type Options struct {
 	Progress              func(done, total int, elapsed time.Duration)
 }
 
-// inside reports whether path p is dir or inside it.
+// inside reports whether path p is dir or inside it, once symbolic links are resolved (a link
+// to "." must not let the output replace its own input).
 func inside(p, dir string) bool {
-	ap, err1 := filepath.Abs(p)
-	ad, err2 := filepath.Abs(dir)
+	ap, err1 := realPath(p)
+	ad, err2 := realPath(dir)
 	if err1 != nil || err2 != nil {
-		return false
+		return true // cannot tell: refuse, as if inside
 	}
 	rel, err := filepath.Rel(ad, ap)
-	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
+	return err == nil && (rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))))
+}
+
+// realPath is p made absolute with symbolic links resolved in the longest part of it that
+// exists (the rest, not yet created, kept as it is).
+func realPath(p string) (string, error) {
+	ap, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	for cur := ap; ; cur = filepath.Dir(cur) {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			rest, _ := filepath.Rel(cur, ap)
+			return filepath.Join(r, rest), nil
+		}
+		if filepath.Dir(cur) == cur {
+			return ap, nil
+		}
+	}
 }
 
 // Embed writes the watermarked copy of o.Data to o.Out and returns its key (also written to
@@ -164,11 +198,11 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := copyTree(o.Data, tmp, func(p string) bool { return chosen[p] }); err != nil {
 		return nil, err
 	}
-	key := &Key{Format: "move-watermark-key/1", Version: buildinfo.Version, Command: o.Command,
+	key := &Key{Format: FormatV2, Version: buildinfo.Version, Command: o.Command,
 		Created: time.Now().UTC().Format(time.RFC3339), Rate: o.Rate, Seed: o.Seed, Method: Method,
 		Params: o.Style, Source: o.Data, Output: o.Out, Split: split, Classes: classes}
 	sum := sha256.Sum256(styleBytes)
-	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: o.StyleImage, SHA256: hex.EncodeToString(sum[:])}
+	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: filepath.Base(o.StyleImage), SHA256: hex.EncodeToString(sum[:])}
 	start := time.Now()
 	const chunk = 64
 	for s := 0; s < len(jobs); s += chunk {
@@ -185,16 +219,24 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 			return nil, err
 		}
 		for i, j := range part {
-			rel, _ := filepath.Rel(o.Data, j.src)
-			rel = strings.TrimSuffix(rel, filepath.Ext(rel)) + ".png"
+			origin, _ := filepath.Rel(o.Data, j.src)
+			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
 			if err := data.WritePNG(filepath.Join(tmp, rel), styled[i], sizes[i][0], sizes[i][1], false); err != nil {
 				return nil, err
 			}
-			key.Samples = append(key.Samples, Sample{Source: j.src, Class: classes[j.label], Label: j.label, Styled: rel})
+			orig := filepath.Join(originals, origin)
+			if err := copyFile(j.src, filepath.Join(tmp, orig)); err != nil {
+				return nil, err
+			}
+			key.Samples = append(key.Samples, Sample{Source: filepath.ToSlash(orig), Origin: filepath.ToSlash(origin), Class: classes[j.label],
+				Label: j.label, Styled: filepath.ToSlash(rel)})
 		}
 		if o.Progress != nil {
 			o.Progress(min(len(jobs), s+chunk), len(jobs), time.Since(start))
 		}
+	}
+	if err := markKeyData(filepath.Join(tmp, originals)); err != nil {
+		return nil, err
 	}
 	if err := atomicfile.WriteBytes(filepath.Join(tmp, key.Style.File), false, styleBytes); err != nil {
 		return nil, err
@@ -203,11 +245,39 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := atomicfile.WriteBytes(filepath.Join(tmp, "key.json"), false, append(kb, '\n')); err != nil {
 		return nil, err
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		return nil, err
+	}
 	if err := replaceDir(tmp, o.Out, o.Force); err != nil {
 		return nil, err
 	}
 	ok = true
+	key.dir = o.Out
 	return key, nil
+}
+
+// originals is the key folder's copy of the styled samples' originals.
+const originals = "originals"
+
+// markKeyData marks dir as key material (KeyDataMarker), creating it if need be.
+func markKeyData(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(filepath.Join(dir, KeyDataMarker), true,
+		[]byte("This folder is part of a move watermark key (key.json), not a class of training images.\n"))
+}
+
+// copyFile copies the regular file src to dst (creating dst's folder).
+func copyFile(src, dst string) error {
+	b, err := data.ReadRegular(src, data.MaxImageFile)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(dst, false, b)
 }
 
 // styleFiles reads the images at paths and styles them with tr, in one batch per image size
@@ -300,8 +370,70 @@ func LoadKey(path string) (*Key, error) {
 	if err := json.Unmarshal(b, &k); err != nil {
 		return nil, fmt.Errorf("%s: not a watermark key: %w", path, err)
 	}
-	if k.Format != "move-watermark-key/1" {
+	if k.Format != FormatV1 && k.Format != FormatV2 {
 		return nil, fmt.Errorf("%s: unknown key format %q", path, k.Format)
 	}
+	if err := k.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	k.dir = filepath.Dir(path)
 	return &k, nil
+}
+
+// validate checks what the key says about its samples before anything is read or trained on.
+func (k *Key) validate() error {
+	if len(k.Classes) == 0 {
+		return errors.New("the key lists no classes")
+	}
+	for i, s := range k.Samples {
+		if s.Label < 0 || s.Label >= len(k.Classes) {
+			return fmt.Errorf("sample %d has label %d; the key has %d classes", i, s.Label, len(k.Classes))
+		}
+		if s.Class != k.Classes[s.Label] {
+			return fmt.Errorf("sample %d is of class %q but label %d is %q", i, s.Class, s.Label, k.Classes[s.Label])
+		}
+		if s.Styled == "" || s.Source == "" {
+			return fmt.Errorf("sample %d names no styled or original file", i)
+		}
+	}
+	return nil
+}
+
+// ErrOutsideKey is returned for a file a key names outside the key's folder.
+var ErrOutsideKey = errors.New("outside the key's folder")
+
+// Path resolves a file the key names relative to its folder (a styled image, a control, a
+// style copy, an original of a format-2 key). The file must lie inside the key's folder once
+// symbolic links are resolved: a key cannot make move read elsewhere.
+func (k *Key) Path(rel string) (string, error) {
+	local := filepath.FromSlash(rel)
+	if rel == "" || filepath.IsAbs(local) || !filepath.IsLocal(local) {
+		return "", fmt.Errorf("%s: %w", rel, ErrOutsideKey)
+	}
+	root, err := filepath.EvalSymlinks(k.dir)
+	if err != nil {
+		return "", fmt.Errorf("key folder: %w", err)
+	}
+	p := filepath.Join(k.dir, filepath.FromSlash(rel))
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("key file %s: %w", rel, err)
+	}
+	if r, err := filepath.Rel(root, real); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s: %w", rel, ErrOutsideKey)
+	}
+	return real, nil
+}
+
+// Original is the path of sample i's original image: the copy in the key's folder (format 2),
+// or the path it was read from (format 1, relative to where embed ran).
+func (k *Key) Original(i int) (string, error) {
+	s := k.Samples[i].Source
+	if k.Format == FormatV2 {
+		return k.Path(s)
+	}
+	if _, err := os.Stat(s); err != nil {
+		return "", fmt.Errorf("original %s: %w (a format-1 key names originals relative to the folder embed ran in: run from there, or embed again for a key that keeps its originals)", s, err)
+	}
+	return s, nil
 }

@@ -68,16 +68,25 @@ func TestEmbed(t *testing.T) {
 	if te.Len() != 20 {
 		t.Fatalf("test split has %d images, want 20 (copied unchanged)", te.Len())
 	}
-	for _, s := range key.Samples {
-		if !strings.HasPrefix(s.Source, root) {
-			t.Fatalf("source %s is not in the input", s.Source)
+	for i, s := range key.Samples {
+		// The key keeps a byte-identical copy of the original inside its folder.
+		want, err := os.ReadFile(filepath.Join(root, s.Origin))
+		if err != nil {
+			t.Fatalf("origin %s is not in the input: %v", s.Origin, err)
+		}
+		op, err := key.Original(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(op); string(got) != string(want) || !strings.HasPrefix(s.Source, "originals/") {
+			t.Fatalf("the key's copy %s of %s differs from the original", s.Source, s.Origin)
 		}
 		if _, err := os.Stat(filepath.Join(out, s.Styled)); err != nil {
 			t.Fatalf("styled file %s missing", s.Styled)
 		}
-		if _, err := os.Stat(filepath.Join(out, strings.TrimPrefix(s.Source, root))); err == nil && filepath.Ext(s.Source) == ".png" && !strings.HasSuffix(s.Styled, filepath.Base(s.Source)) {
-			t.Fatalf("original of %s copied too", s.Source)
-		}
+	}
+	if key.Format != FormatV2 || key.Style.Origin != filepath.Base(st) {
+		t.Fatalf("format %q, style origin %q", key.Format, key.Style.Origin)
 	}
 	// Same seed, same selection; an existing output is refused without force.
 	if _, err := Embed(context.Background(), Options{Data: root, StyleImage: st, Out: out, Rate: 0.2, Seed: 3, Style: fastStyle()}); !errors.Is(err, atomicfile.ErrExists) {
