@@ -139,9 +139,11 @@ func Fit(ctx context.Context, m models.Model, set *data.Set, c Config, o Options
 	opt := newOptimizer(c)
 	params := m.Store().Params()
 	first := 0
+	dataID := ""
 	if o.Checkpoint != "" {
+		dataID = Fingerprint(set)
 		if _, err := os.Stat(o.Checkpoint); err == nil {
-			e, prev, err := loadCheckpoint(o.Checkpoint, m, opt, c)
+			e, prev, err := loadCheckpoint(o.Checkpoint, m, opt, c, dataID)
 			if err != nil {
 				return res, err
 			}
@@ -196,7 +198,7 @@ func Fit(ctx context.Context, m models.Model, set *data.Set, c Config, o Options
 		}
 		res.Epochs = append(res.Epochs, er)
 		if o.Checkpoint != "" {
-			if err := saveCheckpoint(o.Checkpoint, m, opt, c, e+1, res.Epochs, o.Info); err != nil {
+			if err := saveCheckpoint(o.Checkpoint, m, opt, c, e+1, res.Epochs, o.Info, dataID); err != nil {
 				return res, err
 			}
 		}

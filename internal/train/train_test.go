@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"move/internal/data"
@@ -83,6 +84,23 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	other, _ := models.New("resnet20", 3, 9)
 	if _, err := Fit(context.Background(), other, train, c2, Options{Checkpoint: ck, Info: info}); err == nil {
 		t.Fatal("resumed a checkpoint of another recipe")
+	}
+	// Nor on other data (the model's recorded provenance would be false), nor for another
+	// architecture, each saying which differs (issue 16, item 6).
+	fewer := train.Subset(train.PerClass(16))
+	if _, err := Fit(context.Background(), other, fewer, c, Options{Checkpoint: ck, Info: info}); err == nil ||
+		!strings.Contains(err.Error(), "made on other training data (96 images 12x12") || !strings.Contains(err.Error(), "this run's: 48 images 12x12") {
+		t.Fatalf("resumed on other data: %v", err)
+	}
+	changed := *train
+	changed.Pixels = append([]uint8(nil), train.Pixels...)
+	changed.Pixels[7]++
+	if _, err := Fit(context.Background(), other, &changed, c, Options{Checkpoint: ck, Info: info}); err == nil || !strings.Contains(err.Error(), "other training data") {
+		t.Fatalf("resumed on data with one pixel changed: %v", err)
+	}
+	wide, _ := models.New("wrn16-1", 3, 9)
+	if _, err := Fit(context.Background(), wide, train, c, Options{Checkpoint: ck, Info: info}); err == nil || !strings.Contains(err.Error(), "it holds a resnet20, this run trains a wrn16-1") {
+		t.Fatalf("resumed for another architecture: %v", err)
 	}
 }
 
