@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,7 +26,15 @@ func init() {
 KServe, Triton and MLServer speak it: POST /v2/models/NAME/infer, GET /v2/models/NAME
 (metadata), GET /v2/models/NAME/ready, GET /v2/health/live and /v2/health/ready.
 The input "images" is FP32 [N, S, S, 3], RGB pixels in [0, 1]; the output "probabilities" is
-FP32 [N, K]. Stops on interrupt.
+FP32 [N, K]. The data of a request may be flat or nested by the shape. GET /v2 answers the
+server's metadata, and every model endpoint also answers under /versions/1; every answer,
+errors included, is JSON. Stops gracefully on interrupt or SIGTERM (requests in flight are
+answered first).
+
+Hostile clients: at most --max-in-flight inference requests are read and answered at once
+(the others wait without their bodies in memory), a body may be 64 MiB and must arrive
+within --read-timeout, a request of up to 4,096 images goes through the network 256 at a
+time, and the memory of a large request is given back to the system when it is answered.
 
 --addr 127.0.0.1:0 listens on a free port; --addr-file FILE writes the address listened on
 (host:port) to FILE once the server accepts connections, for scripts that start it.
@@ -40,6 +49,9 @@ EXIT STATUS
 			fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address")
 			fs.StringVar(&o.name, "name", "", "model name in URLs (default: the file name without extension)")
 			fs.StringVar(&o.addrFile, "addr-file", "", "write the address listened on (host:port) to this file")
+			intIn(fs, &o.inFlight, "max-in-flight", 2, 1, 64, "inference requests read and answered at once (the others wait, holding no memory)")
+			durationIn(fs, &o.readTimeout, "read-timeout", 2*time.Minute, "the most time a request, body included, may take to arrive")
+			intIn(fs, &o.memoryMiB, "memory-limit", 768, 64, 1<<20, "soft limit of the Go heap, MiB (the collector works harder near it)")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
@@ -58,6 +70,8 @@ EXIT STATUS
 // serveOptions are move serve's flags.
 type serveOptions struct {
 	model, addr, name, addrFile string
+	inFlight, memoryMiB         int
+	readTimeout                 time.Duration
 	onnx                        modelfile.ONNXDefaults
 }
 
@@ -69,7 +83,11 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	if o.name == "" {
 		o.name = strings.TrimSuffix(filepath.Base(o.model), filepath.Ext(o.model))
 	}
-	srv := &oip.Server{Name: o.name, Model: m}
+	if err := oip.CheckName(o.name); err != nil {
+		return err
+	}
+	debug.SetMemoryLimit(int64(o.memoryMiB) << 20)
+	srv := &oip.Server{Name: o.name, Model: m, MaxInFlight: o.inFlight}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
@@ -80,7 +98,8 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 			return err
 		}
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: o.readTimeout,
+		WriteTimeout: o.readTimeout + 5*time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	fmt.Fprintf(stderr, "serving %s (%s) at http://%s/v2/models/%s\n", o.model, info.Arch, ln.Addr(), o.name)
 	go func() {
 		<-ctx.Done()

@@ -29,7 +29,7 @@ type stealOptions struct {
 	epochs, batch, queries, concurrency                   int
 	zeroShot                                              steal.ZeroShot
 	seed                                                  uint64
-	timeout                                               time.Duration
+	timeout, deadline                                     time.Duration
 	onnx                                                  modelfile.ONNXDefaults
 	force, jsonOut                                        bool
 	command                                               string
@@ -119,6 +119,7 @@ EXIT STATUS
 			intIn(fs, &o.zeroShot.Width, "ngf", 64, 1, 4096, "zeroshot: generator width (channels: 2·ngf, 2·ngf, ngf)")
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed")
 			durationIn(fs, &o.timeout, "timeout", 30*time.Second, "per-request timeout for --victim-endpoint")
+			durationIn(fs, &o.deadline, "deadline", time.Hour, "the most time all requests to --victim-endpoint may take together, retries included")
 			intIn(fs, &o.concurrency, "concurrency", 2, 1, 64, "requests in flight at once for --victim-endpoint")
 			fs.BoolVar(&o.force, "force", false, "overwrite --out")
 			fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON on stdout")
@@ -172,7 +173,7 @@ func runSteal(ctx context.Context, o stealOptions, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("victim endpoint: %w", err)
 		}
-		c.Budget, c.Concurrency = o.queries, o.concurrency
+		c.Budget, c.Concurrency, c.Deadline = o.queries, o.concurrency, time.Now().Add(o.deadline)
 		client, parent = c, o.endpoint
 		v = classifier.Remote(c, c.Size)
 	}

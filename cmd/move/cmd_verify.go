@@ -28,7 +28,7 @@ type verifyOptions struct {
 	m, resamples, budget, concurrency                             int
 	alpha, minDelta                                               float64
 	seed                                                          uint64
-	timeout                                                       time.Duration
+	timeout, deadline                                             time.Duration
 	onnx                                                          modelfile.ONNXDefaults
 	command                                                       string
 }
@@ -138,6 +138,7 @@ EXIT STATUS
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed (sampling)")
 			fs.BoolVar(&o.jsonOut, "json", false, "print JSON on stdout")
 			durationIn(fs, &o.timeout, "timeout", 30*time.Second, "per-request timeout for --endpoint")
+			durationIn(fs, &o.deadline, "deadline", time.Hour, "the most time all requests to --endpoint may take together, retries included")
 			intIn(fs, &o.budget, "budget", 0, 0, 1<<30, "most images --endpoint may be asked about, retries included (0: no limit)")
 			intIn(fs, &o.concurrency, "concurrency", 2, 1, 64, "requests in flight at once for --endpoint")
 			fs.StringVar(&o.record, "record", "", "registration record (move register): checked, and its contents put in the output")
@@ -205,7 +206,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		if client, err = oip.Dial(ctx, o.endpoint, o.timeout); err != nil {
 			return fmt.Errorf("suspect endpoint: %w", err)
 		}
-		client.Budget, client.Concurrency = o.budget, o.concurrency
+		client.Budget, client.Concurrency, client.Deadline = o.budget, o.concurrency, time.Now().Add(o.deadline)
 		suspect = classifier.Remote(client, 0)
 	} else if suspect, _, err = classifier.Load(o.suspect, o.onnx); err != nil {
 		return err

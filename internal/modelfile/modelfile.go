@@ -3,6 +3,7 @@ package modelfile
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 
 	"move/internal/data"
@@ -124,12 +125,50 @@ func Decode(ts map[string]*tensor.Tensor, meta map[string]string, name string) (
 	if err := m.Store().Load(conv); err != nil {
 		return nil, info, fmt.Errorf("%s: weights do not fit %s: %w", name, info.Arch, err)
 	}
-	for _, s := range info.Norm.Std {
-		if !(s > 0) {
-			return nil, info, fmt.Errorf("%s: normalisation std %v must be positive", name, info.Norm.Std)
-		}
+	if err := checkInfo(info, name); err != nil {
+		return nil, info, err
+	}
+	if err := CheckFinite(m, name); err != nil {
+		return nil, info, err
 	}
 	return m, info, nil
+}
+
+// MaxInputSize bounds the image size a model file may declare (images are resized to it).
+const MaxInputSize = 1024
+
+// checkInfo checks the metadata a model file declares before anything is sized by it.
+func checkInfo(info Info, name string) error {
+	for _, s := range info.Norm.Std {
+		if !(s > 0) || math.IsInf(float64(s), 0) {
+			return fmt.Errorf("%s: normalisation std %v must be positive", name, info.Norm.Std)
+		}
+	}
+	for _, m := range info.Norm.Mean {
+		if math.IsNaN(float64(m)) || math.IsInf(float64(m), 0) {
+			return fmt.Errorf("%s: normalisation mean %v must be finite", name, info.Norm.Mean)
+		}
+	}
+	if info.InputSize < 0 || info.InputSize > MaxInputSize {
+		return fmt.Errorf("%s: input size %d is outside [0, %d]", name, info.InputSize, MaxInputSize)
+	}
+	return nil
+}
+
+// CheckFinite refuses a model with a NaN or infinite weight: its answers would mean nothing.
+func CheckFinite(m models.Model, name string) error {
+	for n, t := range m.Store().Map() {
+		bad := 0
+		for _, v := range t.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				bad++
+			}
+		}
+		if bad > 0 {
+			return fmt.Errorf("%s: weight %s has %d NaN or infinite values of %d: the model is broken", name, n, bad, len(t.Data))
+		}
+	}
+	return nil
 }
 
 // Load reads a model file: a safetensors model file, or an ONNX file; onnx describes an

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,60 @@ func TestMatchClasses(t *testing.T) {
 	numbered := Info{Classes: []string{"0", "1"}}
 	if err := numbered.MatchClasses([]string{"cat", "dog"}, "d"); err != nil {
 		t.Fatalf("an import without names: %v", err)
+	}
+}
+
+// Broken or hostile model files are refused with the reason (issue 16, items 2 and 13).
+func TestHostileModelFiles(t *testing.T) {
+	dir := t.TempDir()
+	m, _ := models.New("resnet20", 2, 1)
+	info := Info{Classes: []string{"a", "b"}, InputSize: 16, Norm: data.CIFAR10Norm}
+	// A NaN weight.
+	m.Store().Tensor("stembn.running_mean").Data[3] = float32(math.NaN())
+	nanPath := filepath.Join(dir, "nan.safetensors")
+	if err := Save(nanPath, m, info, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(nanPath, ONNXDefaults{}); err == nil || !strings.Contains(err.Error(), "stembn.running_mean has 1 NaN or infinite values") {
+		t.Fatalf("a NaN weight: %v", err)
+	}
+	m.Store().Tensor("stembn.running_mean").Data[3] = 0
+	// A declared input size that would make every image 100000 x 100000.
+	big := info
+	big.InputSize = 100000
+	bigPath := filepath.Join(dir, "big.safetensors")
+	if err := Save(bigPath, m, big, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(bigPath, ONNXDefaults{}); err == nil || !strings.Contains(err.Error(), "input size 100000 is outside [0, 1024]") {
+		t.Fatalf("input size 100000: %v", err)
+	}
+	// Two tensors over the same bytes, and bytes that belong to no tensor.
+	one := &tensor.Tensor{Shape: []int{2}, Data: []float32{1, 2}}
+	var buf bytes.Buffer
+	if err := WriteSafetensors(&buf, map[string]*tensor.Tensor{"a": one, "b": one}, nil); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	hl := binary.LittleEndian.Uint64(good[:8])
+	header := string(good[8 : 8+hl])
+	for name, edit := range map[string]func(string) string{
+		"tensors overlap at data byte 0": func(h string) string { return strings.Replace(h, `"data_offsets":[8,16]`, `"data_offsets":[0,8]`, 1) },
+		"belong to no tensor": func(h string) string {
+			return strings.Replace(h, `"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}`, `"b":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}`, 1)
+		},
+	} {
+		h := edit(header)
+		if h == header {
+			t.Fatalf("%s: the header %s did not change", name, header)
+		}
+		for len(h) < len(header) {
+			h += " "
+		}
+		b := append(append(append([]byte(nil), good[:8]...), []byte(h)...), good[8+hl:]...)
+		binary.LittleEndian.PutUint64(b[:8], uint64(len(h)))
+		if _, _, err := ReadSafetensors(b, "x.safetensors"); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -62,10 +62,11 @@ func loadONNX(path string, d ONNXDefaults) (models.Model, Info, error) {
 	if info.InputSize != m.InputSize() {
 		info.InputSize = m.InputSize()
 	}
-	for _, s := range info.Norm.Std {
-		if !(s > 0) {
-			return nil, info, fmt.Errorf("%s: normalisation std %v must be positive", path, info.Norm.Std)
-		}
+	if err := checkInfo(info, path); err != nil {
+		return nil, info, err
+	}
+	if err := CheckFinite(m, path); err != nil {
+		return nil, info, err
 	}
 	info.Arch, info.Layout = m.Arch(), "onnx"
 	return m, info, nil

@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 
 	"move/internal/atomicfile"
+	"move/internal/data"
 	"move/internal/tensor"
 )
 
@@ -96,6 +96,7 @@ func ReadSafetensors(b []byte, name string) (map[string]*tensor.Tensor, map[stri
 	data := b[8+hl:]
 	meta := map[string]string{}
 	out := map[string]*tensor.Tensor{}
+	var spans [][2]int64 // every tensor's [lo, hi): they must tile the data section exactly
 	for n, r := range raw {
 		if n == "__metadata__" {
 			if err := json.Unmarshal(r, &meta); err != nil {
@@ -121,14 +122,39 @@ func ReadSafetensors(b []byte, name string) (map[string]*tensor.Tensor, map[stri
 		if lo < 0 || hi < lo || hi > int64(len(data)) || hi-lo != 4*count {
 			return nil, nil, bad("tensor %q: offsets %v do not fit shape %v in %d data bytes", n, e.Offsets, e.Shape, len(data))
 		}
+		spans = append(spans, [2]int64{lo, hi})
 		t := &tensor.Tensor{Shape: e.Shape, Data: make([]float32, count)}
 		for i := range t.Data {
 			t.Data[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[lo+4*int64(i):]))
 		}
 		out[n] = t
 	}
+	// Tensors may neither share bytes nor leave bytes unaccounted for (the format's rule): a
+	// file whose tensors overlap is not one a writer made.
+	sort.Slice(spans, func(i, j int) bool {
+		return spans[i][0] < spans[j][0] || (spans[i][0] == spans[j][0] && spans[i][1] < spans[j][1])
+	})
+	end := int64(0)
+	for _, sp := range spans {
+		if sp[0] == sp[1] {
+			continue
+		}
+		if sp[0] < end {
+			return nil, nil, bad("tensors overlap at data byte %d", sp[0])
+		}
+		if sp[0] > end {
+			return nil, nil, bad("data bytes %d to %d belong to no tensor", end, sp[0])
+		}
+		end = sp[1]
+	}
+	if end != int64(len(data)) {
+		return nil, nil, bad("data bytes %d to %d belong to no tensor", end, len(data))
+	}
 	return out, meta, nil
 }
+
+// MaxFile bounds the size of a model file read into memory.
+const MaxFile = 4 << 30
 
 // SaveTensors writes a safetensors file atomically.
 func SaveTensors(path string, tensors map[string]*tensor.Tensor, meta map[string]string, overwrite bool) error {
@@ -137,7 +163,7 @@ func SaveTensors(path string, tensors map[string]*tensor.Tensor, meta map[string
 
 // LoadTensors reads a safetensors file.
 func LoadTensors(path string) (map[string]*tensor.Tensor, map[string]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := data.ReadRegular(path, MaxFile)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -33,10 +33,20 @@ type Client struct {
 	Backoff     time.Duration // first back-off, doubled each retry (default 200 ms)
 	Concurrency int           // requests in flight at once (default 2)
 	Batch       int           // images per request (default 64)
-	Budget      int           // images that may be queried in total (0: unlimited)
+	Budget      int           // images that may be sent in total, retries included (0: unlimited)
 	Size        int           // the model's input size (read from metadata by Dial)
-	queries     atomic.Int64
+	// Deadline, when not zero, ends every call of the client at that time, however many
+	// requests and retries remain.
+	Deadline time.Time
+	queries  atomic.Int64
 }
+
+// MaxInputSize bounds the image size a server's metadata may declare.
+const MaxInputSize = 1024
+
+// maxValues bounds the pixel values of one request (about 40 MB of JSON): a model that takes
+// large images gets fewer images per request.
+const maxValues = 4 << 20
 
 // ParseEndpoint splits http://host:port/v2/models/NAME into the server root and model name.
 func ParseEndpoint(endpoint string) (base, model string, err error) {
@@ -61,20 +71,46 @@ func Dial(ctx context.Context, endpoint string, timeout time.Duration) (*Client,
 	}
 	c := &Client{Base: base, Model: name, HTTP: &http.Client{Timeout: timeout}}
 	var md ModelMetadata
-	if err := c.do(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(name), nil, &md); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(name), nil, 0, &md); err != nil {
 		return nil, fmt.Errorf("model metadata: %w", err)
 	}
-	if len(md.Inputs) != 1 || len(md.Inputs[0].Shape) != 4 || md.Inputs[0].Shape[1] < 1 || md.Inputs[0].Shape[1] > 4096 || md.Inputs[0].Shape[1] != md.Inputs[0].Shape[2] {
-		return nil, fmt.Errorf("model metadata: want one image input [N, S, S, 3], got %+v", md.Inputs)
+	if len(md.Inputs) != 1 || len(md.Inputs[0].Shape) != 4 || md.Inputs[0].Shape[1] < 1 || md.Inputs[0].Shape[1] > MaxInputSize ||
+		md.Inputs[0].Shape[1] != md.Inputs[0].Shape[2] || md.Inputs[0].Shape[3] != 3 {
+		return nil, fmt.Errorf("model metadata: want one image input [N, S, S, 3] with S at most %d, got %+v", MaxInputSize, md.Inputs)
 	}
 	c.Size = md.Inputs[0].Shape[1]
 	return c, nil
 }
 
-// Queries is the number of images sent so far.
+// Queries is the number of images sent so far, every retry counted.
 func (c *Client) Queries() int { return int(c.queries.Load()) }
 
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+// spend counts n images about to be sent, refusing when they would pass the budget.
+func (c *Client) spend(n int) error {
+	for {
+		q := c.queries.Load()
+		if c.Budget > 0 && int(q)+n > c.Budget {
+			return fmt.Errorf("%w: %d of %d images sent, %d more asked", ErrBudget, q, c.Budget, n)
+		}
+		if c.queries.CompareAndSwap(q, q+int64(n)) {
+			return nil
+		}
+	}
+}
+
+// withDeadline is ctx ending at the client's Deadline too.
+func (c *Client) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.Deadline.IsZero() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, c.Deadline)
+}
+
+// do sends one request (retrying network errors and 5xx answers with back-off); images is
+// how many images the body carries, counted against the budget on every attempt.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, images int, out any) error {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
 	retries, backoff := c.Retries, c.Backoff
 	if retries == 0 {
 		retries = 3
@@ -95,6 +131,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 			case <-time.After(backoff << (attempt - 1)):
 			}
 		}
+		if err := c.spend(images); err != nil {
+			if last != nil {
+				return fmt.Errorf("%w (after: %v)", err, last)
+			}
+			return err
+		}
 		req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
 		if err != nil {
 			return err
@@ -104,6 +146,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s %s: %w", method, path, deadlineErr(ctx))
+			}
 			last = err
 			continue
 		}
@@ -129,6 +174,14 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return fmt.Errorf("after %d attempts: %w", retries+1, last)
 }
 
+// deadlineErr says why ctx ended.
+func deadlineErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("the client's deadline passed: %w", ctx.Err())
+	}
+	return ctx.Err()
+}
+
 func snippet(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if len(s) > 200 {
@@ -143,11 +196,14 @@ func (c *Client) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
 	return c.ProbsContext(context.Background(), imgs, h, w)
 }
 
-// ProbsContext is Probs with a context.
+// ProbsContext is Probs with a context. The first error stops the call: no further batch is
+// sent, and those in flight are cancelled.
 func (c *Client) ProbsContext(ctx context.Context, imgs [][]uint8, h, w int) ([][]float32, error) {
 	if c.Budget > 0 && c.Queries()+len(imgs) > c.Budget {
-		return nil, fmt.Errorf("%w: %d of %d images spent, %d more asked", ErrBudget, c.Queries(), c.Budget, len(imgs))
+		return nil, fmt.Errorf("%w: %d of %d images sent, %d more asked", ErrBudget, c.Queries(), c.Budget, len(imgs))
 	}
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
 	batch, conc := c.Batch, c.Concurrency
 	if batch <= 0 {
 		batch = 64
@@ -159,6 +215,10 @@ func (c *Client) ProbsContext(ctx context.Context, imgs [][]uint8, h, w int) ([]
 	if size <= 0 {
 		size = h
 	}
+	if size > MaxInputSize {
+		return nil, fmt.Errorf("images of %dx%d: more than %d pixels a side", size, size, MaxInputSize)
+	}
+	batch = max(1, min(batch, maxValues/(size*size*3)))
 	out := make([][]float32, len(imgs))
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
@@ -167,6 +227,13 @@ func (c *Client) ProbsContext(ctx context.Context, imgs [][]uint8, h, w int) ([]
 	for s := 0; s < len(imgs); s += batch {
 		part := imgs[s:min(len(imgs), s+batch)]
 		sem <- struct{}{}
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			<-sem
+			break
+		}
 		wg.Add(1)
 		go func(s int, part [][]uint8) {
 			defer func() { <-sem; wg.Done() }()
@@ -176,6 +243,7 @@ func (c *Client) ProbsContext(ctx context.Context, imgs [][]uint8, h, w int) ([]
 			if err != nil {
 				if first == nil {
 					first = err
+					cancel() // the others in flight stop too
 				}
 				return
 			}
@@ -204,9 +272,8 @@ func (c *Client) infer(ctx context.Context, imgs [][]uint8, h, w, size int) ([][
 	if err != nil {
 		return nil, err
 	}
-	c.queries.Add(int64(n))
 	var resp InferResponse
-	if err := c.do(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(c.Model)+"/infer", body, &resp); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(c.Model)+"/infer", body, n, &resp); err != nil {
 		return nil, err
 	}
 	if len(resp.Outputs) < 1 {
