@@ -164,23 +164,27 @@ EXIT STATUS
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
+	var rec *recordReport
+	if o.record != "" { // first: a changed file is named by the record before anything reads it
+		metaHash, err := fileHash(o.meta)
+		if err != nil {
+			return fmt.Errorf("meta-classifier: %w", err)
+		}
+		keyHash, err := fileHash(o.key)
+		if err != nil {
+			return fmt.Errorf("watermark key: %w", err)
+		}
+		if rec, err = checkRecord(o.record, o.publicKey, metaHash, keyHash, stderr); err != nil {
+			return err
+		}
+	}
 	c, err := meta.Load(o.meta)
 	if err != nil {
 		return err
 	}
 	keyHash, err := fileHash(o.key)
 	if err != nil {
-		return err
-	}
-	var rec *recordReport
-	if o.record != "" {
-		metaHash, err := fileHash(o.meta)
-		if err != nil {
-			return err
-		}
-		if rec, err = checkRecord(o.record, o.publicKey, metaHash, keyHash, stderr); err != nil {
-			return err
-		}
+		return fmt.Errorf("watermark key: %w", err)
 	}
 	if c.Info.KeyHash != "" && keyHash != c.Info.KeyHash {
 		return fmt.Errorf("%s is not the key the meta-classifier was trained with", o.key)
