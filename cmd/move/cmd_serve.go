@@ -32,8 +32,8 @@ errors included, is JSON. Stops gracefully on interrupt or SIGTERM (requests in 
 answered first).
 
 Hostile clients: at most --max-in-flight inference requests are read and answered at once
-(the others wait without their bodies in memory), a body may be 64 MiB and must arrive
-within --read-timeout, a request of up to 4,096 images goes through the network 256 at a
+(the others wait up to 10 minutes without their bodies in memory, then get 503), a body may
+be 64 MiB and must arrive within --read-timeout once it is being read, a request of up to 4,096 images goes through the network 256 at a
 time, and the memory of a large request is given back to the system when it is answered.
 
 --addr 127.0.0.1:0 listens on a free port; --addr-file FILE writes the address listened on
@@ -50,7 +50,7 @@ EXIT STATUS
 			fs.StringVar(&o.name, "name", "", "model name in URLs (default: the file name without extension)")
 			fs.StringVar(&o.addrFile, "addr-file", "", "write the address listened on (host:port) to this file")
 			intIn(fs, &o.inFlight, "max-in-flight", 2, 1, 64, "inference requests read and answered at once (the others wait, holding no memory)")
-			durationIn(fs, &o.readTimeout, "read-timeout", 2*time.Minute, "the most time a request, body included, may take to arrive")
+			durationIn(fs, &o.readTimeout, "read-timeout", 2*time.Minute, "the most time a request's body may take to arrive once it is being read")
 			intIn(fs, &o.memoryMiB, "memory-limit", 768, 64, 1<<20, "soft limit of the Go heap, MiB (the collector works harder near it)")
 			if err := parse(fs, args); err != nil {
 				return err
@@ -87,7 +87,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		return err
 	}
 	debug.SetMemoryLimit(int64(o.memoryMiB) << 20)
-	srv := &oip.Server{Name: o.name, Model: m, MaxInFlight: o.inFlight}
+	srv := &oip.Server{Name: o.name, Model: m, MaxInFlight: o.inFlight, BodyTimeout: o.readTimeout}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
@@ -98,8 +98,9 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 			return err
 		}
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: o.readTimeout,
-		WriteTimeout: o.readTimeout + 5*time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	// No server-wide read or write timeout: a request waiting for a slot is not slow. The body
+	// has --read-timeout once its request holds a slot (oip.Server), the headers 10 s.
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	fmt.Fprintf(stderr, "serving %s (%s) at http://%s/v2/models/%s\n", o.model, info.Arch, ln.Addr(), o.name)
 	go func() {
 		<-ctx.Done()

@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"move/internal/buildinfo"
 	"move/internal/classifier"
@@ -45,11 +47,14 @@ func CheckName(name string) error {
 
 // Server serves one local classifier (its Size is the input height and width it takes). At
 // most MaxInFlight inference requests are read and answered at once (default 2); the others
-// wait without holding their bodies in memory.
+// wait, without their bodies in memory, up to QueueTimeout (default 10 minutes; then 503).
+// Once a request holds a slot its body must arrive within BodyTimeout (default 2 minutes).
 type Server struct {
-	Name        string
-	Model       classifier.Model
-	MaxInFlight int
+	Name         string
+	Model        classifier.Model
+	MaxInFlight  int
+	BodyTimeout  time.Duration
+	QueueTimeout time.Duration
 	mu          sync.Mutex
 	Queries     int // images answered
 	once        sync.Once
@@ -120,12 +125,20 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	queue := cmp.Or(s.QueueTimeout, 10*time.Minute)
+	wait := time.NewTimer(queue)
+	defer wait.Stop()
 	select { // a slot before the body is read: waiting requests hold no memory
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	case <-r.Context().Done():
 		return
+	case <-wait.C:
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("busy: no slot within %s; try again later", queue))
+		return
 	}
+	// The body's deadline starts now, not when the request arrived: waiting is not slowness.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(cmp.Or(s.BodyTimeout, 2*time.Minute)))
 	if s.entered != nil {
 		defer s.entered()()
 	}
