@@ -126,9 +126,12 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) error {
-	if o.preview != "" {
+	if o.preview != "" { // before anything is written: a bad preview path must not leave OUT behind
 		if _, err := os.Stat(o.preview); err == nil && !o.force {
 			return fmt.Errorf("%s: %w", o.preview, atomicfile.ErrExists)
+		}
+		if st, err := os.Stat(filepath.Dir(o.preview)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--preview %s: its folder %s does not exist", o.preview, filepath.Dir(o.preview))
 		}
 	}
 	pr := newProgress(stderr)
@@ -155,7 +158,13 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 				fmtDuration(time.Duration(float64(total-done)/rate*float64(time.Second))))
 		}})
 	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%w: the images styled so far are kept; run the same command to resume", err)
+		}
 		return err
+	}
+	if n := key.Resumed(); n > 0 {
+		fmt.Fprintf(stderr, "resumed: %d of the %d styled images came from the interrupted run\n", n, len(key.Samples))
 	}
 	if o.controls > 0 || len(o.controlStyles) > 0 {
 		co.Force = true // the key was just written

@@ -91,7 +91,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	case errors.Is(err, errUsage):
 		return exitError
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(stderr, "move: interrupted")
+		if msg := err.Error(); msg != context.Canceled.Error() {
+			fmt.Fprintf(stderr, "move: interrupted (%s)\n", msg)
+		} else {
+			fmt.Fprintln(stderr, "move: interrupted")
+		}
 		return exitError
 	default:
 		fmt.Fprintf(stderr, "move: %s\n", strings.TrimSpace(err.Error()))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"move/internal/data"
 )
@@ -161,5 +162,70 @@ func TestEmbedRefusesOutputThroughLink(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "key.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("the clean set was replaced")
+	}
+}
+
+// An interrupted embed leaves its partial folder, and the same command resumes from it: the
+// images already styled are kept, and the result is the uninterrupted run's (issue 16, item 11).
+func TestEmbedResumes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "clean")
+	s := data.Synthetic(300, 2, 8, 4)
+	if err := data.WriteFolder(s, filepath.Join(root, "train")); err != nil {
+		t.Fatal(err)
+	}
+	_, st := makeFolder(t)
+	opts := func(out string) Options {
+		return Options{Data: root, StyleImage: st, Out: out, Rate: 0.5, Seed: 3, Style: fastStyle()}
+	}
+	whole, err := Embed(context.Background(), opts(filepath.Join(t.TempDir(), "whole")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "m")
+	ctx, cancel := context.WithCancel(context.Background())
+	o := opts(out)
+	o.Progress = func(done, total int, _ time.Duration) { cancel() } // after the first chunk of 64
+	if _, err := Embed(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted embed: %v", err)
+	}
+	partial := filepath.Join(filepath.Dir(out), ".m.partial")
+	if _, err := os.Stat(partial); err != nil {
+		t.Fatalf("no partial folder after the interruption: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the output appeared although the run was interrupted")
+	}
+	k, err := Embed(context.Background(), opts(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Resumed() != 64 {
+		t.Fatalf("resumed %d styled images, want the 64 of the first chunk", k.Resumed())
+	}
+	if _, err := os.Stat(partial); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the partial folder is left after a finished run")
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("output mode %v (%v), want 0755", st.Mode().Perm(), err)
+	}
+	if len(k.Samples) != len(whole.Samples) {
+		t.Fatalf("%d samples resumed, %d uninterrupted", len(k.Samples), len(whole.Samples))
+	}
+	for i := range k.Samples {
+		a, _ := os.ReadFile(filepath.Join(out, k.Samples[i].Styled))
+		b, _ := os.ReadFile(filepath.Join(whole.dir, whole.Samples[i].Styled))
+		if string(a) != string(b) {
+			t.Fatalf("styled image %s differs from the uninterrupted run's", k.Samples[i].Styled)
+		}
+	}
+	// Other settings do not resume: the partial folder of another rate starts afresh.
+	o = opts(filepath.Join(filepath.Dir(out), "n"))
+	ctx, cancel = context.WithCancel(context.Background())
+	o.Progress = func(int, int, time.Duration) { cancel() }
+	Embed(ctx, o)
+	o2 := opts(filepath.Join(filepath.Dir(out), "n"))
+	o2.Rate = 0.4
+	if k, err := Embed(context.Background(), o2); err != nil || k.Resumed() != 0 {
+		t.Fatalf("another rate resumed %d images (%v)", k.Resumed(), err)
 	}
 }

@@ -4,6 +4,7 @@
 package watermark
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -57,7 +58,8 @@ type Key struct {
 	// compares the owner's style with.
 	Controls []Control `json:"controls,omitempty"`
 
-	dir string // the folder of the key file: what its relative paths start from
+	dir     string // the folder of the key file: what its relative paths start from
+	resumed int    // styled images an interrupted Embed had made
 }
 
 // StyleRef identifies the style image; a copy is stored beside the key.
@@ -184,16 +186,30 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".tmp-")
-	if err != nil {
+	// The output is built in OUT's partial folder, which an interrupted run leaves behind and
+	// the same command resumes from (the images already styled are kept); a run with other
+	// settings starts it afresh.
+	tmp := filepath.Join(parent, "."+filepath.Base(o.Out)+".partial")
+	absData, _ := filepath.Abs(o.Data)
+	conf, _ := json.Marshal(map[string]any{"style_sha256": fmt.Sprintf("%x", sha256.Sum256(styleBytes)), "rate": o.Rate, "seed": o.Seed,
+		"params": o.Style, "data": absData, "method": Method, "format": FormatV2})
+	resumed := 0
+	if b, err := os.ReadFile(filepath.Join(tmp, embedConfig)); err != nil || !bytes.Equal(b, conf) {
+		if err := os.RemoveAll(tmp); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("creating output: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
+	if err := atomicfile.WriteBytes(filepath.Join(tmp, embedConfig), true, conf); err != nil {
+		return nil, err
+	}
+	if stale, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(o.Out)+".tmp-*")); len(stale) > 0 {
+		for _, d := range stale { // left by versions that could not resume
+			os.RemoveAll(d)
 		}
-	}()
+	}
 	// Copy everything that is not styled: the other splits and the untouched images.
 	if err := copyTree(o.Data, tmp, func(p string) bool { return chosen[p] }); err != nil {
 		return nil, err
@@ -210,23 +226,36 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 			return nil, err
 		}
 		part := jobs[s:min(len(jobs), s+chunk)]
-		paths := make([]string, len(part))
+		var todo []int // the jobs of this chunk not styled by an interrupted run
 		for i, j := range part {
-			paths[i] = j.src
+			origin, _ := filepath.Rel(o.Data, j.src)
+			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
+			if !exists(filepath.Join(tmp, rel)) || !exists(filepath.Join(tmp, originals, origin)) {
+				todo = append(todo, i)
+			}
+		}
+		resumed += len(part) - len(todo)
+		paths := make([]string, len(todo))
+		for k, i := range todo {
+			paths[k] = part[i].src
 		}
 		styled, sizes, err := styleFiles(tr, paths)
 		if err != nil {
 			return nil, err
 		}
+		k := 0
 		for i, j := range part {
 			origin, _ := filepath.Rel(o.Data, j.src)
 			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
-			if err := data.WritePNG(filepath.Join(tmp, rel), styled[i], sizes[i][0], sizes[i][1], false); err != nil {
-				return nil, err
-			}
 			orig := filepath.Join(originals, origin)
-			if err := copyFile(j.src, filepath.Join(tmp, orig)); err != nil {
-				return nil, err
+			if k < len(todo) && todo[k] == i {
+				if err := data.WritePNG(filepath.Join(tmp, rel), styled[k], sizes[k][0], sizes[k][1], true); err != nil {
+					return nil, err
+				}
+				if err := copyFile(j.src, filepath.Join(tmp, orig)); err != nil {
+					return nil, err
+				}
+				k++
 			}
 			key.Samples = append(key.Samples, Sample{Source: filepath.ToSlash(orig), Origin: filepath.ToSlash(origin), Class: classes[j.label],
 				Label: j.label, Styled: filepath.ToSlash(rel)})
@@ -245,16 +274,26 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := atomicfile.WriteBytes(filepath.Join(tmp, "key.json"), false, append(kb, '\n')); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+	if err := os.Remove(filepath.Join(tmp, embedConfig)); err != nil {
 		return nil, err
 	}
 	if err := replaceDir(tmp, o.Out, o.Force); err != nil {
 		return nil, err
 	}
-	ok = true
-	key.dir = o.Out
+	key.dir, key.resumed = o.Out, resumed
 	return key, nil
 }
+
+// embedConfig, in the partial folder, records the settings an interrupted run used.
+const embedConfig = ".embed-config"
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// Resumed is how many styled images Embed took over from an interrupted run.
+func (k *Key) Resumed() int { return k.resumed }
 
 // originals is the key folder's copy of the styled samples' originals.
 const originals = "originals"
