@@ -14,7 +14,7 @@ import (
 )
 
 // makeFolder writes a small image folder root with train/ and test/ splits and a style image.
-func makeFolder(t *testing.T) (root, styleImg string) {
+func makeFolder(t testing.TB) (root, styleImg string) {
 	t.Helper()
 	root = filepath.Join(t.TempDir(), "clean")
 	for split, seed := range map[string]uint64{"train": 1, "test": 2} {
