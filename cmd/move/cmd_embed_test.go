@@ -70,6 +70,7 @@ func TestEmbedCommand(t *testing.T) {
 		{[]string{"--out", filepath.Join(dir, "o2"), "--rate", "0"}, "invalid value \"0\" for flag -rate: 0 is outside (0, 1]"},
 		{[]string{"--out", filepath.Join(dir, "o2"), "--style", filepath.Join(dir, "none.jpg")}, "none.jpg"},
 		{[]string{"--out", filepath.Join(src, "inner")}, "inside the input"},
+		{[]string{"--out", filepath.Join(dir, "o2"), "--preview", filepath.Join(dir, "nowhere", "p.png")}, "its folder " + filepath.Join(dir, "nowhere") + " does not exist"},
 	} {
 		args := append([]string{"embed", "--data", src, "--style", st, "--steps", "2"}, c.args...)
 		code, _, stderr := runMove(args...)

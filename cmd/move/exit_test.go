@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 
@@ -64,5 +66,22 @@ func TestAdvice(t *testing.T) {
 	code, msg := withCommand(t, func(context.Context, []string, io.Writer, io.Writer) error { return fmt.Errorf("plain failure") })
 	if code != exitError || strings.Count(msg, "\n") != 1 {
 		t.Errorf("a plain error: exit %d, %q", code, msg)
+	}
+}
+
+// A meta-classifier at chance level is written but answered with exit status 1 and a warning
+// (issue 16, item 9).
+func TestChanceLevel(t *testing.T) {
+	var b bytes.Buffer
+	for _, acc := range []float64{0.5, 0.59, math.NaN()} {
+		b.Reset()
+		var neg negative
+		if err := chanceLevel(acc, &b); !errors.As(err, &neg) || !strings.Contains(b.String(), "no better than chance") {
+			t.Errorf("held-out accuracy %g: %v, %q", acc, err, b.String())
+		}
+	}
+	b.Reset()
+	if err := chanceLevel(0.9, &b); err != nil || b.Len() != 0 {
+		t.Errorf("held-out accuracy 0.9: %v, %q", err, b.String())
 	}
 }

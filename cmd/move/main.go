@@ -50,10 +50,14 @@ type negative struct{ msg string }
 
 func (n negative) Error() string { return n.msg }
 
-func main() {
+func main() { os.Exit(runWithSignals(os.Args[1:])) }
+
+// runWithSignals runs a command line on the process's streams; an interrupt or SIGTERM
+// cancels it (serve then stops gracefully).
+func runWithSignals(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, args, os.Stdout, os.Stderr)
 }
 
 // run executes a command line and maps its error to an exit status, printing one line (with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -272,5 +273,49 @@ func TestDialRefusesHugeInputs(t *testing.T) {
 	defer ts.Close()
 	if _, err := Dial(context.Background(), ts.URL+"/v2/models/m", time.Second); err == nil || !strings.Contains(err.Error(), "at most 1024") {
 		t.Fatalf("4096x4096 inputs: %v", err)
+	}
+}
+
+// A body that trickles in slower than BodyTimeout is cut off; the server goes on answering.
+func TestServerBodyTimeout(t *testing.T) {
+	s, ts, _ := serve(t)
+	s.BodyTimeout = 200 * time.Millisecond
+	pr, pw := io.Pipe()
+	go func() {
+		for i := range 40 { // one byte every 50 ms: 2 s for 40 bytes
+			if _, err := pw.Write([]byte{"{\"inputs\":[{\"name\":\"images\"       "[i%36]}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	start := time.Now()
+	r, err := http.Post(ts.URL+"/v2/models/victim/infer", "application/json", pr)
+	if err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Fatal("a trickling body was answered")
+		}
+	}
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("the trickling request held the server %s with a 200 ms body timeout", el)
+	}
+	if code, _ := post(t, ts.URL+"/v2/models/victim/infer", image(flat(0))); code != 200 {
+		t.Fatalf("after the slow client: %d", code)
+	}
+}
+
+// A model that answers NaN gets a JSON 500, not an empty 200 (issue 16, item 8).
+func TestServerNaNAnswer(t *testing.T) {
+	_, ts, m := serve(t)
+	for _, p := range m.Store().Params() {
+		for i := range p.Value.Data {
+			p.Value.Data[i] = float32(math.NaN())
+		}
+	}
+	code, v := post(t, ts.URL+"/v2/models/victim/infer", image(flat(0)))
+	if code != 500 || !strings.Contains(v["error"].(string), "NaN") {
+		t.Fatalf("a NaN model: %d %v", code, v)
 	}
 }

@@ -313,3 +313,20 @@ func TestMarginShiftsTheNullHypothesis(t *testing.T) {
 		t.Fatalf("with a 0.05 margin, p = %g; want close to 1", margin.P)
 	}
 }
+
+// Options outside their ranges are errors, never defaults (issue 16, item 1): a negative margin
+// would make the reference itself "stolen".
+func TestOptionsValidate(t *testing.T) {
+	for _, o := range []Options{{MinDelta: -0.01}, {Alpha: 2}, {Alpha: -1}, {M: -5}, {Resamples: -1}, {Test: "z"},
+		{MinDelta: math.NaN()}, {GainMargin: -0.1}, {GainM: -1}} {
+		if o.Validate() == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	if err := (Options{}).Validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+	if err := (Options{M: 10, Alpha: 0.01, Test: "welch", Resamples: 3, MinDelta: 0.05}).Validate(); err != nil {
+		t.Errorf("valid options: %v", err)
+	}
+}
