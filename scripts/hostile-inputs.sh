@@ -37,11 +37,12 @@ def png(path, rgb):  # a real 16x16 RGB PNG
     rows = b"".join(b"\0" + bytes(rgb) * 16 for _ in range(16))
     data = chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
     open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + data)
-for split, n in (("train", 40), ("test", 10)):
-    for c, cls in enumerate(("cat", "dog")):
-        os.makedirs("clean/%s/%s" % (split, cls), exist_ok=True)
-        for i in range(n):
-            png("clean/%s/%s/%03d.png" % (split, cls, i), (random.randrange(256) // (c + 1), 40 * c, random.randrange(256)))
+for root, sizes in (("clean", (("train", 40), ("test", 10))), ("e11data", (("train", 100),))):
+    for split, n in sizes:
+        for c, cls in enumerate(("cat", "dog")):
+            os.makedirs("%s/%s/%s" % (root, split, cls), exist_ok=True)
+            for i in range(n):
+                png("%s/%s/%s/%03d.png" % (root, split, cls, i), (random.randrange(256) // (c + 1), 40 * c, random.randrange(256)))
 png("style.png", (200, 30, 90))
 PY
 quiet $move embed --data clean --style style.png --out marked --rate 0.25 --steps 5 --style-size 16 --controls 0
@@ -129,9 +130,15 @@ mkdir -p other/test/zebra other/test/yak && cp clean/test/cat/000.png other/test
 try "a model of other classes" $move eval --model v.safetensors --data other
 
 echo; echo "### 11. embed leftovers"
-timeout -s INT 10 $move embed --data clean --style style.png --out e11 --rate 1 --steps 50 --style-size 16 --controls 0 2>&1 | grep -a 'interrupted' | sed 's/^/  /' 
+$move embed --data e11data --style style.png --out e11 --rate 1 --steps 50 --style-size 16 --controls 0 >e11.log 2>&1 &
+epid=$!
+for _ in $(seq 600); do # interrupt once the first chunk of 64 styled images is written
+	test "$(find .e11.partial/train -name '*.png' 2>/dev/null | wc -l)" -ge 64 && break; sleep 0.1
+done
+kill -INT $epid; wait $epid; rc=$?
+echo "  $(grep -a interrupted e11.log) -> exit status $rc"
 echo "  after an interrupted embed: $(ls -a | grep -c 'e11.partial') partial folder(s)"
-try "the same command again" $move embed --data clean --style style.png --out e11 --rate 1 --steps 50 --style-size 16 --controls 0
+try "the same command again" $move embed --data e11data --style style.png --out e11 --rate 1 --steps 50 --style-size 16 --controls 0
 echo "  mode of e11: $(stat -c %a e11); partial folders left: $(ls -a | grep -c 'e11.partial')"
 try "--preview into a missing folder" $move embed --data clean --style style.png --out e11b --preview nowhere/p.png
 echo "  e11b written: $(test -e e11b && echo yes || echo no)"

@@ -205,6 +205,14 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := atomicfile.WriteBytes(filepath.Join(tmp, embedConfig), true, conf); err != nil {
 		return nil, err
 	}
+	done := false
+	defer func() {
+		// A run that failed on its input leaves nothing; an interrupted one (the context
+		// ended, or the process was killed) leaves its partial folder to resume from.
+		if !done && ctx.Err() == nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	if stale, _ := filepath.Glob(filepath.Join(parent, "."+filepath.Base(o.Out)+".tmp-*")); len(stale) > 0 {
 		for _, d := range stale { // left by versions that could not resume
 			os.RemoveAll(d)
@@ -280,6 +288,7 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := replaceDir(tmp, o.Out, o.Force); err != nil {
 		return nil, err
 	}
+	done = true
 	key.dir, key.resumed = o.Out, resumed
 	return key, nil
 }
