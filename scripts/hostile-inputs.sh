@@ -83,6 +83,51 @@ try "an OIP server declaring [-1,4096,4096,3]" bash -c "ulimit -v 4000000; $move
 try "a key whose styled path reaches /dev/zero through ../" bash -c "ulimit -v 4000000; $move meta --mode black --victim v.safetensors --benign b1.safetensors --key marked/zero-key.json --out x.safetensors"
 try "a data folder holding a link to /dev/zero" bash -c "ulimit -v 4000000; $move train --data linkdata --epochs 1 --out o3.safetensors"
 
+echo; echo "### 3. move serve under 50 parallel requests of 50 MB (HOSTILE_LOAD=1; about 3 minutes)"
+if [ "${HOSTILE_LOAD:-0}" = 1 ]; then
+	(cd "$here" && go build -o "$work/serveload" ./scripts/serveload) || exit 2
+	quiet $move train --data synthetic:200 --arch resnet20 --epochs 1 --batch 50 --out m32.safetensors
+	$move serve --model m32.safetensors --addr 127.0.0.1:0 --addr-file addr3.txt --name m 2>serve3.log &
+	spid=$!
+	for _ in $(seq 50); do test -s addr3.txt && break; sleep 0.1; done
+	./serveload "http://$(cat addr3.txt)/v2/models/m/infer" $spid 50 1350 | awk 'NR == 1 || /answered|later/'
+	kill -INT $spid; wait $spid
+else
+	echo "  (skipped; set HOSTILE_LOAD=1)"
+fi
+
+echo; echo "### 7. the endpoint client: a flaky server, a fatal error, a server that sleeps"
+python3 - >/dev/null 2>&1 <<'PY' &
+import http.server, json, threading, time
+count = {"images": 0, "posts": 0}
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, obj):
+        b = json.dumps(obj).encode(); self.send_response(code); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(b)
+    def do_GET(self):
+        if self.path == "/count": return self.reply(200, count)
+        if self.path == "/reset": count.update(images=0, posts=0); return self.reply(200, count)
+        self.reply(200, {"name": "m", "platform": "x", "inputs": [{"name": "images", "datatype": "FP32", "shape": [-1, 16, 16, 3]}], "outputs": []})
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        n = req["inputs"][0]["shape"][0]; count["images"] += n; count["posts"] += 1
+        model = self.path.split("/")[3]
+        if model == "fatal": return self.reply(400, {"error": "no"})
+        if model == "sleepy": time.sleep(60)
+        if model == "flaky" and count["posts"] % 2 == 1: return self.reply(503, {"error": "busy"})
+        self.reply(200, {"outputs": [{"name": "probabilities", "shape": [n, 2], "datatype": "FP32", "data": [0.5] * (2 * n)}]})
+http.server.ThreadingHTTPServer(("127.0.0.1", 18978), H).serve_forever()
+PY
+sleep 1
+try "--queries 600 against a server that fails every other request" $move steal --attack labelquery --victim-endpoint http://127.0.0.1:18978/v2/models/flaky --arch resnet20 --data synthetic:6000 --queries 600 --epochs 1 --out q7.safetensors
+echo "  the server received: $(curl -s http://127.0.0.1:18978/count)"
+curl -s -o /dev/null http://127.0.0.1:18978/reset
+try "a fatal error (400) on the first batch of 600 images" $move steal --attack labelquery --victim-endpoint http://127.0.0.1:18978/v2/models/fatal --arch resnet20 --data synthetic:6000 --epochs 1 --out q7b.safetensors
+echo "  the server received: $(curl -s http://127.0.0.1:18978/count)"
+start=$(date +%s)
+try "a server that sleeps 60 s per request, --deadline 5s" $move steal --attack labelquery --victim-endpoint http://127.0.0.1:18978/v2/models/sleepy --arch resnet20 --data synthetic:6000 --epochs 1 --deadline 5s --out q7c.safetensors
+echo "  took $(( $(date +%s) - start )) s"
+
 echo; echo "### 4. embed --force through a link to ."
 mkdir -p t4 && cp -r clean t4/tiny && ln -s . t4/up
 try "ln -s . up; move embed --data up/tiny --out tiny --force" bash -c "cd t4 && $move embed --data up/tiny --out tiny --style ../style.png --force --steps 5 --style-size 16 && ls tiny"

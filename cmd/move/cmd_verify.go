@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"move/internal/buildinfo"
@@ -23,14 +24,15 @@ import (
 
 // verifyOptions are move verify's flags.
 type verifyOptions struct {
-	meta, key, benign, suspect, endpoint, test, record, publicKey string
-	allowSeen, jsonOut                                            bool
-	m, resamples, budget, concurrency                             int
-	alpha, minDelta                                               float64
-	seed                                                          uint64
-	timeout, deadline                                             time.Duration
-	onnx                                                          modelfile.ONNXDefaults
-	command                                                       string
+	meta, key, benign, test, record, publicKey string
+	suspects, endpoints                        []string
+	allowSeen, jsonOut                         bool
+	m, resamples, budget, concurrency          int
+	alpha, minDelta                            float64
+	seed                                       uint64
+	timeout, deadline                          time.Duration
+	onnx                                       modelfile.ONNXDefaults
+	command                                    string
 }
 
 // verifyReport is move verify's JSON output.
@@ -52,7 +54,7 @@ type verifyReport struct {
 func init() {
 	commands["verify"] = &command{
 		summary: "test whether a suspect model was stolen from the victim",
-		usage:   "--meta META --key KEY --benign B --suspect S [flags]",
+		usage:   "--meta META --key KEY --benign B --suspect S [--suspect S2 ...] [flags]",
 		help: `Samples m transformed images of the key that the meta-classifier did not train on
 (default 10 white-box, 100 black-box), computes the meta-classifier's victim probability for
 the suspect and for the benign model on each, and runs a one-tailed paired t-test
@@ -117,8 +119,13 @@ public checkpoint, do not rest a white-box verdict on its own: a model fine-tune
 same checkpoint shares those coordinates. A model file also answers probabilities, so run
 both tests on it; black-box features do not depend on how weights are arranged.
 
+Several suspects (--suspect and --endpoint repeated: a model zoo to screen) are verified
+against the same meta-classifier, reference and key, loaded once; the output is one row per
+suspect (with --json, one report per suspect and the number flagged).
+
 EXIT STATUS
-  0 when the verdict is "stolen", 1 when it is "not stolen" or "inconclusive", 2 on error,
+  0 when the verdict is "stolen" (of several suspects: when any is flagged), 1 when it is
+  "not stolen" or "inconclusive" (for every suspect), 2 on error,
   3 on an internal error (a bug).`,
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			var o verifyOptions
@@ -128,8 +135,9 @@ EXIT STATUS
 			fs.StringVar(&o.key, "key", "", "watermark key")
 			fs.StringVar(&o.benign, "benign", "", "benign reference: a clean model the meta-classifier was not trained against")
 			fs.BoolVar(&o.allowSeen, "allow-seen-benign", false, "accept a benign reference the meta-classifier was trained against (biased towards \"stolen\")")
-			fs.StringVar(&o.suspect, "suspect", "", "suspect model file (white- or black-box)")
-			fs.StringVar(&o.endpoint, "endpoint", "", "suspect served over the Open Inference Protocol (black-box)")
+			var suspects, endpoints listFlag
+			fs.Var(&suspects, "suspect", "suspect model file (white- or black-box); repeat for several")
+			fs.Var(&endpoints, "endpoint", "suspect served over the Open Inference Protocol (black-box); repeat for several")
 			intIn(fs, &o.m, "m", 0, 0, 100000, "transformed images per test (0: 10 white-box, 100 black-box)")
 			floatIn(fs, &o.alpha, "alpha", 0.01, open(0, 1), "significance level")
 			enumIn(fs, &o.test, "test", "paired", []string{"paired", "welch"}, "the t-test")
@@ -153,8 +161,9 @@ EXIT STATUS
 			if err := need(fs, "meta", "key", "benign"); err != nil {
 				return err
 			}
-			if (o.endpoint == "") == (o.suspect == "") {
-				fmt.Fprintln(stderr, "move verify: give the suspect as --suspect FILE or --endpoint URL (one of them)")
+			o.suspects, o.endpoints = suspects, endpoints
+			if len(o.suspects)+len(o.endpoints) == 0 {
+				fmt.Fprintln(stderr, "move verify: give the suspect as --suspect FILE or --endpoint URL (repeat for several)")
 				return errUsage
 			}
 			o.command = strings.Join(append([]string{"move", "verify"}, args...), " ")
@@ -201,20 +210,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintln(stderr, "move: caution: "+msg)
 	}
-	var suspect classifier.Model
-	var client *oip.Client
-	if o.endpoint != "" {
-		if c.Info.Mode == features.White {
-			return fmt.Errorf("a served model only answers probabilities: verify it with a black-box meta-classifier (move meta --mode black)")
-		}
-		if client, err = oip.Dial(ctx, o.endpoint, o.timeout); err != nil {
-			return fmt.Errorf("suspect endpoint: %w", err)
-		}
-		client.Budget, client.Concurrency, client.Deadline = o.budget, o.concurrency, time.Now().Add(o.deadline)
-		suspect = classifier.Remote(client, 0)
-	} else if suspect, _, err = classifier.Load(o.suspect, o.onnx); err != nil {
-		return err
-	}
+	loadStart := time.Now()
 	benign, _, err := classifier.Load(o.benign, o.onnx)
 	if err != nil {
 		return err
@@ -223,34 +219,106 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	res, err := verify.Run(c, suspect, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta})
-	if err != nil {
-		return err
+	// The suspects: files, then endpoints, in the order given.
+	type suspect struct {
+		name   string
+		client *oip.Client
+	}
+	var suspects []suspect
+	for _, f := range o.suspects {
+		suspects = append(suspects, suspect{name: f})
+	}
+	for _, e := range o.endpoints {
+		if c.Info.Mode == features.White {
+			return fmt.Errorf("a served model only answers probabilities: verify %s with a black-box meta-classifier (move meta --mode black)", e)
+		}
+		suspects = append(suspects, suspect{name: e, client: &oip.Client{}})
+	}
+	if len(suspects) > 1 {
+		fmt.Fprintf(stderr, "loaded the meta-classifier, the reference and %d key samples once in %s; verifying %d suspects\n",
+			len(pairs), fmtDuration(time.Since(loadStart).Round(time.Millisecond)), len(suspects))
+	}
+	var reps []verifyReport
+	var results []*verify.Result
+	flagged := 0
+	for i, sp := range suspects {
+		t0 := time.Now()
+		var m classifier.Model
+		if sp.client != nil {
+			if sp.client, err = oip.Dial(ctx, sp.name, o.timeout); err != nil {
+				return fmt.Errorf("suspect endpoint %s: %w", sp.name, err)
+			}
+			sp.client.Budget, sp.client.Concurrency, sp.client.Deadline = o.budget, o.concurrency, time.Now().Add(o.deadline)
+			m = classifier.Remote(sp.client, 0)
+		} else if m, _, err = classifier.Load(sp.name, o.onnx); err != nil {
+			return err
+		}
+		res, err := verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta})
+		if err != nil {
+			return fmt.Errorf("%s: %w", sp.name, err)
+		}
+		rep := verifyReport{Suspect: sp.name, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
+			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec}
+		if sp.client != nil {
+			rep.Queries = sp.client.Queries()
+		} else if rep.SuspectSHA256, err = fileHash(sp.name); err != nil {
+			return err
+		}
+		if res.Stolen {
+			flagged++
+		}
+		reps, results = append(reps, rep), append(results, res)
+		if len(suspects) > 1 {
+			fmt.Fprintf(stderr, "suspect %d/%d %s: %s in %s\n", i+1, len(suspects), sp.name, res.Verdict, fmtDuration(time.Since(t0).Round(time.Millisecond)))
+		} else if !o.jsonOut {
+			printVerify(stdout, o, c, res, rec, sp.client, sp.name)
+		}
 	}
 	if o.jsonOut {
-		rep := verifyReport{Suspect: o.suspect, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
-			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec}
-		if client != nil {
-			rep.Suspect, rep.Queries = o.endpoint, client.Queries()
-		} else if rep.SuspectSHA256, err = fileHash(o.suspect); err != nil {
-			return err
-		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		var v any = reps[0]
+		if len(reps) > 1 {
+			v = verifyReports{Mode: c.Info.Mode, Suspects: reps, Flagged: flagged}
+		}
+		if err := enc.Encode(v); err != nil {
 			return err
 		}
-	} else {
-		printVerify(stdout, o, c, res, rec, client)
+	} else if len(suspects) > 1 {
+		if rec != nil {
+			fmt.Fprintln(stdout, recordLine(rec.Payload))
+		}
+		printVerifyTable(stdout, c.Info.Mode, reps, results)
 	}
-	if !res.Stolen {
-		return negative{res.Verdict}
+	if flagged == 0 {
+		if len(results) == 1 {
+			return negative{results[0].Verdict}
+		}
+		return negative{"no suspect flagged"}
 	}
 	return nil
 }
 
-// printVerify writes the verification for people.
-func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.Result, rec *recordReport, client *oip.Client) {
+// verifyReports is move verify's JSON output for several suspects.
+type verifyReports struct {
+	Mode     string         `json:"mode"`
+	Suspects []verifyReport `json:"suspects"`
+	Flagged  int            `json:"flagged"`
+}
+
+// printVerifyTable writes one row per suspect.
+func printVerifyTable(w io.Writer, mode string, reps []verifyReport, results []*verify.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "suspect\tkey acc %%\tp-value\tdelta-mu\tverdict\t\n")
+	for i, r := range results {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.4g\t%.4f\t%s\t\n", reps[i].Suspect, 100*r.KeyAccuracy, r.P, r.DeltaMu, strings.ToUpper(r.Verdict))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%s-box, alpha %g, m = %d; exit status 0 when any suspect is flagged\n", mode, results[0].Alpha, results[0].M)
+}
+
+// printVerify writes the verification of one suspect for people.
+func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.Result, rec *recordReport, client *oip.Client, name string) {
 	if rec != nil {
 		fmt.Fprintln(w, recordLine(rec.Payload))
 	}
@@ -278,7 +346,7 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 		fmt.Fprintf(w, "over %d resamples: median p %.4g, harmonic-mean p %.4g\n", o.resamples, res.PMedian, res.PHarmonic)
 	}
 	if client != nil {
-		fmt.Fprintf(w, "queries spent on %s: %d images\n", o.endpoint, client.Queries())
+		fmt.Fprintf(w, "queries spent on %s: %d images\n", name, client.Queries())
 	}
 }
 
