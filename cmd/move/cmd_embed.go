@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,13 @@ network, must fall to at most half; (b) with --check-model (a classifier trained
 and a test split, the classifier must keep at least half of its clean accuracy on styled test
 images. --preview writes a contact sheet (PNG) of originals beside their styled versions.
 
+SHARDS. On data more than one machine styles in time, --shards N splits the styling: each run
+(--shard I, or the index a Kubernetes Indexed Job or a Slurm array sets) styles its share into
+OUT.shard-I-of-N, any one can be rerun alone, and move embed --merge --shards N with the same
+flags joins them into OUT and its key, byte for byte what one run writes (MOVE_CREATED fixes
+the key's creation time), refusing a missing, foreign or duplicated shard; the control styles
+are made at the merge. deploy/ has a Kubernetes Job and a Slurm script.
+
 Control styles: --control-samples of the key's samples (default 1,000) are also styled with
 each of --controls procedural control styles (default 2), or with the --control-style images,
 styles the victim never trains on; they are stored under OUT/controls/ and listed in the key.
@@ -59,6 +67,8 @@ type embedOptions struct {
 	seed                                               uint64
 	styleOpts                                          style.Options
 	controls, controlSamples, checkImages              int
+	shard, shards                                      int
+	merge                                              bool
 	force, check, jsonOut                              bool
 	onnx                                               modelfile.ONNXDefaults
 	command                                            string
@@ -107,6 +117,9 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Var(&controlStyles, "control-style", "control style image instead of the procedural ones (repeatable; never the owner's style)")
 	intIn(fs, &o.controlSamples, "control-samples", 1000, 0, 1<<24, "key samples that get control versions (0: all)")
 	fs.StringVar(&o.addControls, "add-controls", "", "add control styles to this existing key (key.json) and exit")
+	intIn(fs, &o.shards, "shards", 0, 0, 100000, "split the styling over this many runs (0: one run); see SHARDS below")
+	intIn(fs, &o.shard, "shard", -1, -1, 99999, "this run's shard, from 0 (default: $JOB_COMPLETION_INDEX or $SLURM_ARRAY_TASK_ID)")
+	fs.BoolVar(&o.merge, "merge", false, "join the --shards finished shards of OUT into OUT and its key")
 	onnxOpts := onnxFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -122,7 +135,38 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	o.controlStyles = controlStyles
 	o.command = strings.Join(append([]string{"move", "embed"}, args...), " ")
+	if o.shards == 1 {
+		return fmt.Errorf("--shards 1 is one run: leave --shards out")
+	}
+	if o.merge && o.shards == 0 {
+		return fmt.Errorf("--merge needs --shards N, the number of shards to join")
+	}
+	if o.shards > 1 && !o.merge && o.shard < 0 {
+		i, err := shardFromEnv()
+		if err != nil {
+			return err
+		}
+		o.shard = i
+	}
+	if o.shards > 1 && !o.merge && o.shard >= o.shards {
+		return fmt.Errorf("--shard %d: the shards of --shards %d are 0 to %d", o.shard, o.shards, o.shards-1)
+	}
 	return runEmbed(ctx, o, stdout, stderr)
+}
+
+// shardFromEnv is the shard index a batch system gives the run: a Kubernetes Indexed Job
+// (JOB_COMPLETION_INDEX) or a Slurm array (SLURM_ARRAY_TASK_ID).
+func shardFromEnv() (int, error) {
+	for _, v := range []string{"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"} {
+		if s := os.Getenv(v); s != "" {
+			i, err := strconv.Atoi(s)
+			if err != nil || i < 0 {
+				return 0, fmt.Errorf("$%s = %q is not a shard index", v, s)
+			}
+			return i, nil
+		}
+	}
+	return 0, errors.New("--shards without --shard: give --shard I, or run as a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX) or a Slurm array ($SLURM_ARRAY_TASK_ID)")
 }
 
 func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) error {
@@ -150,13 +194,30 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "added %d control styles to %d samples of %s\n", len(k.Controls), len(k.Controls[0].Samples), o.addControls)
 		return nil
 	}
-	key, err := watermark.Embed(ctx, watermark.Options{Data: o.data, StyleImage: o.style, Out: o.out, Rate: o.rate, Seed: o.seed,
-		Style: o.styleOpts, Force: o.force, Command: o.command,
+	wo := watermark.Options{Data: o.data, StyleImage: o.style, Out: o.out, Rate: o.rate, Seed: o.seed,
+		Style: o.styleOpts, Force: o.force, Command: o.command, Created: os.Getenv("MOVE_CREATED"),
 		Progress: func(done, total int, el time.Duration) {
 			rate := float64(done) / el.Seconds()
 			pr.printf(done == total, "styling %d/%d images, %.1f img/s, ETA %s", done, total, rate,
 				fmtDuration(time.Duration(float64(total-done)/rate*float64(time.Second))))
-		}})
+		}}
+	var key *watermark.Key
+	var err error
+	switch {
+	case o.merge:
+		wo.Shards = o.shards
+		key, err = watermark.Merge(ctx, wo)
+	case o.shards > 1:
+		wo.Shard, wo.Shards, wo.Out = o.shard, o.shards, watermark.ShardDir(o.out, o.shard, o.shards)
+		if key, err = watermark.Embed(ctx, wo); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "shard %d of %d: styled %d images -> %s; when every shard is done: move embed --merge --shards %d (with the same flags)\n",
+			o.shard, o.shards, len(key.Samples), wo.Out, o.shards)
+		return nil
+	default:
+		key, err = watermark.Embed(ctx, wo)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("%w: the images styled so far are kept; run the same command to resume", err)

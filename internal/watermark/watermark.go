@@ -90,6 +90,34 @@ type Options struct {
 	Force                 bool
 	Command               string
 	Progress              func(done, total int, elapsed time.Duration)
+	// Shards > 1 splits the styling over that many runs: this run (Shard, from 0) styles only
+	// its share into Out (ShardDir names it), and Merge joins the shards. Shard i styles the
+	// chunks i, i+n, i+2n, ... of the sorted selection (a stable assignment of every image), so
+	// shards never overlap and any one can be rerun alone.
+	Shard, Shards int
+	// Created is the key's creation time (RFC 3339); empty: now. Fixed, it makes a key
+	// reproducible byte for byte.
+	Created string
+}
+
+// chunk is how many images are styled together. An image's styling depends slightly on the
+// others of its batch (the content loss is normalised over the batch), so resuming and
+// sharding work in whole chunks of the sorted selection: the result is the same as one
+// uninterrupted, unsharded run's, byte for byte.
+const chunk = 64
+
+// ShardDir is the folder of shard i of n of the output out.
+func ShardDir(out string, i, n int) string {
+	return fmt.Sprintf("%s.shard-%d-of-%d", filepath.Clean(out), i, n)
+}
+
+// ShardManifest describes what one shard styled (shard.json in its folder).
+type ShardManifest struct {
+	Format  string          `json:"format"` // "move-embed-shard/1"
+	Shard   int             `json:"shard"`
+	Shards  int             `json:"shards"`
+	Config  json.RawMessage `json:"config"` // the settings every shard must share
+	Samples []Sample        `json:"samples"`
 }
 
 // inside reports whether path p is dir or inside it, once symbolic links are resolved (a link
@@ -127,6 +155,40 @@ func realPath(p string) (string, error) {
 // output appears all at once (built in a temporary folder, then renamed) and an existing output
 // is replaced only with Force.
 func Embed(ctx context.Context, o Options) (*Key, error) {
+	p, err := makePlan(o)
+	if err != nil {
+		return nil, err
+	}
+	return p.embed(ctx)
+}
+
+// plan is what an embedding run styles, worked out from its options and the data.
+type plan struct {
+	o          Options
+	styleBytes []byte
+	tr         *style.Transformer
+	split      string
+	classes    []string
+	jobs       []job
+	chosen     map[string]bool
+	conf       []byte // the settings, as recorded in partial folders and shard manifests
+}
+
+type job struct {
+	src   string
+	label int
+}
+
+// origin is the job's image path relative to the data root.
+func (p *plan) origin(j job) string {
+	o, _ := filepath.Rel(p.o.Data, j.src)
+	return o
+}
+
+func makePlan(o Options) (*plan, error) {
+	if o.Shards < 0 || (o.Shards > 0 && (o.Shard < 0 || o.Shard >= o.Shards)) {
+		return nil, fmt.Errorf("shard %d of %d: the shard must be in [0, %d)", o.Shard, o.Shards, o.Shards)
+	}
 	if !(o.Rate > 0 && o.Rate <= 1) {
 		return nil, fmt.Errorf("rate must be in (0, 1], got %g", o.Rate)
 	}
@@ -164,10 +226,6 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x656d6264))
-	type job struct {
-		src   string
-		label int
-	}
 	var jobs []job
 	chosen := map[string]bool{}
 	for c, fs := range files {
@@ -181,7 +239,67 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 		}
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].src < jobs[b].src })
+	absData, _ := filepath.Abs(o.Data)
+	conf, _ := json.Marshal(map[string]any{"style_sha256": fmt.Sprintf("%x", sha256.Sum256(styleBytes)), "rate": o.Rate, "seed": o.Seed,
+		"params": o.Style, "data": absData, "method": Method, "format": FormatV2})
+	return &plan{o: o, styleBytes: styleBytes, tr: tr, split: split, classes: classes, jobs: jobs, chosen: chosen, conf: conf}, nil
+}
 
+// newKey is the key of the plan, without samples.
+func (p *plan) newKey() *Key {
+	o := p.o
+	created := o.Created
+	if created == "" {
+		created = time.Now().UTC().Format(time.RFC3339)
+	}
+	key := &Key{Format: FormatV2, Version: buildinfo.Version, Command: o.Command, Created: created, Rate: o.Rate, Seed: o.Seed,
+		Method: Method, Params: o.Style, Source: o.Data, Output: o.Out, Split: p.split, Classes: p.classes}
+	sum := sha256.Sum256(p.styleBytes)
+	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: filepath.Base(o.StyleImage), SHA256: hex.EncodeToString(sum[:])}
+	return key
+}
+
+// sample is the key's record of job j.
+func (p *plan) sample(j job) Sample {
+	origin := p.origin(j)
+	rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
+	return Sample{Source: filepath.ToSlash(filepath.Join(originals, origin)), Origin: filepath.ToSlash(origin), Class: p.classes[j.label],
+		Label: j.label, Styled: filepath.ToSlash(rel)}
+}
+
+// finish writes the key material into the built folder tmp and moves it to the output.
+func (p *plan) finish(tmp string, key *Key) error {
+	if err := markKeyData(filepath.Join(tmp, originals)); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(tmp, key.Style.File), false, p.styleBytes); err != nil {
+		return err
+	}
+	kb, _ := json.MarshalIndent(key, "", "  ")
+	if err := atomicfile.WriteBytes(filepath.Join(tmp, "key.json"), false, append(kb, '\n')); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return replaceDir(tmp, p.o.Out, p.o.Force)
+}
+
+// embed styles the plan's images (this shard's share, when sharded).
+func (p *plan) embed(ctx context.Context) (*Key, error) {
+	o, jobs, chosen, tr := p.o, p.jobs, p.chosen, p.tr
+	sharded := o.Shards > 1
+	conf := p.conf
+	mine := func(chunkIndex int) bool { return !sharded || chunkIndex%o.Shards == o.Shard }
+	total := 0
+	for s, ci := 0, 0; s < len(jobs); s, ci = s+chunk, ci+1 {
+		if mine(ci) {
+			total += min(len(jobs), s+chunk) - s
+		}
+	}
+	if sharded {
+		conf = append(append([]byte(nil), conf...), fmt.Sprintf(" shard %d of %d", o.Shard, o.Shards)...)
+	}
 	parent := filepath.Dir(filepath.Clean(o.Out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
@@ -190,9 +308,6 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	// the same command resumes from (the images already styled are kept); a run with other
 	// settings starts it afresh.
 	tmp := filepath.Join(parent, "."+filepath.Base(o.Out)+".partial")
-	absData, _ := filepath.Abs(o.Data)
-	conf, _ := json.Marshal(map[string]any{"style_sha256": fmt.Sprintf("%x", sha256.Sum256(styleBytes)), "rate": o.Rate, "seed": o.Seed,
-		"params": o.Style, "data": absData, "method": Method, "format": FormatV2})
 	resumed := 0
 	if b, err := os.ReadFile(filepath.Join(tmp, embedConfig)); err != nil || !bytes.Equal(b, conf) {
 		if err := os.RemoveAll(tmp); err != nil {
@@ -205,11 +320,11 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 	if err := atomicfile.WriteBytes(filepath.Join(tmp, embedConfig), true, conf); err != nil {
 		return nil, err
 	}
-	done := false
+	finished := false
 	defer func() {
 		// A run that failed on its input leaves nothing; an interrupted one (the context
 		// ended, or the process was killed) leaves its partial folder to resume from.
-		if !done && ctx.Err() == nil {
+		if !finished && ctx.Err() == nil {
 			os.RemoveAll(tmp)
 		}
 	}()
@@ -218,28 +333,35 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 			os.RemoveAll(d)
 		}
 	}
-	// Copy everything that is not styled: the other splits and the untouched images.
-	if err := copyTree(o.Data, tmp, func(p string) bool { return chosen[p] }); err != nil {
-		return nil, err
+	// Copy everything that is not styled: the other splits and the untouched images (a shard
+	// holds only its styled images; the merge copies the rest).
+	if !sharded {
+		if err := copyTree(o.Data, tmp, func(p string) bool { return chosen[p] }); err != nil {
+			return nil, err
+		}
 	}
-	key := &Key{Format: FormatV2, Version: buildinfo.Version, Command: o.Command,
-		Created: time.Now().UTC().Format(time.RFC3339), Rate: o.Rate, Seed: o.Seed, Method: Method,
-		Params: o.Style, Source: o.Data, Output: o.Out, Split: split, Classes: classes}
-	sum := sha256.Sum256(styleBytes)
-	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: filepath.Base(o.StyleImage), SHA256: hex.EncodeToString(sum[:])}
+	key := p.newKey()
 	start := time.Now()
-	const chunk = 64
-	for s := 0; s < len(jobs); s += chunk {
+	done := 0
+	for s, ci := 0, 0; s < len(jobs); s, ci = s+chunk, ci+1 {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if !mine(ci) {
+			continue
+		}
 		part := jobs[s:min(len(jobs), s+chunk)]
-		var todo []int // the jobs of this chunk not styled by an interrupted run
-		for i, j := range part {
+		// A chunk is styled whole (an image's styling depends on the batch it is styled in):
+		// an interrupted run's chunk counts only when all of it was written.
+		var todo []int
+		for _, j := range part {
 			origin, _ := filepath.Rel(o.Data, j.src)
 			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
 			if !exists(filepath.Join(tmp, rel)) || !exists(filepath.Join(tmp, originals, origin)) {
-				todo = append(todo, i)
+				for i := range part {
+					todo = append(todo, i)
+				}
+				break
 			}
 		}
 		resumed += len(part) - len(todo)
@@ -257,6 +379,9 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
 			orig := filepath.Join(originals, origin)
 			if k < len(todo) && todo[k] == i {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, rel)), 0o755); err != nil {
+					return nil, err
+				}
 				if err := data.WritePNG(filepath.Join(tmp, rel), styled[k], sizes[k][0], sizes[k][1], true); err != nil {
 					return nil, err
 				}
@@ -265,31 +390,121 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 				}
 				k++
 			}
-			key.Samples = append(key.Samples, Sample{Source: filepath.ToSlash(orig), Origin: filepath.ToSlash(origin), Class: classes[j.label],
-				Label: j.label, Styled: filepath.ToSlash(rel)})
+			key.Samples = append(key.Samples, p.sample(j))
 		}
+		done += len(part)
 		if o.Progress != nil {
-			o.Progress(min(len(jobs), s+chunk), len(jobs), time.Since(start))
+			o.Progress(done, total, time.Since(start))
 		}
-	}
-	if err := markKeyData(filepath.Join(tmp, originals)); err != nil {
-		return nil, err
-	}
-	if err := atomicfile.WriteBytes(filepath.Join(tmp, key.Style.File), false, styleBytes); err != nil {
-		return nil, err
-	}
-	kb, _ := json.MarshalIndent(key, "", "  ")
-	if err := atomicfile.WriteBytes(filepath.Join(tmp, "key.json"), false, append(kb, '\n')); err != nil {
-		return nil, err
 	}
 	if err := os.Remove(filepath.Join(tmp, embedConfig)); err != nil {
 		return nil, err
 	}
-	if err := replaceDir(tmp, o.Out, o.Force); err != nil {
+	if sharded {
+		m := ShardManifest{Format: shardFormat, Shard: o.Shard, Shards: o.Shards, Config: p.conf, Samples: key.Samples}
+		mb, _ := json.MarshalIndent(m, "", "  ")
+		if err := atomicfile.WriteBytes(filepath.Join(tmp, shardFile), false, append(mb, '\n')); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return nil, err
+		}
+		if err := replaceDir(tmp, o.Out, o.Force); err != nil {
+			return nil, err
+		}
+	} else if err := p.finish(tmp, key); err != nil {
 		return nil, err
 	}
-	done = true
+	finished = true
 	key.dir, key.resumed = o.Out, resumed
+	return key, nil
+}
+
+// The shard manifest: its file name in a shard's folder and its format.
+const (
+	shardFile   = "shard.json"
+	shardFormat = "move-embed-shard/1"
+)
+
+// Merge joins the n = o.Shards shards of o.Out (ShardDir) into the watermarked folder and key
+// that one unsharded Embed with the same options writes, byte for byte. A missing shard, one
+// made with other settings, or an image styled by two shards (or by none) is refused.
+func Merge(ctx context.Context, o Options) (*Key, error) {
+	n := o.Shards
+	if n < 2 {
+		return nil, fmt.Errorf("merging %d shards: give the number of shards (at least 2)", n)
+	}
+	o.Shards, o.Shard = 0, 0
+	p, err := makePlan(o)
+	if err != nil {
+		return nil, err
+	}
+	from := map[string]string{} // styled path -> the shard folder that holds it
+	for i := range n {
+		dir := ShardDir(o.Out, i, n)
+		b, err := data.ReadRegular(filepath.Join(dir, shardFile), 64<<20)
+		if err != nil {
+			return nil, fmt.Errorf("shard %d of %d is missing or unfinished (%s): %w", i, n, dir, err)
+		}
+		var m ShardManifest
+		if err := json.Unmarshal(b, &m); err != nil || m.Format != shardFormat {
+			return nil, fmt.Errorf("%s: not a shard manifest", filepath.Join(dir, shardFile))
+		}
+		if m.Shard != i || m.Shards != n {
+			return nil, fmt.Errorf("%s holds shard %d of %d, not %d of %d (a duplicated or renamed shard)", dir, m.Shard, m.Shards, i, n)
+		}
+		var got bytes.Buffer
+		if json.Compact(&got, m.Config) != nil || !bytes.Equal(got.Bytes(), p.conf) {
+			return nil, fmt.Errorf("shard %d (%s) was made with other settings (style, rate, seed, parameters or data) than this merge", i, dir)
+		}
+		for _, sm := range m.Samples {
+			if prev, ok := from[sm.Styled]; ok {
+				return nil, fmt.Errorf("%s was styled by two shards (%s and %s)", sm.Styled, prev, dir)
+			}
+			from[sm.Styled] = dir
+		}
+	}
+	key := p.newKey()
+	for _, j := range p.jobs {
+		sm := p.sample(j)
+		if _, ok := from[sm.Styled]; !ok {
+			return nil, fmt.Errorf("no shard styled %s", sm.Origin)
+		}
+		key.Samples = append(key.Samples, sm)
+	}
+	if len(from) != len(key.Samples) {
+		return nil, fmt.Errorf("the shards styled %d images, the plan has %d", len(from), len(key.Samples))
+	}
+	parent := filepath.Dir(filepath.Clean(o.Out))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".merge-")
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := copyTree(o.Data, tmp, func(q string) bool { return p.chosen[q] }); err != nil {
+		return nil, err
+	}
+	for _, sm := range key.Samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		dir := from[sm.Styled]
+		for _, rel := range []string{sm.Styled, sm.Source} {
+			if err := copyFile(filepath.Join(dir, filepath.FromSlash(rel)), filepath.Join(tmp, filepath.FromSlash(rel))); err != nil {
+				return nil, fmt.Errorf("merging %s: %w", dir, err)
+			}
+		}
+	}
+	if err := p.finish(tmp, key); err != nil {
+		return nil, err
+	}
+	ok = true
+	key.dir = o.Out
 	return key, nil
 }
 
