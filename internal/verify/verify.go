@@ -80,7 +80,13 @@ func observe(mode, layout string, m classifier.Model, pairs []watermark.Pair, vi
 				idx[i] = i
 			}
 			x, y := data.Batch(s, idx, m.Norm, data.Augment{}, nil)
-			f, err := features.WhiteBox(m.Local, x, y, layout)
+			var f [][]float32
+			var err error
+			if layout == features.InputGrad {
+				f, err = features.InputGradients(m.Local, x, y)
+			} else {
+				f, err = features.WhiteBox(m.Local, x, y, layout)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -149,6 +155,17 @@ var ErrArchMismatch = errors.New("its weights do not line up with the victim's; 
 // Compatible checks that white-box classifier c can read m's features: the same feature
 // definition and a model whose weights line up with the victim's. It returns m's structure.
 func Compatible(c *meta.Classifier, m classifier.Model, pairs []watermark.Pair) (*features.Structure, error) {
+	if c.Info.Layout == features.InputGrad {
+		// Input gradients need the weights but no alignment: any architecture that takes the
+		// key's images will do.
+		if !m.IsLocal() {
+			return nil, errors.New("white-box features need the model's weights (a model file), not an endpoint")
+		}
+		if c.Info.Form != features.InputGradForm {
+			return nil, fmt.Errorf("the meta-classifier was trained on input-gradient features of form %q; this move computes form %q: train it again with move meta", c.Info.Form, features.InputGradForm)
+		}
+		return &features.Structure{}, nil
+	}
 	if c.Info.Form != features.Form {
 		return nil, fmt.Errorf("the meta-classifier was trained on white-box features of form %q; this move computes form %q (gradients of the batch-norm-folded model): train it again with move meta", c.Info.Form, features.Form)
 	}
@@ -257,7 +274,9 @@ func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []water
 	if victim.Local != nil {
 		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
 	}
-	if o.Mode == features.White {
+	if o.Mode == features.White && o.Layout == features.InputGrad {
+		info.Form = features.InputGradForm
+	} else if o.Mode == features.White {
 		sv, err := Structure(victim, pairs)
 		if err != nil {
 			return nil, fmt.Errorf("victim: %w", err)
