@@ -47,13 +47,13 @@ and the direct copy's p-value falls from 0.068 to 0.001 (the full vector lets th
 fit noise of the two benign models it sees); --layout full keeps every sign. Models may be move model files or ONNX files; white-box
 models must share one architecture (the weights must line up).
 
---layout input-grad uses other white-box features: the signs of the gradient of the loss with
-respect to each transformed image itself, pooled over an 8x8 grid per channel (192 values). They
+--layout input-grad and input-sign use other white-box features, experimental: the gradient
+of the loss with respect to each transformed image itself (input-grad: divided by its root
+mean square; input-sign: its signs), pooled over an 8x8 grid per channel (192 values). They
 depend only on the function a model computes, not on how its units are arranged, so a suspect
-of another architecture can be read and a student is not invisible by construction; an early
-measurement on generated data flagged the copy (p 2e-7) and a distilled wrn16-1 student
-(p 1e-6), missed a distilled resnet20 (p 0.99) and left the independent model close to the
-line (p 0.011): experimental, not the default.
+of another architecture can be read and students are not invisible by construction (README:
+"What each mode detects"). Neither is the default: on CIFAR-10 they need about 100 key images
+per test, and input-grad accused an independently trained model of a generated test world.
 
 The key's samples are split (--held-out, default half) into samples that train the classifier
 and samples kept for verification; the split is recorded in META so that verification never

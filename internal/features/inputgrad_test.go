@@ -83,32 +83,37 @@ func TestInputGradientsAreParametrisationInvariant(t *testing.T) {
 		x.Data[i] = float32(r.NormFloat64())
 	}
 	labels := []int{0, 1, 2, 1}
-	fm, err := InputGradients(m, x, labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ff, err := InputGradients(folded, x, labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fo, _ := InputGradients(other, x, labels)
-	dist := func(a, b [][]float32) float64 {
-		var s float64
-		n := 0
-		for i := range a {
-			for j := range a[i] {
-				s += math.Abs(float64(a[i][j] - b[i][j]))
-				n++
-			}
+	for _, family := range []string{InputGrad, InputSign} {
+		fm, err := InputGradients(m, x, labels, family)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return s / float64(n)
+		ff, err := InputGradients(folded, x, labels, family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fo, _ := InputGradients(other, x, labels, family)
+		dist := func(a, b [][]float32) float64 {
+			var s float64
+			n := 0
+			for i := range a {
+				for j := range a[i] {
+					s += math.Abs(float64(a[i][j] - b[i][j]))
+					n++
+				}
+			}
+			return s / float64(n)
+		}
+		if len(fm[0]) != 3*Grid*Grid {
+			t.Fatalf("%d features, want %d", len(fm[0]), 3*Grid*Grid)
+		}
+		same, diff := dist(fm, ff), dist(fm, fo)
+		t.Logf("%s: mean |difference|: folded export %.4f, another model %.4f", family, same, diff)
+		if same > 0.01 || diff < 0.1 {
+			t.Fatalf("%s: folded export differs by %.4f (want ~0), another model by %.4f (want clearly more)", family, same, diff)
+		}
 	}
-	if len(fm[0]) != 3*Grid*Grid {
-		t.Fatalf("%d features, want %d", len(fm[0]), 3*Grid*Grid)
-	}
-	same, diff := dist(fm, ff), dist(fm, fo)
-	t.Logf("mean |difference|: folded export %.4f, another model %.4f", same, diff)
-	if same > 0.01 || diff < 0.1 {
-		t.Fatalf("folded export differs by %.4f (want ~0), another model by %.4f (want clearly more)", same, diff)
+	if _, err := InputGradients(m, x, labels, Full); err == nil {
+		t.Fatal("a weight layout was taken for an input-gradient family")
 	}
 }

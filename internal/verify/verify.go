@@ -82,8 +82,8 @@ func observe(mode, layout string, m classifier.Model, pairs []watermark.Pair, vi
 			x, y := data.Batch(s, idx, m.Norm, data.Augment{}, nil)
 			var f [][]float32
 			var err error
-			if layout == features.InputGrad {
-				f, err = features.InputGradients(m.Local, x, y)
+			if features.IsInput(layout) {
+				f, err = features.InputGradients(m.Local, x, y, layout)
 			} else {
 				f, err = features.WhiteBox(m.Local, x, y, layout)
 			}
@@ -155,7 +155,7 @@ var ErrArchMismatch = errors.New("its weights do not line up with the victim's; 
 // Compatible checks that white-box classifier c can read m's features: the same feature
 // definition and a model whose weights line up with the victim's. It returns m's structure.
 func Compatible(c *meta.Classifier, m classifier.Model, pairs []watermark.Pair) (*features.Structure, error) {
-	if c.Info.Layout == features.InputGrad {
+	if features.IsInput(c.Info.Layout) {
 		// Input gradients need the weights but no alignment: any architecture that takes the
 		// key's images will do.
 		if !m.IsLocal() {
@@ -274,7 +274,7 @@ func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []water
 	if victim.Local != nil {
 		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
 	}
-	if o.Mode == features.White && o.Layout == features.InputGrad {
+	if o.Mode == features.White && features.IsInput(o.Layout) {
 		info.Form = features.InputGradForm
 	} else if o.Mode == features.White {
 		sv, err := Structure(victim, pairs)

@@ -180,18 +180,20 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Input-gradient white-box features (features.InputGrad): no weight alignment, so the
+	// Input-gradient white-box features (features.InputSign): no weight alignment, so the
 	// meta-classifier is trained against three benign models and tested against an unseen
 	// reference, and suspects of any architecture can be read. The copy is flagged and the
 	// independent model cleared; what it says of students (the point of the family) is logged,
 	// to be measured at CIFAR-10 scale (issue 14).
 	{
 		trainers := []classifier.Model{wrap(benign), wrap(benign2), wrap(benign3)}
-		c, err := TrainMeta(wrap(victim), trainers, pairs, MetaOptions{Mode: "white", Layout: features.InputGrad, Seed: 1})
+		// The sign family: the raw family (features.InputGrad) accuses the independent model of
+		// this world (p = 9e-5, measured), which was trained on other data; see the README.
+		c, err := TrainMeta(wrap(victim), trainers, pairs, MetaOptions{Mode: "white", Layout: features.InputSign, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("input-grad meta-classifier: %d features, train accuracy %.2f, held-out %.2f", c.Info.Dim, c.Info.TrainAcc, c.Info.HeldOutAcc)
+		t.Logf("input-sign meta-classifier: %d features, train accuracy %.2f, held-out %.2f", c.Info.Dim, c.Info.TrainAcc, c.Info.HeldOutAcc)
 		cleanSet, err := data.LoadFolder(filepath.Join(root, "clean", "train"), data.FolderOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -209,19 +211,19 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		for _, name := range []string{"copy", "independent", "distilled resnet20", "distilled wrn16-1"} {
 			r, err := Run(c, wrap(suspects[name]), wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05})
 			if err != nil {
-				t.Fatalf("input-grad, %s: %v", name, err)
+				t.Fatalf("input-sign, %s: %v", name, err)
 			}
-			t.Logf("input-grad white-box: %s p=%.3g dmu=%.3f stolen=%v", name, r.P, r.DeltaMu, r.Stolen)
+			t.Logf("input-sign white-box: %s p=%.3g dmu=%.3f stolen=%v", name, r.P, r.DeltaMu, r.Stolen)
 			switch name {
 			case "copy":
 				if !r.Stolen {
-					t.Errorf("input-grad: the copy got p = %g", r.P)
+					t.Errorf("input-sign: the copy got p = %g", r.P)
 				}
 			case "independent":
 				// Measured here: p = 0.011, not accused at alpha 0.01 but close, where the
 				// weight features give p > 0.05: this family is not ready to be the default.
 				if r.Stolen {
-					t.Errorf("input-grad: the independent model was accused (p = %g)", r.P)
+					t.Errorf("input-sign: the independent model was accused (p = %g)", r.P)
 				}
 			}
 		}
