@@ -55,11 +55,11 @@ type Server struct {
 	MaxInFlight  int
 	BodyTimeout  time.Duration
 	QueueTimeout time.Duration
-	mu          sync.Mutex
-	Queries     int // images answered
-	once        sync.Once
-	slots       chan struct{}
-	entered     func() (left func()) // test hook: called with a slot held
+	mu           sync.Mutex
+	Queries      int // images answered
+	once         sync.Once
+	slots        chan struct{}
+	entered      func() (left func()) // test hook: called with a slot held
 }
 
 // Handler returns the HTTP handler of the v2 REST API: server and model metadata, health and

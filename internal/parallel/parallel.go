@@ -31,7 +31,9 @@ type WorkerPanic struct {
 	Stack []byte
 }
 
-func (p WorkerPanic) String() string { return fmt.Sprintf("%v\n[in a worker goroutine]\n%s", p.Value, p.Stack) }
+func (p WorkerPanic) String() string {
+	return fmt.Sprintf("%v\n[in a worker goroutine]\n%s", p.Value, p.Stack)
+}
 
 // do runs one job, keeping a panic for the caller.
 func (j job) do() {
