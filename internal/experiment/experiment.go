@@ -16,6 +16,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"move/internal/atomicfile"
@@ -239,7 +240,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.controls, r.innocents, r.metaAndVerify, r.falseClaims}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.controls, r.innocents, r.metaAndVerify, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -525,6 +526,70 @@ func (r *runner) attacks() error {
 		}
 		r.res.Rows = append(r.res.Rows, row)
 		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", a.Name, 100*row.Accuracy, 100*row.Agreement)
+	}
+	return nil
+}
+
+// chains makes the multi-stage suspects: the suspect of each chain's first attack, stolen again
+// by each later stage (with that attack's recipe and data, a seed of its own), judged against
+// the original victim.
+func (r *runner) chains() error {
+	p := r.cfg.Profile
+	victim, err := r.load(r.path("victim.safetensors"))
+	if err != nil {
+		return err
+	}
+	src := steal.Sources{Owner: r.clean, Thief: r.thief, Fraction: p.AdaptiveFraction, Seed: r.cfg.Seed}
+	for i, ch := range steal.Chains() {
+		file := r.path("suspects", ch.Name+".safetensors")
+		row := Row{Attack: ch.Name, Label: ch.Label, Stolen: true}
+		var cfgs []steal.Config
+		for k, name := range ch.Stages[1:] {
+			a, err := steal.Lookup(name)
+			if err != nil {
+				return err
+			}
+			cfg := steal.Config{Attack: a.Name, Train: r.recipe(p.attackEpochs(a), r.cfg.Seed+301+uint64(10*i+k)), Temperature: 4}
+			if a.Recipe != (steal.Recipe{}) {
+				a.Recipe.Apply(&cfg.Train)
+			}
+			cfgs = append(cfgs, cfg)
+		}
+		conf := map[string]any{"stages": ch.Stages, "cfgs": cfgs, "first": r.stageHash("steal-" + ch.Stages[0]), "upstream": r.base}
+		err := r.stage("chain-"+ch.Name, conf, []string{file}, &row, func() error {
+			cur, err := r.load(r.path("suspects", ch.Stages[0]+".safetensors"))
+			if err != nil {
+				return err
+			}
+			var m models.Model
+			start, queries := time.Now(), 0
+			for k, cfg := range cfgs {
+				a, _ := steal.Lookup(cfg.Attack)
+				set, err := a.TrainingSet(src)
+				if err != nil {
+					return err
+				}
+				res, err := steal.Run(r.ctx, cur, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("chain-"+ch.Name, s) })
+				if err != nil {
+					return fmt.Errorf("stage %d (%s): %w", k+2, cfg.Attack, err)
+				}
+				m, queries = res.Model, queries+res.Queries
+				cur = classifier.Local(m, r.norm, r.size)
+			}
+			acc, agree, err := steal.Evaluate(cur, victim, r.test)
+			if err != nil {
+				return err
+			}
+			row.Arch, row.Accuracy, row.Agreement, row.Queries, row.Seconds = m.Arch(), acc, agree, queries, time.Since(start).Seconds()
+			info := r.modelInfo(ch.Name, strings.Join(ch.Stages, " then "), cfgs[0].Train.Seed)
+			info.Extra = map[string]any{"steal": row}
+			return modelfile.Save(file, m, info, true)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.Rows = append(r.res.Rows, row)
+		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", ch.Name, 100*row.Accuracy, 100*row.Agreement)
 	}
 	return nil
 }

@@ -50,8 +50,8 @@ func TestPipelineResumes(t *testing.T) {
 	if res.Data["thief_images"] != 200 || !strings.Contains(fmt.Sprint(res.Data["thief_data"]), "training split") {
 		t.Errorf("thief's data: %v images, %v; want 200 unused training images", res.Data["thief_images"], res.Data["thief_data"])
 	}
-	if len(res.Rows) != len(steal.Attacks())+2 {
-		t.Fatalf("%d rows, want %d attacks and 2 innocents", len(res.Rows), len(steal.Attacks()))
+	if len(res.Rows) != len(steal.Attacks())+len(steal.Chains())+2 {
+		t.Fatalf("%d rows, want %d attacks, %d multi-stage thefts and 2 innocents", len(res.Rows), len(steal.Attacks()), len(steal.Chains()))
 	}
 	for _, r := range res.Rows {
 		if r.Kind == "constant" {

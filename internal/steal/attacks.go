@@ -231,3 +231,28 @@ func runZeroShot(j *job) (models.Model, error) {
 	j.res.Images = z.Iters * (z.StudentSteps + 1) * z.Batch // generated
 	return m, err
 }
+
+// Chain is a multi-stage theft (the paper's Table 7): each stage's stolen model is the victim
+// of the next. Its first stage is an attack of the registry; the experiment takes that
+// attack's suspect and applies the later stages to it.
+type Chain struct {
+	Name   string   // e.g. "distill+finetune"
+	Label  string   // the table's row name
+	Stages []string // attack names, in order
+}
+
+// chains are the multi-stage thefts the experiment runs. Append new ones.
+var chains = []Chain{
+	{Name: "distill+finetune", Label: "Distill→FT", Stages: []string{"distill", "finetune"}},
+	{Name: "labelquery+finetune", Label: "Label-q→FT", Stages: []string{"labelquery", "finetune"}},
+	{Name: "zeroshot+finetune", Label: "Zero-shot→FT", Stages: []string{"zeroshot", "finetune"}},
+}
+
+// Chains returns the multi-stage thefts, each checked against the registry.
+func Chains() []Chain {
+	out := make([]Chain, len(chains))
+	for i, c := range chains {
+		out[i] = Chain{Name: c.Name, Label: c.Label, Stages: append([]string(nil), c.Stages...)}
+	}
+	return out
+}

@@ -106,3 +106,26 @@ func TestSplitSubstitute(t *testing.T) {
 		t.Fatal("the split is not fixed")
 	}
 }
+
+// Every chain has at least two stages, each a registered attack, and a unique name.
+func TestChains(t *testing.T) {
+	names := map[string]bool{}
+	for _, c := range Chains() {
+		if len(c.Stages) < 2 || c.Label == "" || names[c.Name] {
+			t.Errorf("chain %+v", c)
+		}
+		names[c.Name] = true
+		for _, st := range c.Stages {
+			if _, err := Lookup(st); err != nil {
+				t.Errorf("chain %s: %v", c.Name, err)
+			}
+		}
+		if _, err := Lookup(c.Name); err == nil {
+			t.Errorf("chain %s has an attack's name", c.Name)
+		}
+	}
+	Chains()[0].Stages[0] = "changed"
+	if Chains()[0].Stages[0] != "distill" {
+		t.Error("Chains exposes the table")
+	}
+}
