@@ -482,7 +482,6 @@ func (r *runner) load(file string) (classifier.Model, error) {
 // attack trains with its recipe for the profile's epochs (attackEpochs), seeded by its place
 // in the registry.
 func (r *runner) attacks() error {
-	p := r.cfg.Profile
 	v, err := r.load(r.path("victim.safetensors"))
 	if err != nil {
 		return err
@@ -491,15 +490,9 @@ func (r *runner) attacks() error {
 	if err := os.MkdirAll(r.path("suspects"), 0o755); err != nil {
 		return err
 	}
-	src := steal.Sources{Owner: r.clean, Thief: r.thief, Fraction: p.AdaptiveFraction, Seed: r.cfg.Seed}
+	src := r.sources()
 	for i, a := range steal.Attacks() {
-		cfg := steal.Config{Attack: a.Name, Train: r.recipe(p.attackEpochs(a), r.cfg.Seed+201+uint64(i)), Temperature: 4}
-		if a.Recipe != (steal.Recipe{}) {
-			a.Recipe.Apply(&cfg.Train)
-		}
-		if a.Data == steal.Generated {
-			cfg.ZeroShot = steal.ZeroShot{Iters: p.ZeroShotIters, Batch: p.ZeroShotBatch, Width: p.ZeroShotWidth, EvalEvery: max(1, p.ZeroShotIters/10)}
-		}
+		cfg := r.attackConfig(a, r.cfg.Seed+201+uint64(i))
 		set, err := a.TrainingSet(src)
 		if err != nil {
 			return err
@@ -530,16 +523,34 @@ func (r *runner) attacks() error {
 	return nil
 }
 
+// attackConfig is attack a's configuration in this experiment: its recipe for the profile's
+// epochs (attackEpochs), seeded by seed, and the profile's data-free sizes.
+func (r *runner) attackConfig(a steal.Attack, seed uint64) steal.Config {
+	p := r.cfg.Profile
+	cfg := steal.Config{Attack: a.Name, Train: r.recipe(p.attackEpochs(a), seed), Temperature: 4}
+	if a.Recipe != (steal.Recipe{}) {
+		a.Recipe.Apply(&cfg.Train)
+	}
+	if a.Data == steal.Generated {
+		cfg.ZeroShot = steal.ZeroShot{Iters: p.ZeroShotIters, Batch: p.ZeroShotBatch, Width: p.ZeroShotWidth, EvalEvery: max(1, p.ZeroShotIters/10)}
+	}
+	return cfg
+}
+
+// sources are the data sets the attacks choose from.
+func (r *runner) sources() steal.Sources {
+	return steal.Sources{Owner: r.clean, Thief: r.thief, Fraction: r.cfg.Profile.AdaptiveFraction, Seed: r.cfg.Seed}
+}
+
 // chains makes the multi-stage suspects: the suspect of each chain's first attack, stolen again
 // by each later stage (with that attack's recipe and data, a seed of its own), judged against
 // the original victim.
 func (r *runner) chains() error {
-	p := r.cfg.Profile
 	victim, err := r.load(r.path("victim.safetensors"))
 	if err != nil {
 		return err
 	}
-	src := steal.Sources{Owner: r.clean, Thief: r.thief, Fraction: p.AdaptiveFraction, Seed: r.cfg.Seed}
+	src := r.sources()
 	for i, ch := range steal.Chains() {
 		file := r.path("suspects", ch.Name+".safetensors")
 		row := Row{Attack: ch.Name, Label: ch.Label, Stolen: true}
@@ -549,11 +560,7 @@ func (r *runner) chains() error {
 			if err != nil {
 				return err
 			}
-			cfg := steal.Config{Attack: a.Name, Train: r.recipe(p.attackEpochs(a), r.cfg.Seed+301+uint64(10*i+k)), Temperature: 4}
-			if a.Recipe != (steal.Recipe{}) {
-				a.Recipe.Apply(&cfg.Train)
-			}
-			cfgs = append(cfgs, cfg)
+			cfgs = append(cfgs, r.attackConfig(a, r.cfg.Seed+301+uint64(10*i+k)))
 		}
 		conf := map[string]any{"stages": ch.Stages, "cfgs": cfgs, "first": r.stageHash("steal-" + ch.Stages[0]), "upstream": r.base}
 		err := r.stage("chain-"+ch.Name, conf, []string{file}, &row, func() error {
