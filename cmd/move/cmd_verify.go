@@ -222,7 +222,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	// The suspects: files, then endpoints, in the order given.
 	type suspect struct {
 		name   string
-		client *oip.Client
+		remote bool
 	}
 	var suspects []suspect
 	for _, f := range o.suspects {
@@ -232,7 +232,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		if c.Info.Mode == features.White {
 			return fmt.Errorf("a served model only answers probabilities: verify %s with a black-box meta-classifier (move meta --mode black)", e)
 		}
-		suspects = append(suspects, suspect{name: e, client: &oip.Client{}})
+		suspects = append(suspects, suspect{name: e, remote: true})
 	}
 	if len(suspects) > 1 {
 		fmt.Fprintf(stderr, "loaded the meta-classifier, the reference and %d key samples once in %s; verifying %d suspects\n",
@@ -244,12 +244,13 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	for i, sp := range suspects {
 		t0 := time.Now()
 		var m classifier.Model
-		if sp.client != nil {
-			if sp.client, err = oip.Dial(ctx, sp.name, o.timeout); err != nil {
+		var client *oip.Client
+		if sp.remote {
+			if client, err = oip.Dial(ctx, sp.name, o.timeout); err != nil {
 				return fmt.Errorf("suspect endpoint %s: %w", sp.name, err)
 			}
-			sp.client.Budget, sp.client.Concurrency, sp.client.Deadline = o.budget, o.concurrency, time.Now().Add(o.deadline)
-			m = classifier.Remote(sp.client, 0)
+			client.Budget, client.Concurrency, client.Deadline = o.budget, o.concurrency, time.Now().Add(o.deadline)
+			m = classifier.Remote(client, 0)
 		} else if m, _, err = classifier.Load(sp.name, o.onnx); err != nil {
 			return err
 		}
@@ -259,8 +260,8 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		}
 		rep := verifyReport{Suspect: sp.name, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
 			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec}
-		if sp.client != nil {
-			rep.Queries = sp.client.Queries()
+		if client != nil {
+			rep.Queries = client.Queries()
 		} else if rep.SuspectSHA256, err = fileHash(sp.name); err != nil {
 			return err
 		}
@@ -271,7 +272,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		if len(suspects) > 1 {
 			fmt.Fprintf(stderr, "suspect %d/%d %s: %s in %s\n", i+1, len(suspects), sp.name, res.Verdict, fmtDuration(time.Since(t0).Round(time.Millisecond)))
 		} else if !o.jsonOut {
-			printVerify(stdout, o, c, res, rec, sp.client, sp.name)
+			printVerify(stdout, o, c, res, rec, client, sp.name)
 		}
 	}
 	if o.jsonOut {

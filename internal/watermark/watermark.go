@@ -353,45 +353,37 @@ func (p *plan) embed(ctx context.Context) (*Key, error) {
 		part := jobs[s:min(len(jobs), s+chunk)]
 		// A chunk is styled whole (an image's styling depends on the batch it is styled in):
 		// an interrupted run's chunk counts only when all of it was written.
-		var todo []int
-		for _, j := range part {
-			origin, _ := filepath.Rel(o.Data, j.src)
-			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
-			if !exists(filepath.Join(tmp, rel)) || !exists(filepath.Join(tmp, originals, origin)) {
-				for i := range part {
-					todo = append(todo, i)
+		samples := make([]Sample, len(part))
+		written := true
+		for i, jb := range part {
+			samples[i] = p.sample(jb)
+			written = written && exists(filepath.Join(tmp, filepath.FromSlash(samples[i].Styled))) && exists(filepath.Join(tmp, filepath.FromSlash(samples[i].Source)))
+		}
+		if written {
+			resumed += len(part)
+		} else {
+			paths := make([]string, len(part))
+			for i, jb := range part {
+				paths[i] = jb.src
+			}
+			styled, sizes, err := styleFiles(tr, paths)
+			if err != nil {
+				return nil, err
+			}
+			for i, sm := range samples {
+				dst := filepath.Join(tmp, filepath.FromSlash(sm.Styled))
+				if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+					return nil, err
 				}
-				break
+				if err := data.WritePNG(dst, styled[i], sizes[i][0], sizes[i][1], true); err != nil {
+					return nil, err
+				}
+				if err := copyFile(part[i].src, filepath.Join(tmp, filepath.FromSlash(sm.Source))); err != nil {
+					return nil, err
+				}
 			}
 		}
-		resumed += len(part) - len(todo)
-		paths := make([]string, len(todo))
-		for k, i := range todo {
-			paths[k] = part[i].src
-		}
-		styled, sizes, err := styleFiles(tr, paths)
-		if err != nil {
-			return nil, err
-		}
-		k := 0
-		for i, j := range part {
-			origin, _ := filepath.Rel(o.Data, j.src)
-			rel := strings.TrimSuffix(origin, filepath.Ext(origin)) + ".png"
-			orig := filepath.Join(originals, origin)
-			if k < len(todo) && todo[k] == i {
-				if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, rel)), 0o755); err != nil {
-					return nil, err
-				}
-				if err := data.WritePNG(filepath.Join(tmp, rel), styled[k], sizes[k][0], sizes[k][1], true); err != nil {
-					return nil, err
-				}
-				if err := copyFile(j.src, filepath.Join(tmp, orig)); err != nil {
-					return nil, err
-				}
-				k++
-			}
-			key.Samples = append(key.Samples, p.sample(j))
-		}
+		key.Samples = append(key.Samples, samples...)
 		done += len(part)
 		if o.Progress != nil {
 			o.Progress(done, total, time.Since(start))
