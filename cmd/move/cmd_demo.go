@@ -33,6 +33,7 @@ EXIT STATUS
 			var innocents int
 			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (see move help experiment)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims (see move help experiment)")
+			washing := fs.Bool("washing", false, "add the washing attacks (see move help experiment)")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
@@ -42,7 +43,7 @@ EXIT STATUS
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
-				Innocents: innocents, FalseClaims: *claims, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }

@@ -57,6 +57,12 @@ bound on the false-accusation rate, and the Kolmogorov-Smirnov comparison of the
 with the uniform distribution; the report plots them (QQ plot). Each innocent is a stage:
 a larger suite resumes a smaller one.
 
+Washing (--washing): the thief who has read the paper washes the stolen model before serving
+it; these attacks of the registry (move help steal) become suspects after the multi-stage
+thefts, each with the thief's accuracy next to its verdicts (the price of washing). A model
+the thief serves behind a front (JPEG, blur, augmentation-averaging) is verified through that
+front over HTTP, black-box only.
+
 False claims (--false-claims): a dishonest claimant accuses the well-trained innocent (a
 public model better than the victim) three ways: (a) public-finetune: they fine-tune the
 public model on their own styled data, call it their victim and accuse the original; (b)
@@ -91,6 +97,7 @@ EXIT STATUS
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
+			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
 				return err
@@ -107,7 +114,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -125,6 +132,7 @@ type experimentOptions struct {
 	InnocentONNX     []string
 	ONNX             modelfile.ONNXDefaults
 	FalseClaims      bool
+	Washing          bool
 	Command          string
 }
 
@@ -181,7 +189,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

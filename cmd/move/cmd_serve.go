@@ -16,6 +16,7 @@ import (
 	"move/internal/classifier"
 	"move/internal/modelfile"
 	"move/internal/oip"
+	"move/internal/wash"
 )
 
 func init() {
@@ -36,6 +37,10 @@ Hostile clients: at most --max-in-flight inference requests are read and answere
 be 64 MiB and must arrive within --read-timeout once it is being read, a request of up to 4,096 images goes through the network 256 at a
 time, and the memory of a large request is given back to the system when it is answered.
 
+--input-transform simulates a thief's washing front (see move help steal): jpeg:Q re-encodes
+each query image as JPEG at quality Q, blur:S blurs it with a Gaussian of S pixels, augavg
+answers the mean probabilities over the five augmentations of MOVE's black-box features.
+
 --addr 127.0.0.1:0 listens on a free port; --addr-file FILE writes the address listened on
 (host:port) to FILE once the server accepts connections, for scripts that start it.
 
@@ -51,6 +56,11 @@ EXIT STATUS
 			fs.StringVar(&o.addrFile, "addr-file", "", "write the address listened on (host:port) to this file")
 			intIn(fs, &o.inFlight, "max-in-flight", 2, 1, 64, "inference requests read and answered at once (the others wait, holding no memory)")
 			durationIn(fs, &o.readTimeout, "read-timeout", 2*time.Minute, "the most time a request's body may take to arrive once it is being read")
+			fs.Func("input-transform", "transform every query first: jpeg:QUALITY, blur:SIGMA or augavg (a washing front)", func(v string) error {
+				_, _, err := wash.ParseInput(v)
+				o.transform = v
+				return err
+			})
 			intIn(fs, &o.memoryMiB, "memory-limit", 768, 64, 1<<20, "soft limit of the Go heap, MiB (the collector works harder near it)")
 			if err := parse(fs, args); err != nil {
 				return err
@@ -70,6 +80,7 @@ EXIT STATUS
 // serveOptions are move serve's flags.
 type serveOptions struct {
 	model, addr, name, addrFile string
+	transform                   string
 	inFlight, memoryMiB         int
 	readTimeout                 time.Duration
 	onnx                        modelfile.ONNXDefaults
@@ -88,6 +99,13 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	}
 	debug.SetMemoryLimit(int64(o.memoryMiB) << 20)
 	srv := &oip.Server{Name: o.name, Model: m, MaxInFlight: o.inFlight, BodyTimeout: o.readTimeout}
+	if o.transform != "" {
+		front, err := wash.NewInput(m, o.transform)
+		if err != nil {
+			return err
+		}
+		srv.Front = front
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err

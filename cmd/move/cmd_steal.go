@@ -39,6 +39,7 @@ type stealOptions struct {
 type stealReport struct {
 	Attack            string              `json:"attack"`
 	Arch              string              `json:"arch"`
+	ServedBehind      string              `json:"served_behind,omitempty"` // the input transform of a served washing front
 	Victim            string              `json:"victim"`
 	VictimSHA256      string              `json:"victim_sha256"`
 	ThiefData         string              `json:"thief_data"`
@@ -293,7 +294,11 @@ func runSteal(ctx context.Context, o stealOptions, stdout, stderr io.Writer) err
 		attackQueries = client.Queries()
 		client.Budget = 0 // the agreement check is the experimenter's, not the thief's
 	}
-	acc, agree, err := steal.Evaluate(classifier.Local(res.Model, norm, size), v, test)
+	served, err := steal.Served(a, res.Model, norm, size)
+	if err != nil {
+		return err
+	}
+	acc, agree, err := steal.Evaluate(served, v, test)
 	if err != nil {
 		return err
 	}
@@ -302,7 +307,7 @@ func runSteal(ctx context.Context, o stealOptions, stdout, stderr io.Writer) err
 		evalQueries = client.Queries() - attackQueries
 	}
 	rep := stealReport{Attack: a.Name, Arch: res.Model.Arch(), Victim: cmp.Or(o.victim, o.endpoint), VictimSHA256: parent,
-		ThiefData: thiefDesc, EvaluatedOn: evalDesc, TestAccuracy: acc, Agreement: agree, Queries: res.Queries,
+		ServedBehind: a.Serve, ThiefData: thiefDesc, EvaluatedOn: evalDesc, TestAccuracy: acc, Agreement: agree, Queries: res.Queries,
 		EvaluationQueries: evalQueries, Images: res.Images, Seconds: res.Seconds, Seed: o.seed, Config: cfg, History: res.History}
 	info := modelfile.Info{Classes: classes, InputSize: size, Norm: norm, Version: buildinfo.Version, Command: o.command,
 		Seed: o.seed, Parent: parent, Made: a.Name, Data: thiefDesc, Extra: map[string]any{"steal": rep}}
@@ -324,5 +329,8 @@ func runSteal(ctx context.Context, o stealOptions, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "%s (%s): test accuracy %.2f%%, agreement with the victim %.2f%% on %s%s, %s -> %s\n",
 		a.Name, res.Model.Arch(), 100*acc, 100*agree, evalDesc, q, fmtDuration(secs(res.Seconds)), o.out)
+	if a.Serve != "" {
+		fmt.Fprintf(stdout, "the thief serves it behind a front (the figures above are the served answers'): move serve --model %s --input-transform %s\n", o.out, a.Serve)
+	}
 	return nil
 }

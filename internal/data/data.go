@@ -102,6 +102,12 @@ func Stats(s *Set) Normalization {
 type Augment struct {
 	Pad  int  // random crop after zero-padding by Pad pixels (0: none)
 	Flip bool // random horizontal flip
+	// Jitter, when positive, scales each image's brightness, contrast and saturation by
+	// factors drawn uniformly from [1-Jitter, 1+Jitter] (torchvision's ColorJitter).
+	Jitter float32 `json:",omitempty"`
+	// Blur, when positive, blurs each image with a Gaussian of standard deviation drawn
+	// uniformly from [0, Blur] pixels.
+	Blur float32 `json:",omitempty"`
 }
 
 // Standard is the CIFAR recipe: 4-pixel padding crop and horizontal flip.
@@ -150,8 +156,94 @@ func Batch(s *Set, idx []int, norm Normalization, aug Augment, rng *rand.Rand) (
 				o[0], o[1], o[2] = lut[0][p[0]], lut[1][p[1]], lut[2][p[2]]
 			}
 		}
+		if aug.Jitter > 0 || aug.Blur > 0 {
+			strong(out, h, w, norm, aug, rng)
+		}
 	}
 	return x, labels
+}
+
+// strong applies aug's colour jitter and blur to one normalised image in place: in [0, 1]
+// pixel space, clipped there, then normalised again.
+func strong(img []float32, h, w int, norm Normalization, aug Augment, rng *rand.Rand) {
+	for i := range img {
+		c := i % 3
+		img[i] = img[i]*norm.Std[c] + norm.Mean[c]
+	}
+	if j := aug.Jitter; j > 0 {
+		factor := func() float32 { return 1 - j + 2*j*rng.Float32() }
+		b, ct, sat := factor(), factor(), factor()
+		var mean float32
+		for i := 0; i < len(img); i += 3 {
+			mean += 0.299*img[i] + 0.587*img[i+1] + 0.114*img[i+2]
+		}
+		mean /= float32(h * w)
+		for i := 0; i < len(img); i += 3 {
+			px := img[i : i+3]
+			for c := range 3 {
+				px[c] = clip01(px[c] * b)
+			}
+			for c := range 3 {
+				px[c] = clip01((px[c]-mean*b)*ct + mean*b)
+			}
+			g := 0.299*px[0] + 0.587*px[1] + 0.114*px[2]
+			for c := range 3 {
+				px[c] = clip01((px[c]-g)*sat + g)
+			}
+		}
+	}
+	if aug.Blur > 0 {
+		if sigma := aug.Blur * rng.Float32(); sigma > 0.1 {
+			GaussianBlur(img, h, w, sigma)
+		}
+	}
+	for i := range img {
+		c := i % 3
+		img[i] = (img[i] - norm.Mean[c]) / norm.Std[c]
+	}
+}
+
+func clip01(v float32) float32 { return min(1, max(0, v)) }
+
+// GaussianBlur blurs an H x W x 3 float image in place with a separable Gaussian of standard
+// deviation sigma pixels (radius ceil(2 sigma)), replicating the border pixels.
+func GaussianBlur(img []float32, h, w int, sigma float32) {
+	r := int(math.Ceil(2 * float64(sigma)))
+	k := make([]float32, 2*r+1)
+	var sum float32
+	for i := range k {
+		d := float64(i - r)
+		k[i] = float32(math.Exp(-d * d / (2 * float64(sigma) * float64(sigma))))
+		sum += k[i]
+	}
+	for i := range k {
+		k[i] /= sum
+	}
+	tmp := make([]float32, len(img))
+	for y := range h {
+		for x := range w {
+			for c := range 3 {
+				var v float32
+				for t, kv := range k {
+					xx := min(w-1, max(0, x+t-r))
+					v += kv * img[(y*w+xx)*3+c]
+				}
+				tmp[(y*w+x)*3+c] = v
+			}
+		}
+	}
+	for y := range h {
+		for x := range w {
+			for c := range 3 {
+				var v float32
+				for t, kv := range k {
+					yy := min(h-1, max(0, y+t-r))
+					v += kv * tmp[(yy*w+x)*3+c]
+				}
+				img[(y*w+x)*3+c] = v
+			}
+		}
+	}
 }
 
 // Split divides [0, n) into a shuffled first part of size k and the rest, reproducibly.

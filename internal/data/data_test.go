@@ -1,6 +1,7 @@
 package data
 
 import (
+	"math"
 	"bytes"
 	"math/rand/v2"
 	"os"
@@ -142,6 +143,53 @@ func TestBatchNormalisesAndAugments(t *testing.T) {
 	}
 	if flips == 0 || flips == 20 {
 		t.Fatalf("%d of 20 batches flipped", flips)
+	}
+}
+
+// Strong augmentation (colour jitter and blur) keeps pixels in [0, 1], leaves a grey image
+// grey, and changes a textured one; the blur alone keeps a flat image flat and the mean of a
+// periodic one.
+func TestStrongAugment(t *testing.T) {
+	s := Synthetic(4, 2, 16, 3)
+	norm := Normalization{Mean: [3]float32{0.5, 0.4, 0.3}, Std: [3]float32{0.25, 0.2, 0.3}}
+	rng := rand.New(rand.NewPCG(2, 2))
+	plain, _ := Batch(s, []int{0, 1, 2, 3}, norm, Augment{}, nil)
+	strongB, _ := Batch(s, []int{0, 1, 2, 3}, norm, Augment{Jitter: 0.4, Blur: 1.5}, rng)
+	var change float64
+	for i, v := range strongB.Data {
+		c := i % 3
+		px := v*norm.Std[c] + norm.Mean[c]
+		if px < -1e-5 || px > 1+1e-5 {
+			t.Fatalf("pixel %d is %g after jitter and blur, outside [0, 1]", i, px)
+		}
+		change += math.Abs(float64(v - plain.Data[i]))
+	}
+	if change/float64(len(plain.Data)) < 0.05 {
+		t.Fatalf("strong augmentation changed the batch by %.4f per value", change/float64(len(plain.Data)))
+	}
+	// A grey image: jitter only scales it, saturation and contrast keep it grey.
+	grey := &Set{Classes: []string{"a"}, H: 8, W: 8, Pixels: make([]uint8, 8*8*3), Labels: []int{0}}
+	for i := range grey.Pixels {
+		grey.Pixels[i] = 120
+	}
+	g, _ := Batch(grey, []int{0}, norm, Augment{Jitter: 0.4, Blur: 1.5}, rng)
+	first := g.Data[0]*norm.Std[0] + norm.Mean[0]
+	for i, v := range g.Data {
+		c := i % 3
+		if px := v*norm.Std[c] + norm.Mean[c]; math.Abs(float64(px-first)) > 1e-4 {
+			t.Fatalf("a grey image became coloured or uneven: %g and %g", first, px)
+		}
+	}
+	// Blur: stripes of period 2 average to their mean in the interior.
+	img := make([]float32, 12*12*3)
+	for i := range img {
+		if (i/3)%2 == 0 {
+			img[i] = 1
+		}
+	}
+	GaussianBlur(img, 12, 12, 3)
+	if v := img[(6*12+6)*3]; math.Abs(float64(v)-0.5) > 0.02 {
+		t.Fatalf("blurred stripes: %g at the centre, want about 0.5", v)
 	}
 }
 

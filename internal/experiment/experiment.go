@@ -50,6 +50,10 @@ type Config struct {
 	InnocentONNX []string `json:"innocent_onnx,omitempty"`
 	// FalseClaims simulates the dishonest claimant (claims.go) after the verification.
 	FalseClaims bool `json:"false_claims,omitempty"`
+	// Washing adds the washing attacks of the registry (steal.Attack.Washing: pruning,
+	// fine-pruning, quantisation, distillation under strong augmentation, served fronts) as
+	// suspects, after the multi-stage thefts.
+	Washing bool `json:"washing,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
 	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
 }
@@ -85,19 +89,22 @@ type Verdict struct {
 
 // Row is one suspect of the table.
 type Row struct {
-	Attack    string   `json:"attack"`
-	Label     string   `json:"label"`
-	Arch      string   `json:"arch"`
-	Accuracy  float64  `json:"accuracy"`
-	Agreement float64  `json:"agreement"`
-	Queries   int      `json:"queries"`
-	Seconds   float64  `json:"seconds"`
-	Stolen    bool     `json:"truly_stolen"` // ground truth: false for the independent model and the innocents
-	Kind      string   `json:"innocent_kind,omitempty"`
-	File      string   `json:"file,omitempty"`   // the suspect's model file (relative to OUT unless absolute)
-	Served    string   `json:"served,omitempty"` // a degenerate model served over HTTP (constant, noise)
-	White     *Verdict `json:"white"`
-	Black     *Verdict `json:"black"`
+	Attack    string  `json:"attack"`
+	Label     string  `json:"label"`
+	Arch      string  `json:"arch"`
+	Accuracy  float64 `json:"accuracy"`
+	Agreement float64 `json:"agreement"`
+	Queries   int     `json:"queries"`
+	Seconds   float64 `json:"seconds"`
+	Stolen    bool    `json:"truly_stolen"` // ground truth: false for the independent model and the innocents
+	Kind      string  `json:"innocent_kind,omitempty"`
+	File      string  `json:"file,omitempty"`   // the suspect's model file (relative to OUT unless absolute)
+	Served    string  `json:"served,omitempty"` // a degenerate model served over HTTP (constant, noise)
+	// Front is the input transform (wash.ParseInput) behind which the thief serves File: the
+	// suspect is verified through that service, black-box only.
+	Front string   `json:"front,omitempty"`
+	White *Verdict `json:"white"`
+	Black *Verdict `json:"black"`
 }
 
 // verdict is the row's verdict in mode ("white" or "black"), nil when not tested.
@@ -240,7 +247,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.controls, r.innocents, r.metaAndVerify, r.falseClaims}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -481,7 +488,18 @@ func (r *runner) load(file string) (classifier.Model, error) {
 // attacks steals the victim every way the registry knows and evaluates each suspect. Each
 // attack trains with its recipe for the profile's epochs (attackEpochs), seeded by its place
 // in the registry.
-func (r *runner) attacks() error {
+func (r *runner) attacks() error { return r.steal(false) }
+
+// washing steals the victim with the washing attacks, when the configuration asks for them.
+func (r *runner) washing() error {
+	if !r.cfg.Washing {
+		return nil
+	}
+	return r.steal(true)
+}
+
+// steal runs the attacks of the registry whose Washing is washing.
+func (r *runner) steal(washing bool) error {
 	v, err := r.load(r.path("victim.safetensors"))
 	if err != nil {
 		return err
@@ -492,20 +510,30 @@ func (r *runner) attacks() error {
 	}
 	src := r.sources()
 	for i, a := range steal.Attacks() {
+		if a.Washing != washing {
+			continue
+		}
 		cfg := r.attackConfig(a, r.cfg.Seed+201+uint64(i))
 		set, err := a.TrainingSet(src)
 		if err != nil {
 			return err
 		}
 		file := r.path("suspects", a.Name+".safetensors")
-		row := Row{Attack: a.Name, Label: a.Label, Stolen: a.Stolen}
+		row := Row{Attack: a.Name, Label: a.Label, Stolen: a.Stolen, Front: a.Serve}
 		conf := map[string]any{"cfg": cfg, "upstream": up}
+		if a.Serve != "" {
+			conf["serve"] = a.Serve
+		}
 		err = r.stage("steal-"+a.Name, conf, []string{file}, &row, func() error {
 			res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+a.Name, s) })
 			if err != nil {
 				return err
 			}
-			acc, agree, err := steal.Evaluate(classifier.Local(res.Model, r.norm, r.size), v, r.test)
+			served, err := steal.Served(a, res.Model, r.norm, r.size)
+			if err != nil {
+				return err
+			}
+			acc, agree, err := steal.Evaluate(served, v, r.test)
 			if err != nil {
 				return err
 			}

@@ -50,8 +50,14 @@ func TestPipelineResumes(t *testing.T) {
 	if res.Data["thief_images"] != 200 || !strings.Contains(fmt.Sprint(res.Data["thief_data"]), "training split") {
 		t.Errorf("thief's data: %v images, %v; want 200 unused training images", res.Data["thief_images"], res.Data["thief_data"])
 	}
-	if len(res.Rows) != len(steal.Attacks())+len(steal.Chains())+2 {
-		t.Fatalf("%d rows, want %d attacks, %d multi-stage thefts and 2 innocents", len(res.Rows), len(steal.Attacks()), len(steal.Chains()))
+	paper := 0
+	for _, a := range steal.Attacks() {
+		if !a.Washing {
+			paper++
+		}
+	}
+	if len(res.Rows) != paper+len(steal.Chains())+2 {
+		t.Fatalf("%d rows, want %d attacks, %d multi-stage thefts and 2 innocents", len(res.Rows), paper, len(steal.Chains()))
 	}
 	for _, r := range res.Rows {
 		if r.Kind == "constant" {
@@ -148,6 +154,39 @@ func TestPipelineResumes(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "[train-victim] running") || strings.Contains(logs.String(), "[embed] running") {
 		t.Errorf("changing an attack retrained the victim or re-embedded:\n%s", logs.String())
+	}
+
+	// The washing attacks join as suspects after the multi-stage thefts, without re-running
+	// anything of the paper's; a served front is verified through it, black-box only.
+	cfg.Washing = true
+	logs.Reset()
+	res3, err := Run(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		stage, ok := strings.CutSuffix(line, "] running")
+		if !ok {
+			continue
+		}
+		a, err := steal.Lookup(strings.TrimPrefix(stage, "[steal-"))
+		if err != nil || !a.Washing {
+			t.Errorf("adding the washing attacks re-ran %s]", stage)
+		}
+	}
+	var washed []string
+	for _, r := range res3.Rows {
+		a, err := steal.Lookup(r.Attack)
+		if err != nil || !a.Washing {
+			continue
+		}
+		washed = append(washed, r.Attack)
+		if !r.Stolen || r.Black == nil || (r.White == nil) != (a.Serve != "") || r.Front != a.Serve {
+			t.Errorf("washing row %s: stolen %v, front %q, white %v, black %v", r.Attack, r.Stolen, r.Front, r.White, r.Black)
+		}
+	}
+	if len(washed) != len(steal.Attacks())-paper {
+		t.Errorf("washing rows %v", washed)
 	}
 }
 

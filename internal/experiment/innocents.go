@@ -19,6 +19,7 @@ import (
 	"move/internal/steal"
 	"move/internal/style"
 	"move/internal/train"
+	"move/internal/wash"
 	"move/internal/watermark"
 )
 
@@ -215,11 +216,18 @@ func served(ctx context.Context, kind string, classes, size int, seed uint64, no
 	if err != nil {
 		return nil, nil, err
 	}
+	return serveOIP(ctx, &oip.Server{Name: kind, Model: classifier.Local(m, norm, size)})
+}
+
+// serveOIP runs srv on a free loopback port and returns a client for its model and a
+// function that stops it.
+func serveOIP(ctx context.Context, srv0 *oip.Server) (*oip.Client, func(), error) {
+	kind := srv0.Name
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: (&oip.Server{Name: kind, Model: classifier.Local(m, norm, size)}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: srv0.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	stop := func() { srv.Close() }
 	c, err := oip.Dial(ctx, fmt.Sprintf("http://%s/v2/models/%s", ln.Addr(), kind), 30*time.Second)
@@ -230,7 +238,8 @@ func served(ctx context.Context, kind string, classes, size int, seed uint64, no
 	return c, stop, nil
 }
 
-// suspectModel loads the suspect of a row: its file, or a served degenerate model.
+// suspectModel loads the suspect of a row: its file (served behind its front when it has
+// one), or a served degenerate model.
 func (r *runner) suspectModel(row Row) (classifier.Model, func(), error) {
 	if row.Served != "" {
 		c, stop, err := served(r.ctx, row.Served, len(r.clean.Classes), r.size, r.cfg.Seed, r.norm)
@@ -249,6 +258,17 @@ func (r *runner) suspectModel(row Row) (classifier.Model, func(), error) {
 	m, err := r.load(f)
 	if err != nil {
 		return classifier.Model{}, nil, err
+	}
+	if row.Front != "" {
+		front, err := wash.NewInput(m, row.Front)
+		if err != nil {
+			return classifier.Model{}, nil, err
+		}
+		c, stop, err := serveOIP(r.ctx, &oip.Server{Name: row.Attack, Model: m, Front: front})
+		if err != nil {
+			return classifier.Model{}, nil, err
+		}
+		return classifier.Remote(c, r.size), stop, nil
 	}
 	return m, func() {}, nil
 }

@@ -25,6 +25,14 @@ type Model interface {
 	Classes() int
 }
 
+// Embedder is a model whose logits are a linear head over pooled features: Forward(x) is
+// Head().Apply(Embed(x)). Fine-pruning reads the features' activity and prunes the head's
+// inputs; every built-in architecture is one (an imported ONNX graph is not).
+type Embedder interface {
+	Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var // [N][C] pooled features
+	Head() *nn.Dense                                  // the linear classifier over them
+}
+
 // Cloner is a model that copies itself, weights included: one that New cannot build, such as
 // an imported ONNX graph.
 type Cloner interface {

@@ -73,6 +73,14 @@ func newCIFARResNet(arch string, n, classes int, rng *rand.Rand) Model {
 }
 
 func (m *cifarResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return m.fc.Apply(tp, m.Embed(tp, x, train))
+}
+
+// Head implements Embedder.
+func (m *cifarResNet) Head() *nn.Dense { return m.fc }
+
+// Embed implements Embedder.
+func (m *cifarResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
 	y := nn.ConvBatchNorm(tp, x, m.stem, m.stembn, train, true)
 	mustShape(y, n, -1, -1, 16)
@@ -80,7 +88,7 @@ func (m *cifarResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		y = b.apply(tp, y, train)
 	}
 	mustShape(y, n, -1, -1, 64)
-	return m.fc.Apply(tp, nn.GlobalAvgPool(tp, y))
+	return nn.GlobalAvgPool(tp, y)
 }
 
 // imageNetResNet is torchvision's ResNet-18/34: a 7x7 stride-2 stem, 3x3 max pooling, four
@@ -116,6 +124,14 @@ func newImageNetResNet(arch string, layers [4]int, classes int, rng *rand.Rand) 
 }
 
 func (m *imageNetResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return m.fc.Apply(tp, m.Embed(tp, x, train))
+}
+
+// Head implements Embedder.
+func (m *imageNetResNet) Head() *nn.Dense { return m.fc }
+
+// Embed implements Embedder.
+func (m *imageNetResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
 	y := nn.ConvBatchNorm(tp, x, m.conv1, m.bn1, train, true)
 	y = nn.MaxPool2D(tp, y, 3, 2, 1)
@@ -124,7 +140,7 @@ func (m *imageNetResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		y = b.apply(tp, y, train)
 	}
 	mustShape(y, n, -1, -1, 512)
-	return m.fc.Apply(tp, nn.GlobalAvgPool(tp, y))
+	return nn.GlobalAvgPool(tp, y)
 }
 
 func init() {

@@ -39,6 +39,14 @@ func newVGG11(classes int, rng *rand.Rand) Model {
 }
 
 func (m *vgg) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return m.fc.Apply(tp, m.Embed(tp, x, train))
+}
+
+// Head implements Embedder.
+func (m *vgg) Head() *nn.Dense { return m.fc }
+
+// Embed implements Embedder.
+func (m *vgg) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	y := x
 	for i, c := range m.convs {
 		y = nn.ConvBatchNorm(tp, y, c, m.bns[i], train, true)
@@ -47,7 +55,7 @@ func (m *vgg) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		}
 	}
 	mustShape(y, x.Shape()[0], -1, -1, 512)
-	return m.fc.Apply(tp, nn.GlobalAvgPool(tp, y))
+	return nn.GlobalAvgPool(tp, y)
 }
 
 func init() {

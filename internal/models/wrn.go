@@ -73,6 +73,14 @@ func newWideResNet(arch string, depth, k, classes int, rng *rand.Rand) Model {
 }
 
 func (m *wideResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return m.fc.Apply(tp, m.Embed(tp, x, train))
+}
+
+// Head implements Embedder.
+func (m *wideResNet) Head() *nn.Dense { return m.fc }
+
+// Embed implements Embedder.
+func (m *wideResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
 	y := m.stem.Apply(tp, x)
 	mustShape(y, n, -1, -1, 16)
@@ -81,7 +89,7 @@ func (m *wideResNet) Forward(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	}
 	mustShape(y, n, -1, -1, m.width)
 	y = m.finalbn.ApplyReLU(tp, y, train)
-	return m.fc.Apply(tp, nn.GlobalAvgPool(tp, y))
+	return nn.GlobalAvgPool(tp, y)
 }
 
 func init() {

@@ -148,3 +148,84 @@ func TestParseEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// A server with a Front answers what the front answers for the 8-bit images it was sent
+// (the washing fronts of package wash sit there).
+func TestServerFront(t *testing.T) {
+	m, _ := models.New("resnet20", 4, 3)
+	local := classifier.Local(m, data.CIFAR10Norm, 16)
+	front := &flipFront{inner: local}
+	ts := httptest.NewServer((&Server{Name: "washed", Model: local, Front: front}).Handler())
+	defer ts.Close()
+	c, err := Dial(context.Background(), ts.URL+"/v2/models/washed", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := data.Synthetic(5, 4, 16, 2)
+	var imgs [][]uint8
+	for i := range set.Len() {
+		imgs = append(imgs, set.Image(i))
+	}
+	got, err := c.Probs(imgs, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := front.Probs(imgs, 16, 16)
+	plain, _ := local.Probs(imgs, 16, 16)
+	differs := false
+	for i := range want {
+		for j := range want[i] {
+			if d := got[i][j] - want[i][j]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("image %d class %d: %g served, %g from the front", i, j, got[i][j], want[i][j])
+			}
+			differs = differs || got[i][j] != plain[i][j]
+		}
+	}
+	if !differs {
+		t.Fatal("the served answers are the model's own: the front was not used")
+	}
+	if len(front.seen) != 2*len(imgs) || string(front.seen[0]) != string(imgs[0]) {
+		t.Fatalf("the front saw %d images; the first is the one sent: %v", len(front.seen), string(front.seen[0]) == string(imgs[0]))
+	}
+	// A front that answers the wrong number of classes is the server's error, said so.
+	bad := httptest.NewServer((&Server{Name: "bad", Model: local, Front: shortFront{}}).Handler())
+	defer bad.Close()
+	cb, err := Dial(context.Background(), bad.URL+"/v2/models/bad", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.Probs(imgs[:1], 16, 16); err == nil || !strings.Contains(err.Error(), "front") {
+		t.Fatalf("a front with 2 classes for a 4-class model: %v", err)
+	}
+}
+
+// flipFront answers the model's probabilities on each image flipped left to right.
+type flipFront struct {
+	inner classifier.Prober
+	seen  [][]uint8
+}
+
+func (f *flipFront) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
+	var flipped [][]uint8
+	for _, p := range imgs {
+		f.seen = append(f.seen, p)
+		q := make([]uint8, len(p))
+		for y := range h {
+			for x := range w {
+				copy(q[(y*w+x)*3:(y*w+x)*3+3], p[(y*w+w-1-x)*3:])
+			}
+		}
+		flipped = append(flipped, q)
+	}
+	return f.inner.Probs(flipped, h, w)
+}
+
+type shortFront struct{}
+
+func (shortFront) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
+	out := make([][]float32, len(imgs))
+	for i := range out {
+		out[i] = []float32{0.5, 0.5}
+	}
+	return out, nil
+}

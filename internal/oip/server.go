@@ -55,11 +55,15 @@ type Server struct {
 	MaxInFlight  int
 	BodyTimeout  time.Duration
 	QueueTimeout time.Duration
-	mu           sync.Mutex
-	Queries      int // images answered
-	once         sync.Once
-	slots        chan struct{}
-	entered      func() (left func()) // test hook: called with a slot held
+	// Front, when set, answers in place of Model's network: each image, rounded to 8 bits,
+	// goes to it, as to a service that transforms its queries before its model sees them
+	// (wash.Input). Its answers must have Model's number of classes.
+	Front   classifier.Prober
+	mu      sync.Mutex
+	Queries int // images answered
+	once    sync.Once
+	slots   chan struct{}
+	entered func() (left func()) // test hook: called with a slot held
 }
 
 // Handler returns the HTTP handler of the v2 REST API: server and model metadata, health and
@@ -199,6 +203,16 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock() // one forward pass at a time: the engine uses every core already
 	for a := 0; a < n; a += chunk {
 		b := min(n, a+chunk)
+		if s.Front != nil {
+			out, err := s.frontProbs(in.Data[a*per:b*per], b-a, size, k)
+			if err != nil {
+				s.mu.Unlock()
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			probs = append(probs, out...)
+			continue
+		}
 		x := tensor.New(b-a, size, size, 3)
 		for i, v := range in.Data[a*per : b*per] {
 			c := i % 3
@@ -234,4 +248,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, ErrorResponse{Error: strings.TrimSpace(msg)})
+}
+
+// frontProbs asks the Front about n images of [0, 1] pixels, rounded to 8 bits.
+func (s *Server) frontProbs(pix []float32, n, size, k int) ([]float32, error) {
+	per := size * size * 3
+	imgs := make([][]uint8, n)
+	for i := range imgs {
+		img := make([]uint8, per)
+		for j, v := range pix[i*per : (i+1)*per] {
+			img[j] = uint8(v*255 + 0.5)
+		}
+		imgs[i] = img
+	}
+	out, err := s.Front.Probs(imgs, size, size)
+	if err != nil {
+		return nil, fmt.Errorf("the model's front: %v", err)
+	}
+	flat := make([]float32, 0, n*k)
+	for _, p := range out {
+		if len(p) != k {
+			return nil, fmt.Errorf("the model's front answered %d probabilities, the model has %d classes", len(p), k)
+		}
+		flat = append(flat, p...)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("the model's front answered %d images of %d", len(out), n)
+	}
+	return flat, nil
 }

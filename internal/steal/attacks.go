@@ -119,7 +119,14 @@ type Attack struct {
 	// KeepsArch: the stolen model is the victim's network, so its architecture is the victim's.
 	KeepsArch bool
 	Recipe    Recipe // zero for attacks that do not train with the recipe
-	run       func(*job) (models.Model, error)
+	// Washing: the thief washes a stolen model (pruning, quantisation, a transformed service;
+	// washing.go). The experiment runs these only when asked (Config.Washing).
+	Washing bool
+	// Serve, when set, is the input transform (wash.ParseInput) of a model the thief only
+	// serves: the stolen model is the victim's network behind that transform, so it is
+	// verified through its answers alone.
+	Serve string
+	run   func(*job) (models.Model, error)
 }
 
 // registry is every attack, in the order of the paper's tables with the control last.
@@ -150,6 +157,8 @@ var registry = []Attack{
 		Summary: "a fresh model trained on the thief's own labelled data, never touching the victim (the control)",
 		Recipe:  Recipe{200, 0.1, 5e-4, 128}, run: runIndependent},
 }
+
+func init() { registry = append(registry, washing...) }
 
 // Attacks returns every attack, in the registry's order.
 func Attacks() []Attack { return append([]Attack(nil), registry...) }

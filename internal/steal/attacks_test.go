@@ -1,6 +1,7 @@
 package steal
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 // The registry is the one description of the attacks: every entry is complete, names are
 // unique, and the order is the table's (the experiment's seeds depend on it).
 func TestRegistry(t *testing.T) {
-	want := []string{"copy", "distill", "zeroshot", "finetune", "labelquery", "logitquery", "adaptive", "independent"}
+	want := []string{"copy", "distill", "zeroshot", "finetune", "labelquery", "logitquery", "adaptive", "independent",
+		"prune30", "prune50", "prune70", "prune30ft", "prune50ft", "prune70ft", "fineprune", "quantize8", "augdistill",
+		"jpeg50", "blur1", "augavg"}
 	if got := strings.Join(Names(), " "); got != strings.Join(want, " ") {
 		t.Fatalf("attacks %q, want %q (append new attacks; never reorder)", got, want)
 	}
@@ -21,6 +24,12 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("attack %+v: duplicate or incomplete", a)
 		}
 		seen[a.Name] = true
+		if i := slices.Index(want, a.Name); a.Washing != (i >= 8) {
+			t.Errorf("%s: washing %v", a.Name, a.Washing)
+		}
+		if a.Serve != "" && !a.KeepsArch {
+			t.Errorf("%s serves the victim behind a front but does not keep its network", a.Name)
+		}
 		if a.KeepsArch && !a.Weights {
 			t.Errorf("%s keeps the victim's network but does not need its weights", a.Name)
 		}

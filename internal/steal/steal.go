@@ -29,6 +29,7 @@ import (
 	"move/internal/nn"
 	"move/internal/tensor"
 	"move/internal/train"
+	"move/internal/wash"
 )
 
 // Config is an attack and its recipe.
@@ -87,7 +88,17 @@ func (j *job) clone() (models.Model, error) {
 
 // fit trains m on set with the recipe, recording the history and the images seen.
 func (j *job) fit(m models.Model, set *data.Set, loss func(tp *nn.Tape, logits *nn.Var, x *tensor.Tensor, idx []int) *nn.Var) error {
-	r, err := train.Fit(j.ctx, m, set, j.cfg.Train, train.Options{Test: j.test, Progress: j.progress, Loss: loss})
+	return j.fitWith(m, set, train.Options{Loss: loss})
+}
+
+// fitMasked fine-tunes m on the thief's data with mask re-applied after every step.
+func (j *job) fitMasked(m models.Model, mask *wash.Mask) error {
+	return j.fitWith(m, j.thief, train.Options{AfterStep: mask.Apply})
+}
+
+func (j *job) fitWith(m models.Model, set *data.Set, o train.Options) error {
+	o.Test, o.Progress = j.test, j.progress
+	r, err := train.Fit(j.ctx, m, set, j.cfg.Train, o)
 	j.res.History, j.res.Images = r.Epochs, set.Len()
 	return err
 }
@@ -235,6 +246,20 @@ func query(ctx context.Context, p classifier.Prober, thief *data.Set, budget int
 	return set, probs, nil
 }
 
+// Served is the stolen model m of attack a as its thief offers it: m itself, or, for an attack
+// that only serves the victim behind a transform (Attack.Serve), that transformed service.
+func Served(a Attack, m models.Model, norm data.Normalization, size int) (classifier.Model, error) {
+	local := classifier.Local(m, norm, size)
+	if a.Serve == "" {
+		return local, nil
+	}
+	front, err := wash.NewInput(local, a.Serve)
+	if err != nil {
+		return classifier.Model{}, fmt.Errorf("the %s attack: %w", a.Name, err)
+	}
+	return classifier.Remote(front, size), nil
+}
+
 // Evaluate returns the stolen model's top-1 accuracy on test and its agreement with the
 // victim (the fraction of test images on which both predict the same class). A remote
 // victim is queried once per test image for the agreement.
@@ -242,13 +267,25 @@ func Evaluate(stolen, victim classifier.Model, test *data.Set) (acc, agree float
 	if test == nil || test.Len() == 0 {
 		return math.NaN(), math.NaN(), errors.New("no test images")
 	}
-	pred := train.Argmax(stolen.Logits(test))
 	hit, same := 0, 0
 	const chunk = 256
+	var pred []int
+	if stolen.IsLocal() {
+		pred = train.Argmax(stolen.Logits(test))
+	}
 	for s := 0; s < test.Len(); s += chunk {
 		var imgs [][]uint8
 		for i := s; i < min(test.Len(), s+chunk); i++ {
 			imgs = append(imgs, test.Image(i))
+		}
+		if !stolen.IsLocal() {
+			out, err := stolen.Probs(imgs, test.H, test.W)
+			if err != nil {
+				return 0, 0, fmt.Errorf("the stolen model's answers on the test set: %w", err)
+			}
+			for _, o := range out {
+				pred = append(pred, argmax(o))
+			}
 		}
 		out, err := victim.Probs(imgs, test.H, test.W)
 		if err != nil {

@@ -99,6 +99,9 @@ type Options struct {
 	// logits on the augmented batch x of the images at idx (distillation and query attacks
 	// train on a teacher's outputs this way).
 	Loss func(tp *nn.Tape, logits *nn.Var, x *tensor.Tensor, idx []int) *nn.Var
+	// AfterStep, when set, runs after every optimiser step (a pruned model re-applies its
+	// mask there, so that fine-tuning cannot regrow the pruned weights).
+	AfterStep func()
 }
 
 // Result summarises a run.
@@ -183,6 +186,9 @@ func Fit(ctx context.Context, m models.Model, set *data.Set, c Config, o Options
 			tp.Reset()
 			lr := c.LRAt(e*steps+s, total, e)
 			opt.Step(params, float32(lr))
+			if o.AfterStep != nil {
+				o.AfterStep()
+			}
 			lossSum += lv * float64(len(idx))
 			if o.Progress != nil && (s%10 == 9 || s == steps-1) {
 				done := float64(min(n, (s+1)*c.BatchSize))

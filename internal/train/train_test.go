@@ -121,3 +121,26 @@ func TestSchedules(t *testing.T) {
 		t.Fatal("zero epochs accepted")
 	}
 }
+
+// AfterStep runs once after every optimiser step, and what it does to the weights stays.
+func TestAfterStep(t *testing.T) {
+	set := data.Synthetic(100, 4, 8, 1)
+	c := smallRecipe(2)
+	c.BatchSize, c.Norm = 32, data.Stats(set)
+	m, _ := models.New("resnet20", 4, 1)
+	w := m.Store().Tensor("fc.weight")
+	calls := 0
+	_, err := Fit(context.Background(), m, set, c, Options{AfterStep: func() {
+		calls++
+		w.Data[0] = 0
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2*4 {
+		t.Fatalf("AfterStep ran %d times for 2 epochs of 4 steps", calls)
+	}
+	if w.Data[0] != 0 {
+		t.Fatalf("the weight AfterStep zeroed is %g after training", w.Data[0])
+	}
+}
