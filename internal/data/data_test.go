@@ -1,8 +1,8 @@
 package data
 
 import (
-	"math"
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
