@@ -19,7 +19,7 @@ import (
 func init() {
 	commands["experiment"] = &command{
 		summary: "run MOVE end to end and reproduce the paper's tables (the main job)",
-		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|paper|demo] [--sweep rate=...|m=...]",
+		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|paper|demo] [--sweep rate=...|m=...|adaptive=...]",
 		help: `Runs the whole pipeline: writes the profile's slice of DATA, embeds the external features
 (--style, rate gamma), trains the victim on the watermarked set and benign models on the clean
 one, steals the victim with every attack of move steal plus the independent control, trains
@@ -77,6 +77,9 @@ key after the attacks; the meta-classifiers contrast them (see move help verify)
 
 --sweep rate=0.05,0.1,0.2 re-runs the pipeline per rate (in OUT/sweep-rate-V);
 --sweep m=5,10,20,50 re-verifies the copy and the independent model with m samples.
+--sweep adaptive=0,0.05,0.1,0.15,0.2 washes each student (distill, zeroshot, labelquery,
+logitquery) by fine-tuning it on that share of the owner's clean training data (the adaptive
+attack's recipe; the paper's Figure 6) and verifies it: p-value, delta-mu and accuracy per share.
 
 EXIT STATUS
   0 when every verdict is right, 1 when one is wrong (a missed theft or a false
@@ -89,7 +92,7 @@ EXIT STATUS
 			profile := fs.String("profile", "quick", "quick, paper or demo")
 			seed := fs.Uint64("seed", 0, "random seed")
 			var sweeps listFlag
-			fs.Var(&sweeps, "sweep", "rate=V1,V2,... or m=V1,V2,... (repeatable)")
+			fs.Var(&sweeps, "sweep", "rate=V1,V2,..., m=V1,V2,... or adaptive=V1,V2,... (repeatable)")
 			jsonOut := fs.Bool("json", false, "print results.json on stdout instead of the table")
 			var innocents int
 			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (at least the profile's everyday innocents; see below)")
@@ -193,11 +196,19 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}
+	for _, sw := range sws {
+		if sw.Name == "adaptive" {
+			cfg.Adaptive = sw.Values // washes the students within the main run, after its verification
+		}
+	}
 	res, err := experiment.Run(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	for _, sw := range sws {
+		if sw.Name == "adaptive" {
+			continue
+		}
 		if err := experiment.RunSweep(ctx, cfg, res, sw, log); err != nil {
 			return err
 		}

@@ -54,6 +54,9 @@ type Config struct {
 	// fine-pruning, quantisation, distillation under strong augmentation, served fronts) as
 	// suspects, after the multi-stage thefts.
 	Washing bool `json:"washing,omitempty"`
+	// Adaptive are the shares of the owner's clean data with which the adaptive sweep washes
+	// every student (adaptive.go); none: no sweep.
+	Adaptive []float64 `json:"adaptive,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
 	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
 }
@@ -148,9 +151,12 @@ type Results struct {
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
 // independent model in both modes.
 type SweepItem struct {
-	Value   float64            `json:"value"`
-	P       map[string]float64 `json:"p"` // "white/copy", "black/independent", ...
-	Seconds float64            `json:"seconds"`
+	Value float64            `json:"value"`
+	P     map[string]float64 `json:"p"` // "white/copy", "black/independent", ...
+	// DeltaMu (same keys as P) and Accuracy (by suspect) where the sweep records them.
+	DeltaMu  map[string]float64 `json:"delta_mu,omitempty"`
+	Accuracy map[string]float64 `json:"accuracy,omitempty"`
+	Seconds  float64            `json:"seconds"`
 }
 
 // StageRecord says what a stage did: its configuration hash, whether it ran or was reused,
@@ -247,7 +253,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.falseClaims}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.adaptiveSweep, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,37 @@ func TestPipelineResumes(t *testing.T) {
 	}
 	if len(washed) != len(steal.Attacks())-paper {
 		t.Errorf("washing rows %v", washed)
+	}
+
+	// The adaptive sweep washes each student with a share of the clean data; share 0 is the
+	// student as stolen, verified as in the table.
+	if err := RunSweep(context.Background(), cfg, res3, Sweep{Name: "adaptive", Values: []float64{0, 0.5}}, log); err != nil {
+		t.Fatal(err)
+	}
+	items := res3.Sweeps["adaptive"]
+	if len(items) != 2 {
+		t.Fatalf("adaptive sweep: %+v", items)
+	}
+	for _, row := range res3.Rows {
+		if !slices.Contains(adaptiveStudents, row.Attack) {
+			continue
+		}
+		if p, ok := items[0].P["black/"+row.Label]; !ok || p != row.Black.P {
+			t.Errorf("adaptive 0, %s: black p %v, the table's %v", row.Attack, p, row.Black.P)
+		}
+		for _, it := range items {
+			if _, ok := it.DeltaMu["black/"+row.Label]; !ok || it.Accuracy[row.Label] <= 0 {
+				t.Errorf("adaptive %g, %s: delta-mu or accuracy missing: %+v", it.Value, row.Attack, it)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(cfg.Out, "adaptive", row.Attack+"-0.5.safetensors")); err != nil {
+			t.Error(err)
+		}
+	}
+	var sweepTable bytes.Buffer
+	writeSweeps(&sweepTable, res3)
+	if !strings.Contains(sweepTable.String(), "sweep of adaptive: delta-mu") {
+		t.Errorf("the sweep table lacks delta-mu:\n%s", sweepTable.String())
 	}
 }
 

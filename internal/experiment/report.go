@@ -129,7 +129,7 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 <h2>External features</h2>
 <div class="imgs">{{if .Style}}<figure><img src="{{.Style}}" alt="style image" style="max-width:240px"><figcaption>Style image</figcaption></figure>{{end}}
 {{if .Samples}}<figure><img src="{{.Samples}}" alt="original and styled training images"><figcaption>Training images of the key, each original followed by its styled version</figcaption></figure>{{end}}</div>
-{{range .Sweeps}}<h2>Sweep: {{.Name}}</h2><figure>{{.SVG}}<figcaption>p-value against {{.Name}}.</figcaption></figure>{{end}}
+{{range .Sweeps}}<h2>Sweep: {{.Name}}</h2><figure>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>{{end}}
 <h2>Terminal table</h2><pre>{{.Table}}</pre>
 <h2>Configuration</h2><pre>{{printf "%+v" .R.Config.Profile}}</pre>
 </body></html>
@@ -289,14 +289,16 @@ func accPlot(res *Results) string {
 	return b.String()
 }
 
+// palette colours the series of the sweep plots.
+var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
+
 type sweepView struct {
-	Name string
-	SVG  template.HTML
+	Name, Caption string
+	SVG           template.HTML
 }
 
 func sweepPlots(res *Results) []sweepView {
 	var out []sweepView
-	palette := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"}
 	for _, name := range slices.Sorted(maps.Keys(res.Sweeps)) {
 		items := res.Sweeps[name]
 		if len(items) == 0 {
@@ -342,9 +344,57 @@ func sweepPlots(res *Results) []sweepView {
 				float64(padL)+iw+20, padT+30+si*18, col, float64(padL)+iw+38, padT+40+si*18, template.HTMLEscapeString(s))
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s</text></svg>`, float64(padL)+iw/2, plotH-20, template.HTMLEscapeString(name))
-		out = append(out, sweepView{Name: name, SVG: template.HTML(b.String())})
+		out = append(out, sweepView{Name: name, Caption: "p-value against " + name + ".", SVG: template.HTML(b.String())})
+		if items[0].DeltaMu != nil {
+			out = append(out, sweepView{Name: name + " (delta-mu)", Caption: "delta-mu (suspect minus reference) against " + name + "; the dashed line is the verdict's margin.",
+				SVG: template.HTML(deltaPlot(items, series, name, res.Config.Profile.MinDelta))})
+		}
 	}
 	return out
+}
+
+// deltaPlot draws each series' delta-mu against the swept value, on a linear axis with the
+// margin marked.
+func deltaPlot(items []SweepItem, series []string, name string, margin float64) string {
+	lo, hi := items[0].Value, items[0].Value
+	dlo, dhi := math.Min(0, margin), math.Max(0.1, margin)
+	for _, it := range items {
+		lo, hi = math.Min(lo, it.Value), math.Max(hi, it.Value)
+		for _, d := range it.DeltaMu {
+			dlo, dhi = math.Min(dlo, d), math.Max(dhi, d)
+		}
+	}
+	if hi == lo {
+		hi = lo + 1
+	}
+	var b strings.Builder
+	svgOpen(&b, plotH)
+	ih := float64(plotH - padT - padB)
+	iw := float64(plotW - padL - padR)
+	x := func(v float64) float64 { return float64(padL) + iw*(v-lo)/(hi-lo) }
+	y := func(v float64) float64 { return float64(padT) + ih*(dhi-v)/(dhi-dlo) }
+	for _, t := range []float64{dlo, 0, dhi} {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/><text x="%d" y="%.1f" text-anchor="end">%.2f</text>`,
+			padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, t)
+	}
+	for _, it := range items {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%g</text>`, x(it.Value), plotH-padB+16, it.Value)
+	}
+	fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="5,4"/>`, padL, float64(padL)+iw, y(margin), y(margin))
+	for si, s := range series {
+		col := palette[si%len(palette)]
+		var pts []string
+		for _, it := range items {
+			if d, ok := it.DeltaMu[s]; ok {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(it.Value), y(d)))
+			}
+		}
+		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`, strings.Join(pts, " "), col)
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%d" width="12" height="12" fill="%s"/><text x="%.0f" y="%d">%s</text>`,
+			float64(padL)+iw+20, padT+30+si*18, col, float64(padL)+iw+38, padT+40+si*18, template.HTMLEscapeString(s))
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s</text></svg>`, float64(padL)+iw/2, plotH-20, template.HTMLEscapeString(name))
+	return b.String()
 }
 
 // qqPlot draws the innocents' p-values against the uniform distribution's quantiles, per

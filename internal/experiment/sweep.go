@@ -15,22 +15,27 @@ import (
 )
 
 // Sweep is a parameter and the values it takes (the paper's Figure 4: the transformation
-// rate gamma and the number of verification samples m).
+// rate gamma and the number of verification samples m; its Figure 6: the share of clean data
+// with which the adaptive attack washes each student).
 type Sweep struct {
-	Name   string    // "rate" or "m"
+	Name   string    // "rate", "m" or "adaptive"
 	Values []float64 // e.g. 0.05, 0.1, 0.2
 }
 
-// ParseSweep reads "rate=0.05,0.1,0.2" or "m=10,20,50".
+// ParseSweep reads "rate=0.05,0.1,0.2", "m=10,20,50" or "adaptive=0,0.05,0.1,0.15,0.2".
 func ParseSweep(s string) (Sweep, error) {
 	name, list, ok := strings.Cut(s, "=")
-	if !ok || (name != "rate" && name != "m") {
-		return Sweep{}, fmt.Errorf("sweep %q: want rate=V1,V2,... or m=V1,V2,...", s)
+	if !ok || (name != "rate" && name != "m" && name != "adaptive") {
+		return Sweep{}, fmt.Errorf("sweep %q: want rate=V1,V2,..., m=V1,V2,... or adaptive=V1,V2,...", s)
 	}
 	sw := Sweep{Name: name}
 	for _, f := range strings.Split(list, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || !(v > 0) || (name == "rate" && v > 1) || (name == "m" && (v < 2 || v != float64(int(v)))) {
+		bad := err != nil || !(v > 0) || (name == "rate" && v > 1) || (name == "m" && (v < 2 || v != float64(int(v))))
+		if name == "adaptive" {
+			bad = err != nil || !(v >= 0 && v <= 1)
+		}
+		if bad {
 			return Sweep{}, fmt.Errorf("sweep %q: %q is not a valid %s", s, f, name)
 		}
 		sw.Values = append(sw.Values, v)
@@ -48,6 +53,18 @@ var sweptRows = []string{"copy", "independent"}
 func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logger) error {
 	if res.Sweeps == nil {
 		res.Sweeps = map[string][]SweepItem{}
+	}
+	if sw.Name == "adaptive" {
+		// One more run of the experiment in its own folder: every stage is reused, and the
+		// adaptive stages wash each student once per share.
+		sub := cfg
+		sub.Adaptive = sw.Values
+		r, err := Run(ctx, sub, log)
+		if err != nil {
+			return fmt.Errorf("sweep adaptive: %w", err)
+		}
+		res.Sweeps[sw.Name] = r.Sweeps[sw.Name]
+		return nil
 	}
 	var items []SweepItem
 	for _, v := range sw.Values {

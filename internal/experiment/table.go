@@ -119,6 +119,37 @@ func writeSweeps(w io.Writer, res *Results) {
 			fmt.Fprint(tw, "\t\n")
 		}
 		tw.Flush()
+		if items[0].DeltaMu != nil {
+			fmt.Fprintf(w, "sweep of %s: delta-mu\n", n)
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
+			for _, it := range items {
+				fmt.Fprintf(tw, "%g", it.Value)
+				for _, c := range cols {
+					if d, ok := it.DeltaMu[c]; ok {
+						fmt.Fprintf(tw, "\t%+.4f", d)
+					} else {
+						fmt.Fprint(tw, "\t-")
+					}
+				}
+				fmt.Fprint(tw, "\t\n")
+			}
+			tw.Flush()
+		}
+		if items[0].Accuracy != nil {
+			names := slices.Sorted(maps.Keys(items[0].Accuracy))
+			fmt.Fprintf(w, "sweep of %s: the washed models' test accuracy %%\n", n)
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(names, "\t"))
+			for _, it := range items {
+				fmt.Fprintf(tw, "%g", it.Value)
+				for _, c := range names {
+					fmt.Fprintf(tw, "\t%.2f", 100*it.Accuracy[c])
+				}
+				fmt.Fprint(tw, "\t\n")
+			}
+			tw.Flush()
+		}
 	}
 }
 
