@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,11 @@ bound on the false-accusation rate, and the Kolmogorov-Smirnov comparison of the
 with the uniform distribution; the report plots them (QQ plot). Each innocent is a stage:
 a larger suite resumes a smaller one.
 
+Defences (--defence badnets): a baseline watermark is embedded in a victim of its own (same
+architecture, recipe and seed), stolen by the same attacks, and its test run on every suspect
+against the same reference; the table then compares its p-values and its harmlessness with
+MOVE's. badnets: a patch trigger on the same share of training images, relabelled to class 0.
+
 Washing (--washing): the thief who has read the paper washes the stolen model before serving
 it; these attacks of the registry (move help steal) become suspects after the multi-stage
 thefts, each with the thief's accuracy next to its verdicts (the price of washing). A model
@@ -100,6 +106,18 @@ EXIT STATUS
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
+			var defences listFlag
+			fs.Func("defence", "a baseline defence to compare with MOVE on the same attacks: "+strings.Join(experiment.Defences, ", ")+" (repeatable, or comma-separated)", func(v string) error {
+				for _, d := range strings.Split(v, ",") {
+					if !slices.Contains(experiment.Defences, d) {
+						return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(experiment.Defences, ", "))
+					}
+					if !slices.Contains(defences, d) {
+						defences = append(defences, d)
+					}
+				}
+				return nil
+			})
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
@@ -117,7 +135,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: defences,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -136,6 +154,7 @@ type experimentOptions struct {
 	ONNX             modelfile.ONNXDefaults
 	FalseClaims      bool
 	Washing          bool
+	Defences         []string
 	Command          string
 }
 
@@ -192,7 +211,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

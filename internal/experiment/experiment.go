@@ -16,6 +16,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,8 @@ type Config struct {
 	// Adaptive are the shares of the owner's clean data with which the adaptive sweep washes
 	// every student (adaptive.go); none: no sweep.
 	Adaptive []float64 `json:"adaptive,omitempty"`
+	// Defences are the baselines run beside MOVE on the same attacks (defences.go).
+	Defences []string `json:"defences,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
 	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
 }
@@ -144,8 +147,10 @@ type Results struct {
 	// independent control and the innocent suite).
 	Innocents map[string]innocent.Summary `json:"innocents,omitempty"`
 	// Claims are the simulated false claims (Config.FalseClaims).
-	Claims  []ClaimResult `json:"false_claims,omitempty"`
-	Samples []string      `json:"samples"` // styled sample images (relative paths)
+	Claims []ClaimResult `json:"false_claims,omitempty"`
+	// Defences are the baseline defences' runs (Config.Defences), by name.
+	Defences map[string]*DefenceResult `json:"defences,omitempty"`
+	Samples  []string                  `json:"samples"` // styled sample images (relative paths)
 }
 
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
@@ -247,13 +252,18 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	if err := models.Known(p.Arch); err != nil {
 		return nil, err
 	}
+	for _, d := range cfg.Defences {
+		if !slices.Contains(Defences, d) {
+			return nil, fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(Defences, ", "))
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.Out, "stages"), 0o755); err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.adaptiveSweep, r.falseClaims}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.adaptiveSweep, r.defences, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -220,6 +220,54 @@ func TestPipelineResumes(t *testing.T) {
 	if !strings.Contains(sweepTable.String(), "sweep of adaptive: delta-mu") {
 		t.Errorf("the sweep table lacks delta-mu:\n%s", sweepTable.String())
 	}
+
+	// BadNets beside MOVE: its own victim, stolen by the paper's attacks, each suspect and every
+	// model that never saw a victim verified by the trigger test; MOVE's stages are reused.
+	cfg.Defences = []string{BadNets}
+	logs.Reset()
+	res4, err := Run(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "[train-victim] running") || strings.Contains(logs.String(), "[steal-copy] running") {
+		t.Errorf("adding a defence re-ran MOVE's stages:\n%s", logs.String())
+	}
+	bn := res4.Defences[BadNets]
+	if bn == nil || bn.Victim.Accuracy <= 0 {
+		t.Fatalf("badnets: %+v", bn)
+	}
+	var stolen, clean int
+	for _, row := range bn.Rows {
+		if row.Stolen {
+			stolen++
+			if _, err := os.Stat(filepath.Join(cfg.Out, BadNets, "suspects", row.Attack+".safetensors")); err != nil {
+				t.Error(err)
+			}
+		} else {
+			clean++
+		}
+		if !(row.P >= 0 && row.P <= 1) {
+			t.Errorf("badnets %s: p %g", row.Attack, row.P)
+		}
+	}
+	if stolen != 7 || clean != 3 {
+		t.Errorf("badnets: %d stolen and %d clean suspects, want the 7 thefts of the paper and 3 that saw no victim", stolen, clean)
+	}
+	for _, row := range bn.Rows {
+		if row.Attack == "innocent-constant-1" && (row.Verdict || row.Outcome != "inconclusive") {
+			t.Errorf("badnets convicted the constant answer: %+v", row)
+		}
+	}
+	var cmpTable bytes.Buffer
+	writeDefences(&cmpTable, res4)
+	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
+		t.Errorf("comparison table:\n%s", cmpTable.String())
+	}
+	t.Logf("\n%s", cmpTable.String())
+	if _, err := Run(context.Background(), Config{Data: cfg.Data, Style: cfg.Style, Out: t.TempDir(), Profile: tiny(), Defences: []string{"dataset-magic"}}, log); err == nil ||
+		!strings.Contains(err.Error(), "dataset-magic") {
+		t.Errorf("an unknown defence: %v", err)
+	}
 }
 
 var sprintf = fmt.Sprintf

@@ -31,9 +31,11 @@ func WriteReport(res *Results) error {
 	if strings.HasSuffix(strings.ToLower(res.Config.Style), ".png") {
 		styleMime = "image/png"
 	}
-	var table bytes.Buffer
+	var table, defences bytes.Buffer
 	WriteTable(&table, res)
+	writeDefences(&defences, res)
 	page := map[string]any{
+		"Defences": defences.String(),
 		"R":        res,
 		"Table":    table.String(),
 		"Style":    img(res.Config.Style, styleMime),
@@ -116,6 +118,9 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 <table><tr><th>innocent</th><th>kind</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box p</th><th>black-box p</th><th>black-box verdict</th></tr>
 {{range .R.Rows}}{{if not .Stolen}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Arch}}</td><td>{{pct .Accuracy}}</td><td>{{pct .Agreement}}</td><td class="{{cls .White .Stolen}}">{{p .White}}</td><td class="{{cls .Black .Stolen}}">{{p .Black}}</td><td>{{if .Black}}{{.Black.Verdict}}{{end}}</td></tr>{{end}}{{end}}</table>
 {{end}}
+{{if .Defences}}<h2>Defences compared</h2>
+<p>Each baseline watermarks its own victim (same architecture, recipe and seed as MOVE's), is stolen by the same attacks with the same recipes, and verifies every suspect against the same reference; the models that never saw a victim are the same files. BadNets: a patch trigger stamped on the same share of training images, relabelled to class 0; its test compares the suspect's class-0 probability on triggered test images with the reference's.</p>
+<pre>{{.Defences}}</pre>{{end}}
 {{if .R.Claims}}<h2>False claims</h2>
 <p>A dishonest claimant tries to have the test accuse a model that was never theirs. "Convicted" means a verdict of "stolen" in either mode (for style shopping, with the claimant's best style and no correction for the tries).</p>
 <table><tr><th>scenario</th><th>target</th><th>white-box p</th><th>black-box p</th><th>black-box p, paper's test</th><th>Bonferroni (white / black)</th><th>convicted</th><th style="text-align:left">what the claimant does</th></tr>

@@ -1,0 +1,247 @@
+package experiment
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"text/tabwriter"
+
+	"move/internal/badnets"
+	"move/internal/classifier"
+	"move/internal/modelfile"
+	"move/internal/models"
+	"move/internal/steal"
+	"move/internal/train"
+)
+
+// Baseline defences the experiment can compare MOVE with (Config.Defences).
+const BadNets = "badnets"
+
+// Defences are the baselines by name.
+var Defences = []string{BadNets}
+
+// DefenceResult is one baseline defence's run: its own watermarked victim, the registry's
+// attacks against that victim, and its verification of every suspect.
+type DefenceResult struct {
+	Name    string       `json:"name"`
+	Victim  ModelFigure  `json:"victim"`
+	Trigger any          `json:"trigger,omitempty"`
+	Rows    []DefenceRow `json:"rows"`
+}
+
+// DefenceRow is one suspect under a baseline defence.
+type DefenceRow struct {
+	Attack    string  `json:"attack"`
+	Label     string  `json:"label"`
+	Stolen    bool    `json:"truly_stolen"`
+	Accuracy  float64 `json:"accuracy"`
+	Agreement float64 `json:"agreement"`
+	P         float64 `json:"p_value"`
+	DeltaMu   float64 `json:"delta_mu"`
+	Verdict   bool    `json:"stolen"` // the defence's verdict of stolen
+	// Outcome is the verdict in words: stolen, not stolen, or inconclusive (a suspect that is
+	// no working classifier on the test images, as MOVE's verdict rules).
+	Outcome string `json:"verdict"`
+	// Success is the share of triggered images the suspect answered with the target class
+	// (BadNets' watermark success rate).
+	Success float64 `json:"trigger_success"`
+}
+
+// defences runs each baseline of Config.Defences after MOVE's verification.
+func (r *runner) defences() error {
+	for _, d := range r.cfg.Defences {
+		if d == BadNets {
+			if err := r.badNets(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// badNets watermarks the owner's clean training data with a patch trigger at the profile's
+// rate (relabelled to class 0), trains a victim on it with MOVE's victim recipe and seed,
+// steals it with each of the paper's attacks (their recipes and seeds as against MOVE's
+// victim; the independent control and the innocents never touch a victim, so MOVE's are
+// reused), and verifies every suspect with the trigger test against MOVE's reference.
+func (r *runner) badNets() error {
+	p := r.cfg.Profile
+	if err := os.MkdirAll(r.path(BadNets, "suspects"), 0o755); err != nil {
+		return err
+	}
+	tr := badnets.DefaultTrigger(r.size)
+	res := &DefenceResult{Name: BadNets, Trigger: tr}
+	vfile := r.path(BadNets, "victim.safetensors")
+	seed := r.victimSeed()
+	conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": seed, "rate": p.Rate, "trigger": tr, "upstream": r.base}
+	err := r.stage("badnets-victim", conf, []string{vfile}, &res.Victim, func() error {
+		marked, _, err := badnets.Mark(r.clean, tr, p.Rate, r.cfg.Seed)
+		if err != nil {
+			return err
+		}
+		m, err := models.New(p.Arch, len(r.clean.Classes), seed)
+		if err != nil {
+			return err
+		}
+		info := r.modelInfo("badnets", fmt.Sprintf("the owner's clean data, %g of it stamped with a %dx%d trigger and relabelled to class %d", p.Rate, tr.Size, tr.Size, tr.Target), seed)
+		fr, err := train.Fit(r.ctx, m, marked, r.recipe(p.Epochs, seed), train.Options{Checkpoint: vfile + ".ckpt", Info: info,
+			Progress: func(s train.Status) { r.log.Progress("badnets-victim", s) }})
+		if err != nil {
+			return err
+		}
+		if err := modelfile.Save(vfile, m, info, true); err != nil {
+			return err
+		}
+		os.Remove(vfile + ".ckpt")
+		res.Victim = ModelFigure{Name: "badnets-victim", File: BadNets + "/victim.safetensors", Accuracy: train.Accuracy(m, r.test, r.norm, 256),
+			Seconds: fr.Seconds, Role: "victim watermarked with BadNets (a patch trigger, labels changed)"}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.log.Printf("badnets victim: test accuracy %.2f%%", 100*res.Victim.Accuracy)
+	victim, err := r.load(vfile)
+	if err != nil {
+		return err
+	}
+	ref, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", p.Benign)))
+	if err != nil {
+		return err
+	}
+	opts := badnets.Options{M: p.MBlack, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7}
+	verdict := func(row *DefenceRow, s classifier.Model) error {
+		v, err := badnets.Verify(s, ref, r.test, tr, opts)
+		if err != nil {
+			return fmt.Errorf("badnets verification of %s: %w", row.Attack, err)
+		}
+		row.P, row.DeltaMu, row.Verdict, row.Outcome, row.Success = v.P, v.DeltaMu, v.Stolen, v.Verdict, v.SuccessRate
+		return nil
+	}
+	src := r.sources()
+	for i, a := range steal.Attacks() {
+		if a.Washing || !a.Stolen {
+			continue
+		}
+		cfg := r.attackConfig(a, r.cfg.Seed+201+uint64(i))
+		set, err := a.TrainingSet(src)
+		if err != nil {
+			return err
+		}
+		file := r.path(BadNets, "suspects", a.Name+".safetensors")
+		row := DefenceRow{Attack: a.Name, Label: a.Label, Stolen: true}
+		stage := "badnets-steal-" + a.Name
+		err = r.stage(stage, map[string]any{"cfg": cfg, "victim": r.stageHash("badnets-victim")}, []string{file}, &row, func() error {
+			st, err := steal.Run(r.ctx, victim, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress(stage, s) })
+			if err != nil {
+				return err
+			}
+			row.Accuracy, row.Agreement, err = steal.Evaluate(classifier.Local(st.Model, r.norm, r.size), victim, r.test)
+			if err != nil {
+				return err
+			}
+			info := r.modelInfo(a.Name, a.Summary+" (from the BadNets victim)", cfg.Train.Seed)
+			return modelfile.Save(file, st.Model, info, true)
+		})
+		if err != nil {
+			return err
+		}
+		s, err := r.load(file)
+		if err != nil {
+			return err
+		}
+		if err := verdict(&row, s); err != nil {
+			return err
+		}
+		res.Rows = append(res.Rows, row)
+		r.log.Printf("badnets %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", a.Name, 100*row.Accuracy, 100*row.Success, row.P)
+	}
+	// The models that never saw any victim: the same files as in MOVE's table.
+	for _, mr := range r.res.Rows {
+		if mr.Stolen {
+			continue
+		}
+		s, stop, err := r.suspectModel(mr)
+		if err != nil {
+			return err
+		}
+		row := DefenceRow{Attack: mr.Attack, Label: mr.Label, Accuracy: mr.Accuracy}
+		err = verdict(&row, s)
+		stop()
+		if err != nil {
+			return err
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if r.res.Defences == nil {
+		r.res.Defences = map[string]*DefenceResult{}
+	}
+	r.res.Defences[BadNets] = res
+	return nil
+}
+
+// writeDefences prints the comparison: per suspect, MOVE's p-values in both modes beside
+// each baseline's, and each defence's harmlessness (its victim against the benign models).
+func writeDefences(w io.Writer, res *Results) {
+	if len(res.Defences) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(res.Defences))
+	v, b, n, ok := Harmlessness(res)
+	fmt.Fprintln(w, "\ndefences compared on the same attacks (p-values; * a verdict of stolen, ? inconclusive: no working classifier):")
+	if ok {
+		fmt.Fprintf(w, "  move: victim %.2f%%, %+.2f points from the %d benign models\n", 100*v, 100*(v-b), n)
+	}
+	for _, d := range names {
+		if ok {
+			fmt.Fprintf(w, "  %s: victim %.2f%%, %+.2f points from the benign models\n", d, 100*res.Defences[d].Victim.Accuracy, 100*(res.Defences[d].Victim.Accuracy-b))
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "suspect\tstolen\tmove white p\tmove black p"
+	for _, d := range names {
+		head += fmt.Sprintf("\t%s acc %%\t%s dmu\t%s p\t%s trigger %%", d, d, d, d)
+	}
+	fmt.Fprintln(tw, head+"\t")
+	byName := map[string]map[string]DefenceRow{}
+	for _, d := range names {
+		byName[d] = map[string]DefenceRow{}
+		for _, row := range res.Defences[d].Rows {
+			byName[d][row.Attack] = row
+		}
+	}
+	star := func(p float64, verdict string) string {
+		switch verdict {
+		case "stolen":
+			return fmt.Sprintf("%.3g*", p)
+		case "inconclusive":
+			return fmt.Sprintf("%.3g?", p)
+		}
+		return fmt.Sprintf("%.3g", p)
+	}
+	for _, r := range res.Rows {
+		line := fmt.Sprintf("%s\t%v\t", r.Label, r.Stolen)
+		for _, v := range []*Verdict{r.White, r.Black} {
+			if v == nil {
+				line += "-\t"
+			} else {
+				line += star(v.P, v.Verdict) + "\t"
+			}
+		}
+		found := false
+		for _, d := range names {
+			if dr, ok := byName[d][r.Attack]; ok {
+				found = true
+				line += fmt.Sprintf("%.2f\t%+.3f\t%s\t%.0f\t", 100*dr.Accuracy, dr.DeltaMu, star(dr.P, dr.Outcome), 100*dr.Success)
+			} else {
+				line += "-\t-\t-\t-\t"
+			}
+		}
+		if found {
+			fmt.Fprintln(tw, line)
+		}
+	}
+	tw.Flush()
+}
