@@ -63,6 +63,11 @@ architecture, recipe and seed), stolen by the same attacks, and its test run on 
 against the same reference; the table then compares its p-values and its harmlessness with
 MOVE's. badnets: a patch trigger on the same share of training images, relabelled to class 0.
 
+Detection (--detect): the thief looks for the owner's mark in the victim: STRIP (are inputs
+that carry the mark — MOVE's styled images, BadNets' triggered ones — answered with low
+entropy when other images are superimposed?) and Neural Cleanse (is some class reachable by
+an outlying small patch?), on MOVE's victim and on each baseline's.
+
 Washing (--washing): the thief who has read the paper washes the stolen model before serving
 it; these attacks of the registry (move help steal) become suspects after the multi-stage
 thefts, each with the thief's accuracy next to its verdicts (the price of washing). A model
@@ -118,6 +123,7 @@ EXIT STATUS
 				}
 				return nil
 			})
+			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
@@ -135,7 +141,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: defences,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: defences, Detect: *detectFlag,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -155,6 +161,7 @@ type experimentOptions struct {
 	FalseClaims      bool
 	Washing          bool
 	Defences         []string
+	Detect           bool
 	Command          string
 }
 
@@ -211,7 +218,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences, Detect: o.Detect}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

@@ -60,6 +60,8 @@ type Config struct {
 	Adaptive []float64 `json:"adaptive,omitempty"`
 	// Defences are the baselines run beside MOVE on the same attacks (defences.go).
 	Defences []string `json:"defences,omitempty"`
+	// Detect runs the thief's detection studies (STRIP, Neural Cleanse) on the victims.
+	Detect bool `json:"detect,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
 	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
 }
@@ -150,7 +152,9 @@ type Results struct {
 	Claims []ClaimResult `json:"false_claims,omitempty"`
 	// Defences are the baseline defences' runs (Config.Defences), by name.
 	Defences map[string]*DefenceResult `json:"defences,omitempty"`
-	Samples  []string                  `json:"samples"` // styled sample images (relative paths)
+	// Detections are the thief's detection studies (Config.Detect), per victim.
+	Detections []Detection `json:"detections,omitempty"`
+	Samples    []string    `json:"samples"` // styled sample images (relative paths)
 }
 
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
@@ -263,7 +267,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.adaptiveSweep, r.defences, r.falseClaims}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

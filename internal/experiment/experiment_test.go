@@ -264,6 +264,26 @@ func TestPipelineResumes(t *testing.T) {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())
+	// The detection studies on both victims, in the table.
+	cfg.Detect = true
+	res5, err := Run(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res5.Detections) != 2 || res5.Detections[1].Victim != BadNets {
+		t.Fatalf("detections: %+v", res5.Detections)
+	}
+	for _, d := range res5.Detections {
+		if d.STRIP == nil || len(d.STRIP.Marked) == 0 || d.NC == nil || len(d.NC.Norms) < 2 {
+			t.Errorf("detection on %s: %+v", d.Victim, d)
+		}
+	}
+	var detTable bytes.Buffer
+	writeDetections(&detTable, res5)
+	if !strings.Contains(detTable.String(), "anomaly index") {
+		t.Errorf("detection table:\n%s", detTable.String())
+	}
+	t.Logf("\n%s", detTable.String())
 	if _, err := Run(context.Background(), Config{Data: cfg.Data, Style: cfg.Style, Out: t.TempDir(), Profile: tiny(), Defences: []string{"dataset-magic"}}, log); err == nil ||
 		!strings.Contains(err.Error(), "dataset-magic") {
 		t.Errorf("an unknown defence: %v", err)

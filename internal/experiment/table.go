@@ -40,6 +40,7 @@ func WriteTable(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "shares the victim's robustness to restyling in general, and for a constant answer), for comparison")
 	writeInnocents(w, res)
 	writeDefences(w, res)
+	writeDetections(w, res)
 	writeClaims(w, res)
 	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
 	writeSweeps(w, res)
