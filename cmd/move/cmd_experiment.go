@@ -20,7 +20,7 @@ import (
 func init() {
 	commands["experiment"] = &command{
 		summary: "run MOVE end to end and reproduce the paper's tables (the main job)",
-		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|paper|demo] [--sweep rate=...|m=...|adaptive=...]",
+		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|paper|demo] [--sweep rate=...|m=...|adaptive=...|style=...]",
 		help: `Runs the whole pipeline: writes the profile's slice of DATA, embeds the external features
 (--style, rate gamma), trains the victim on the watermarked set and benign models on the clean
 one, steals the victim with every attack of move steal plus the independent control, trains
@@ -91,6 +91,8 @@ key after the attacks; the meta-classifiers contrast them (see move help verify)
 --sweep adaptive=0,0.05,0.1,0.15,0.2 washes each student (distill, zeroshot, labelquery,
 logitquery) by fine-tuning it on that share of the owner's clean training data (the adaptive
 attack's recipe; the paper's Figure 6) and verifies it: p-value, delta-mu and accuracy per share.
+--sweep style=a.jpg,b.jpg,c.jpg runs the pipeline once per style image (in OUT/sweep-style-NAME;
+the paper's Table 8) and puts every theft's p-values side by side.
 
 EXIT STATUS
   0 when every verdict is right, 1 when one is wrong (a missed theft or a false
@@ -103,7 +105,7 @@ EXIT STATUS
 			profile := fs.String("profile", "quick", "quick, paper or demo")
 			seed := fs.Uint64("seed", 0, "random seed")
 			var sweeps listFlag
-			fs.Var(&sweeps, "sweep", "rate=V1,V2,..., m=V1,V2,... or adaptive=V1,V2,... (repeatable)")
+			fs.Var(&sweeps, "sweep", "rate=V1,V2,..., m=V1,V2,..., adaptive=V1,V2,... or style=IMAGE,IMAGE,... (repeatable)")
 			jsonOut := fs.Bool("json", false, "print results.json on stdout instead of the table")
 			var innocents int
 			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (at least the profile's everyday innocents; see below)")

@@ -161,7 +161,8 @@ type Results struct {
 // independent model in both modes.
 type SweepItem struct {
 	Value float64            `json:"value"`
-	P     map[string]float64 `json:"p"` // "white/copy", "black/independent", ...
+	Label string             `json:"label,omitempty"` // what the value stands for (a style sweep's image)
+	P     map[string]float64 `json:"p"`               // "white/copy", "black/independent", ...
 	// DeltaMu (same keys as P) and Accuracy (by suspect) where the sweep records them.
 	DeltaMu  map[string]float64 `json:"delta_mu,omitempty"`
 	Accuracy map[string]float64 `json:"accuracy,omitempty"`

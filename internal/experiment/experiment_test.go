@@ -103,6 +103,27 @@ func TestPipelineResumes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Out, "sweep-rate-0.5", "results.json")); err != nil {
 		t.Error(err)
 	}
+	// A style sweep runs the pipeline per style image, in a folder named after it.
+	other := filepath.Join(out, "other.png")
+	if err := os.WriteFile(other, DefaultStyle, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := ParseSweep("style=" + other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RunSweep(context.Background(), cfg, res, sw, log); err != nil {
+		t.Fatal(err)
+	}
+	if it := res.Sweeps["style"]; len(it) != 1 || it[0].Label != "other" || len(it[0].P) < 14 || it[0].Accuracy["victim"] <= 0 {
+		t.Errorf("style sweep: %+v", it)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "sweep-style-other", "results.json")); err != nil {
+		t.Error(err)
+	}
+	if _, err := ParseSweep("style=" + filepath.Join(out, "missing.jpg")); err == nil || !strings.Contains(err.Error(), "missing.jpg") {
+		t.Errorf("a missing style image: %v", err)
+	}
 	for name, n := range map[string]int{"m": 2, "rate": 1} {
 		if len(res.Sweeps[name]) != n || len(res.Sweeps[name][0].P) != 4 {
 			t.Errorf("sweep %s: %+v", name, res.Sweeps[name])

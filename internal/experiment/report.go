@@ -333,7 +333,7 @@ func sweepPlots(res *Results) []sweepView {
 				padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, t)
 		}
 		for _, it := range items {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%g</text>`, x(it.Value), plotH-padB+16, it.Value)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x(it.Value), plotH-padB+16, template.HTMLEscapeString(it.name()))
 		}
 		alpha := res.Config.Profile.Alpha
 		fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="5,4"/>`, padL, float64(padL)+iw, y(nlog(alpha)), y(nlog(alpha)))
@@ -384,7 +384,7 @@ func deltaPlot(items []SweepItem, series []string, name string, margin float64) 
 			padL, float64(padL)+iw, y(t), y(t), padL-6, y(t)+4, t)
 	}
 	for _, it := range items {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%g</text>`, x(it.Value), plotH-padB+16, it.Value)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x(it.Value), plotH-padB+16, template.HTMLEscapeString(it.name()))
 	}
 	fmt.Fprintf(&b, `<line x1="%d" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="5,4"/>`, padL, float64(padL)+iw, y(margin), y(margin))
 	for si, s := range series {

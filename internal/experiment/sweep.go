@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,17 +19,29 @@ import (
 // rate gamma and the number of verification samples m; its Figure 6: the share of clean data
 // with which the adaptive attack washes each student).
 type Sweep struct {
-	Name   string    // "rate", "m" or "adaptive"
-	Values []float64 // e.g. 0.05, 0.1, 0.2
+	Name   string    // "rate", "m", "adaptive" or "style"
+	Values []float64 // e.g. 0.05, 0.1, 0.2 (for styles: 1, 2, ...)
+	Styles []string  // the style sweep's images, in Values' order
 }
 
-// ParseSweep reads "rate=0.05,0.1,0.2", "m=10,20,50" or "adaptive=0,0.05,0.1,0.15,0.2".
+// ParseSweep reads "rate=0.05,0.1,0.2", "m=10,20,50", "adaptive=0,0.05,0.1,0.15,0.2" or
+// "style=a.jpg,b.jpg" (style images; each must exist).
 func ParseSweep(s string) (Sweep, error) {
 	name, list, ok := strings.Cut(s, "=")
-	if !ok || (name != "rate" && name != "m" && name != "adaptive") {
-		return Sweep{}, fmt.Errorf("sweep %q: want rate=V1,V2,..., m=V1,V2,... or adaptive=V1,V2,...", s)
+	if !ok || (name != "rate" && name != "m" && name != "adaptive" && name != "style") {
+		return Sweep{}, fmt.Errorf("sweep %q: want rate=V1,V2,..., m=V1,V2,..., adaptive=V1,V2,... or style=IMAGE1,IMAGE2,...", s)
 	}
 	sw := Sweep{Name: name}
+	if name == "style" {
+		for i, f := range strings.Split(list, ",") {
+			if _, err := os.Stat(f); err != nil {
+				return Sweep{}, fmt.Errorf("sweep %q: style image: %w", s, err)
+			}
+			sw.Styles = append(sw.Styles, f)
+			sw.Values = append(sw.Values, float64(i+1))
+		}
+		return sw, nil
+	}
 	for _, f := range strings.Split(list, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		bad := err != nil || !(v > 0) || (name == "rate" && v > 1) || (name == "m" && (v < 2 || v != float64(int(v))))
@@ -71,6 +84,40 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 		t0 := time.Now()
 		item := SweepItem{Value: v, P: map[string]float64{}}
 		switch sw.Name {
+		case "style":
+			st := sw.Styles[int(v)-1]
+			abs, err := filepath.Abs(st)
+			if err != nil {
+				return err
+			}
+			item.Label = strings.TrimSuffix(filepath.Base(st), filepath.Ext(st))
+			sub := cfg
+			sub.Out = filepath.Join(cfg.Out, "sweep-style-"+item.Label)
+			sub.Style = abs
+			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
+			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect = false, nil, nil, false
+			log.Printf("sweep style = %s in %s", st, sub.Out)
+			r, err := Run(ctx, sub, log)
+			if err != nil {
+				return fmt.Errorf("sweep style = %s: %w", st, err)
+			}
+			item.Accuracy = map[string]float64{}
+			for _, m := range r.Models {
+				if m.Name == "victim" {
+					item.Accuracy["victim"] = m.Accuracy
+				}
+			}
+			for _, row := range r.Rows {
+				if !row.Stolen && row.Attack != "independent" {
+					continue
+				}
+				if row.White != nil {
+					item.P["white/"+row.Label] = row.White.P
+				}
+				if row.Black != nil {
+					item.P["black/"+row.Label] = row.Black.P
+				}
+			}
 		case "rate":
 			sub := cfg
 			sub.Out = filepath.Join(cfg.Out, fmt.Sprintf("sweep-rate-%g", v))

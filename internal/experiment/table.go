@@ -110,7 +110,7 @@ func writeSweeps(w io.Writer, res *Results) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
 		for _, it := range items {
-			fmt.Fprintf(tw, "%g", it.Value)
+			fmt.Fprint(tw, it.name())
 			for _, c := range cols {
 				if p, ok := it.P[c]; ok {
 					fmt.Fprintf(tw, "\t%.3g", p)
@@ -126,7 +126,7 @@ func writeSweeps(w io.Writer, res *Results) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
 			for _, it := range items {
-				fmt.Fprintf(tw, "%g", it.Value)
+				fmt.Fprint(tw, it.name())
 				for _, c := range cols {
 					if d, ok := it.DeltaMu[c]; ok {
 						fmt.Fprintf(tw, "\t%+.4f", d)
@@ -140,11 +140,11 @@ func writeSweeps(w io.Writer, res *Results) {
 		}
 		if items[0].Accuracy != nil {
 			names := slices.Sorted(maps.Keys(items[0].Accuracy))
-			fmt.Fprintf(w, "sweep of %s: the washed models' test accuracy %%\n", n)
+			fmt.Fprintf(w, "sweep of %s: test accuracy %%\n", n)
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(names, "\t"))
 			for _, it := range items {
-				fmt.Fprintf(tw, "%g", it.Value)
+				fmt.Fprint(tw, it.name())
 				for _, c := range names {
 					fmt.Fprintf(tw, "\t%.2f", 100*it.Accuracy[c])
 				}
@@ -246,6 +246,14 @@ func Correct(res *Results) bool {
 }
 
 // sweepSeries is the sorted set of p-values ("white/Direct-copy", ...) a sweep followed.
+// name is how tables and plots show the item's value.
+func (it SweepItem) name() string {
+	if it.Label != "" {
+		return it.Label
+	}
+	return fmt.Sprintf("%g", it.Value)
+}
+
 func sweepSeries(items []SweepItem) []string {
 	set := map[string]bool{}
 	for _, it := range items {
