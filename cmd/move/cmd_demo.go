@@ -34,6 +34,7 @@ EXIT STATUS
 			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (see move help experiment)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims (see move help experiment)")
 			washing := fs.Bool("washing", false, "add the washing attacks (see move help experiment)")
+			ablations := fs.Bool("ablations", false, "verify with MOVE's ablations too (see move help experiment)")
 			detectFlag := fs.Bool("detect", false, "run the detection studies (see move help experiment)")
 			var defences listFlag
 			fs.Var(&defences, "defence", "baseline defence to compare (see move help experiment)")
@@ -46,7 +47,7 @@ EXIT STATUS
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
-				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: defences, Detect: *detectFlag, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: defences, Detect: *detectFlag, Ablations: *ablations, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }

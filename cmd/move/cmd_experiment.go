@@ -63,6 +63,10 @@ architecture, recipe and seed), stolen by the same attacks, and its test run on 
 against the same reference; the table then compares its p-values and its harmlessness with
 MOVE's. badnets: a patch trigger on the same share of training images, relabelled to class 0.
 
+Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
+the gradients themselves instead of their signs, and with no meta-classifier at all (the
+suspect's true-class probability on owner-styled images against the reference's).
+
 Detection (--detect): the thief looks for the owner's mark in the victim: STRIP (are inputs
 that carry the mark — MOVE's styled images, BadNets' triggered ones — answered with low
 entropy when other images are superimposed?) and Neural Cleanse (is some class reachable by
@@ -125,6 +129,7 @@ EXIT STATUS
 				}
 				return nil
 			})
+			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			onnxOpts := onnxFlags(fs)
@@ -143,7 +148,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: defences, Detect: *detectFlag,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: defences, Detect: *detectFlag, Ablations: *ablations,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -164,6 +169,7 @@ type experimentOptions struct {
 	Washing          bool
 	Defences         []string
 	Detect           bool
+	Ablations        bool
 	Command          string
 }
 
@@ -220,7 +226,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences, Detect: o.Detect}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

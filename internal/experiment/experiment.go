@@ -62,6 +62,8 @@ type Config struct {
 	Defences []string `json:"defences,omitempty"`
 	// Detect runs the thief's detection studies (STRIP, Neural Cleanse) on the victims.
 	Detect bool `json:"detect,omitempty"`
+	// Ablations verifies every suspect with MOVE's ablations too (ablation.go).
+	Ablations bool `json:"ablations,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
 	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
 }
@@ -108,6 +110,8 @@ type Row struct {
 	Kind      string  `json:"innocent_kind,omitempty"`
 	File      string  `json:"file,omitempty"`   // the suspect's model file (relative to OUT unless absolute)
 	Served    string  `json:"served,omitempty"` // a degenerate model served over HTTP (constant, noise)
+	// Ablations are the suspect's verdicts under MOVE's ablations (Config.Ablations).
+	Ablations map[string]*Verdict `json:"ablations,omitempty"`
 	// Front is the input transform (wash.ParseInput) behind which the thief serves File: the
 	// suspect is verified through that service, black-box only.
 	Front string   `json:"front,omitempty"`
@@ -268,7 +272,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
+	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.ablations, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

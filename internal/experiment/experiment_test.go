@@ -285,12 +285,24 @@ func TestPipelineResumes(t *testing.T) {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())
-	// The detection studies on both victims, in the table.
-	cfg.Detect = true
+	// The detection studies on both victims, and the ablations, in the table.
+	cfg.Detect, cfg.Ablations = true, true
 	res5, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, row := range res5.Rows {
+		d, raw := row.Ablations[AblationDirect], row.Ablations[AblationRaw]
+		if d == nil || d.M != res5.Config.Profile.MBlack || (row.Served == "" && row.Front == "" && raw == nil) {
+			t.Errorf("%s: ablations %+v", row.Attack, row.Ablations)
+		}
+	}
+	var abl bytes.Buffer
+	writeAblations(&abl, res5)
+	if !strings.Contains(abl.String(), "white raw p") {
+		t.Errorf("ablation table:\n%s", abl.String())
+	}
+	t.Logf("\n%s", abl.String())
 	if len(res5.Detections) != 2 || res5.Detections[1].Victim != BadNets {
 		t.Fatalf("detections: %+v", res5.Detections)
 	}

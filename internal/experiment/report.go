@@ -33,6 +33,7 @@ func WriteReport(res *Results) error {
 	}
 	var table, defences bytes.Buffer
 	WriteTable(&table, res)
+	writeAblations(&defences, res)
 	writeDefences(&defences, res)
 	writeDetections(&defences, res)
 	page := map[string]any{
@@ -119,7 +120,7 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 <table><tr><th>innocent</th><th>kind</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box p</th><th>black-box p</th><th>black-box verdict</th></tr>
 {{range .R.Rows}}{{if not .Stolen}}<tr><td>{{.Label}}</td><td>{{.Kind}}</td><td>{{.Arch}}</td><td>{{pct .Accuracy}}</td><td>{{pct .Agreement}}</td><td class="{{cls .White .Stolen}}">{{p .White}}</td><td class="{{cls .Black .Stolen}}">{{p .Black}}</td><td>{{if .Black}}{{.Black.Verdict}}{{end}}</td></tr>{{end}}{{end}}</table>
 {{end}}
-{{if .Defences}}<h2>Defences compared, and the thief's search for the mark</h2>
+{{if .Defences}}<h2>Ablations, defences compared, and the thief's search for the mark</h2>
 <p>Each baseline watermarks its own victim (same architecture, recipe and seed as MOVE's), is stolen by the same attacks with the same recipes, and verifies every suspect against the same reference; the models that never saw a victim are the same files. BadNets: a patch trigger stamped on the same share of training images, relabelled to class 0; its test compares the suspect's class-0 probability on triggered test images with the reference's.</p>
 <pre>{{.Defences}}</pre>{{end}}
 {{if .R.Claims}}<h2>False claims</h2>

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 
 	"move/internal/classifier"
 	"move/internal/models"
@@ -30,6 +31,11 @@ var Modes = []string{White, Black}
 const (
 	Full       = "full"
 	Compressed = "compressed"
+	// Raw is the compressed layout without the signs: the gradients themselves (summed over
+	// the kernel taps), each image's vector divided by its root mean square. An ablation of
+	// the paper's choice of signs; a folded batch norm's scale is not divided out (only its
+	// sign), so a model and its folded export do not give the same raw vector.
+	Raw = "compressed-raw"
 )
 
 // Form is the version of the white-box feature definition; meta-classifiers record it.
@@ -154,8 +160,8 @@ func (s *Structure) Dim(layout string) int {
 // weights of m in its folded form (see Structure), evaluated in inference mode (batch-norm
 // running statistics), one image at a time.
 func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([][]float32, error) {
-	if layout != Full && layout != Compressed {
-		return nil, fmt.Errorf("unknown white-box layout %q (full or compressed)", layout)
+	if layout != Full && layout != Compressed && layout != Raw {
+		return nil, fmt.Errorf("unknown white-box layout %q (full, compressed or %s)", layout, Raw)
 	}
 	n, h, w, c := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	if len(labels) != n {
@@ -182,6 +188,16 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 		v := make([]float32, 0, dim)
 		for _, p := range st.Parts {
 			v = appendSigns(v, p, layout)
+		}
+		if layout == Raw {
+			var ss float64
+			for _, x := range v {
+				ss += float64(x) * float64(x)
+			}
+			scale := float32(1 / (math.Sqrt(ss/float64(len(v))) + 1e-30))
+			for k := range v {
+				v[k] *= scale
+			}
 		}
 		out[i] = v
 	}
@@ -214,7 +230,11 @@ func appendSigns(v []float32, p Part, layout string) []float32 {
 		}
 	case layout == Full || (len(s) >= 2 && len(s) != 4):
 		for _, x := range g {
-			v = append(v, sign(x))
+			if layout == Raw {
+				v = append(v, x)
+			} else {
+				v = append(v, sign(x))
+			}
 		}
 	case len(s) == 4: // [O][KH][KW][I] summed over the taps -> [O][I]
 		o, taps, in := s[0], s[1]*s[2], s[3]
@@ -224,7 +244,11 @@ func appendSigns(v []float32, p Part, layout string) []float32 {
 				for t := range taps {
 					sum += g[(a*taps+t)*in+ci]
 				}
-				v = append(v, sign(sum)*flip(a))
+				if layout == Raw {
+					v = append(v, sum*flip(a))
+				} else {
+					v = append(v, sign(sum)*flip(a))
+				}
 			}
 		}
 	}

@@ -126,6 +126,47 @@ func TestWhiteBoxSignsMatchFiniteDifferencesOfTheFoldedModel(t *testing.T) {
 	}
 }
 
+// The raw ablation keeps the gradients' values: its signs are the compressed layout's, and
+// each image's vector has unit root mean square; two images give different scales before
+// normalisation, so the normalisation is not a no-op.
+func TestWhiteBoxRaw(t *testing.T) {
+	m, _ := models.New("resnet20", 3, 5)
+	randomBN(m, 3)
+	r := rand.New(rand.NewPCG(3, 4))
+	x := tensor.New(2, 8, 8, 3)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	raw, err := WhiteBox(m, x, []int{1, 2}, Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp, _ := WhiteBox(m, x, []int{1, 2}, Compressed)
+	for i := range 2 {
+		if len(raw[i]) != len(comp[i]) {
+			t.Fatalf("raw has %d entries, compressed %d", len(raw[i]), len(comp[i]))
+		}
+		var ss float64
+		distinct := map[float32]bool{}
+		for k, v := range raw[i] {
+			ss += float64(v) * float64(v)
+			distinct[v] = true
+			if v != 0 && sign(v) != comp[i][k] {
+				t.Fatalf("image %d entry %d: raw %g, compressed sign %g", i, k, v, comp[i][k])
+			}
+		}
+		if rms := math.Sqrt(ss / float64(len(raw[i]))); math.Abs(rms-1) > 1e-4 {
+			t.Errorf("image %d: root mean square %g", i, rms)
+		}
+		if len(distinct) < len(raw[i])/2 {
+			t.Errorf("image %d: only %d distinct values of %d: signs, not gradients", i, len(distinct), len(raw[i]))
+		}
+	}
+	if _, err := WhiteBox(m, x, []int{1, 2}, "sideways"); err == nil {
+		t.Error("an unknown layout was accepted")
+	}
+}
+
 func indexOf(ps []Part, p Part) int {
 	for k := range ps {
 		if ps[k].Param == p.Param {

@@ -34,7 +34,7 @@ const InputGradForm = "input-v1"
 const Grid = 8
 
 // Layouts are the white-box families move computes.
-var Layouts = []string{Compressed, Full, InputGrad, InputSign}
+var Layouts = []string{Compressed, Full, InputGrad, InputSign, Raw}
 
 // InputGradients returns the pooled input-gradient features (family InputGrad or InputSign)
 // of m at each image of x (normalised, NHWC) with labels: 3·Grid² values per image. The model
