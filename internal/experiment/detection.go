@@ -6,16 +6,22 @@ import (
 	"text/tabwriter"
 
 	"move/internal/badnets"
+	"move/internal/data"
 	"move/internal/detect"
 )
 
 // Detection is the thief's search for the owner's mark in one victim (Config.Detect): STRIP
-// on the victim's marked inputs against clean ones, and Neural Cleanse over every class.
+// on the victim's marked inputs against clean ones, Neural Cleanse over every class, and
+// Grad-CAM saliency on clean and marked inputs.
 type Detection struct {
 	Victim string                `json:"victim"` // move, or a baseline defence
 	Marked string                `json:"marked"` // what the marked inputs are
 	STRIP  *detect.STRIPResult   `json:"strip"`
 	NC     *detect.CleanseResult `json:"neural_cleanse"`
+	// Saliency compares Grad-CAM maps on clean and marked inputs (the region is BadNets'
+	// trigger square); Picture shows marked inputs over their maps (relative to OUT).
+	Saliency *detect.SaliencyResult `json:"saliency"`
+	Picture  string                 `json:"picture,omitempty"`
 }
 
 // detectionInputs is how many clean and marked inputs STRIP compares, and its overlays.
@@ -54,7 +60,7 @@ func (r *runner) detection() error {
 	}
 	for _, j := range jobs {
 		d := Detection{Victim: j.name, Marked: j.marked}
-		conf := map[string]any{"victim": j.upstream, "n": n, "overlays": stripOverlays, "nc": "steps60-batch32"}
+		conf := map[string]any{"victim": j.upstream, "n": n, "overlays": stripOverlays, "nc": "steps60-batch32", "saliency": "gradcam-v1"}
 		err := r.stage("detect-"+j.name, conf, nil, &d, func() error {
 			v, err := r.load(j.file)
 			if err != nil {
@@ -68,7 +74,14 @@ func (r *runner) detection() error {
 			if d.NC, err = detect.NeuralCleanse(v.Local, v.Norm, r.clean, detect.CleanseOptions{Steps: 60, Batch: 32, Seed: r.cfg.Seed}); err != nil {
 				return fmt.Errorf("Neural Cleanse on the %s victim: %w", j.name, err)
 			}
-			return nil
+			h, w := r.test.H, r.test.W
+			box := detect.Region{Y0: h - tr.Margin - tr.Size, Y1: h - tr.Margin, X0: w - tr.Margin - tr.Size, X1: w - tr.Margin}
+			sal, maps, err := detect.Saliency(v.Local, v.Norm, clean, j.inputs, h, w, box)
+			if err != nil {
+				return fmt.Errorf("saliency on the %s victim: %w", j.name, err)
+			}
+			d.Saliency, d.Picture = sal, "saliency-"+j.name+".png"
+			return saliencySheet(r.path(d.Picture), j.inputs, maps, h, w)
 		})
 		if err != nil {
 			return err
@@ -87,10 +100,41 @@ func writeDetections(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "\nthe thief looks for the mark (STRIP: marked inputs rejected at 1% false rejections of clean ones;")
 	fmt.Fprintln(w, "Neural Cleanse: a class reachable by an outlying small mask, anomaly index above 2):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "victim\tmarked inputs\tSTRIP entropy clean\tmarked\tdetected %\tNC smallest class\tmask L1\tanomaly index\tflagged\t")
+	fmt.Fprintln(tw, "victim\tmarked inputs\tSTRIP entropy clean\tmarked\tdetected %\tNC smallest class\tmask L1\tanomaly index\tflagged\tCAM top-5% clean\tmarked\tCAM in trigger square clean\tmarked\t")
 	for _, d := range res.Detections {
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.0f\t%d\t%.1f\t%.2f\t%v\t\n", d.Victim, d.Marked, d.STRIP.MeanClean, d.STRIP.MeanMarked,
-			100*d.STRIP.Detected, d.NC.Class, d.NC.Norms[d.NC.Class], d.NC.Anomaly, d.NC.Flagged)
+		sal := "-\t-\t-\t-"
+		if s := d.Saliency; s != nil {
+			sal = fmt.Sprintf("%.2f\t%.2f\t%.2f\t%.2f", s.CleanConcentration, s.MarkedConcentration, s.CleanInRegion, s.MarkedInRegion)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.0f\t%d\t%.1f\t%.2f\t%v\t%s\t\n", d.Victim, d.Marked, d.STRIP.MeanClean, d.STRIP.MeanMarked,
+			100*d.STRIP.Detected, d.NC.Class, d.NC.Norms[d.NC.Class], d.NC.Anomaly, d.NC.Flagged, sal)
 	}
 	tw.Flush()
+	if len(res.Detections) > 0 && res.Detections[0].Saliency != nil {
+		fmt.Fprintf(w, "CAM: Grad-CAM of the predicted class; top-5%%: share of a map's mass in its hottest 5%% of pixels; the trigger square is %.1f%% of the image\n",
+			100*res.Detections[0].Saliency.RegionArea)
+	}
+}
+
+// saliencySheet writes up to 6 marked inputs (top row) over their class activation maps
+// (bottom row) as one PNG.
+func saliencySheet(path string, imgs [][]uint8, maps [][]float32, h, w int) error {
+	n := min(6, len(imgs))
+	const gap = 2
+	sw, sh := n*w+(n-1)*gap, 2*h+gap
+	pix := make([]uint8, sw*sh*3)
+	for i := range pix {
+		pix[i] = 255
+	}
+	put := func(img []uint8, row, col int) {
+		for y := range h {
+			o := ((row*(h+gap)+y)*sw + col*(w+gap)) * 3
+			copy(pix[o:o+w*3], img[y*w*3:(y+1)*w*3])
+		}
+	}
+	for i := range n {
+		put(imgs[i], 0, i)
+		put(detect.Overlay(imgs[i], maps[i]), 1, i)
+	}
+	return data.WritePNG(path, pix, sh, sw, true)
 }

@@ -307,8 +307,11 @@ func TestPipelineResumes(t *testing.T) {
 		t.Fatalf("detections: %+v", res5.Detections)
 	}
 	for _, d := range res5.Detections {
-		if d.STRIP == nil || len(d.STRIP.Marked) == 0 || d.NC == nil || len(d.NC.Norms) < 2 {
+		if d.STRIP == nil || len(d.STRIP.Marked) == 0 || d.NC == nil || len(d.NC.Norms) < 2 || d.Saliency == nil || d.Saliency.RegionArea <= 0 {
 			t.Errorf("detection on %s: %+v", d.Victim, d)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.Out, d.Picture)); err != nil {
+			t.Error(err)
 		}
 	}
 	var detTable bytes.Buffer

@@ -20,13 +20,6 @@ import (
 // no scripts, nothing fetched) with the table, the style and sample images and the plots.
 func WriteReport(res *Results) error {
 	out := res.Config.Out
-	img := func(path, mime string) template.URL {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return ""
-		}
-		return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
-	}
 	styleMime := "image/jpeg"
 	if strings.HasSuffix(strings.ToLower(res.Config.Style), ".png") {
 		styleMime = "image/png"
@@ -38,6 +31,7 @@ func WriteReport(res *Results) error {
 	writeDetections(&defences, res)
 	page := map[string]any{
 		"Defences": defences.String(),
+		"Saliency": saliencyPictures(res),
 		"R":        res,
 		"Table":    table.String(),
 		"Style":    img(res.Config.Style, styleMime),
@@ -122,7 +116,8 @@ move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (thi
 {{end}}
 {{if .Defences}}<h2>Ablations, defences compared, and the thief's search for the mark</h2>
 <p>Each baseline watermarks its own victim (same architecture, recipe and seed as MOVE's), is stolen by the same attacks with the same recipes, and verifies every suspect against the same reference; the models that never saw a victim are the same files. BadNets: a patch trigger stamped on the same share of training images, relabelled to class 0; its test compares the suspect's class-0 probability on triggered test images with the reference's.</p>
-<pre>{{.Defences}}</pre>{{end}}
+<pre>{{.Defences}}</pre>
+{{range .Saliency}}<figure><img src="{{.Src}}" alt="saliency"><figcaption>{{.Caption}}</figcaption></figure>{{end}}{{end}}
 {{if .R.Claims}}<h2>False claims</h2>
 <p>A dishonest claimant tries to have the test accuse a model that was never theirs. "Convicted" means a verdict of "stolen" in either mode (for style shopping, with the claimant's best style and no correction for the tries).</p>
 <table><tr><th>scenario</th><th>target</th><th>white-box p</th><th>black-box p</th><th>black-box p, paper's test</th><th>Bonferroni (white / black)</th><th>convicted</th><th style="text-align:left">what the claimant does</th></tr>
@@ -468,4 +463,34 @@ func qqPlot(res *Results) string {
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
+}
+
+// img is the file at path as a data URL ("" when it cannot be read).
+func img(path, mime string) template.URL {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
+}
+
+type picture struct {
+	Src     template.URL
+	Caption string
+}
+
+// saliencyPictures are the detection studies' saliency sheets, embedded.
+func saliencyPictures(res *Results) []picture {
+	var out []picture
+	for _, d := range res.Detections {
+		if d.Picture == "" {
+			continue
+		}
+		src := img(filepath.Join(res.Config.Out, d.Picture), "image/png")
+		if src == "" {
+			continue
+		}
+		out = append(out, picture{Src: src, Caption: fmt.Sprintf("The %s victim: %s (top) and its Grad-CAM maps (bottom, red).", d.Victim, d.Marked)})
+	}
+	return out
 }

@@ -27,10 +27,12 @@ type Model interface {
 
 // Embedder is a model whose logits are a linear head over pooled features: Forward(x) is
 // Head().Apply(Embed(x)). Fine-pruning reads the features' activity and prunes the head's
-// inputs; every built-in architecture is one (an imported ONNX graph is not).
+// inputs, class activation maps (Grad-CAM) read the map before pooling; every built-in
+// architecture is one (an imported ONNX graph is not).
 type Embedder interface {
-	Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var // [N][C] pooled features
-	Head() *nn.Dense                                  // the linear classifier over them
+	Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var      // [N][C] pooled features: the mean of FeatureMap
+	FeatureMap(tp *nn.Tape, x *nn.Var, train bool) *nn.Var // [N][H'][W'][C] the last layer's map, before pooling
+	Head() *nn.Dense                                       // the linear classifier over the pooled features
 }
 
 // Cloner is a model that copies itself, weights included: one that New cannot build, such as

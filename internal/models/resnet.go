@@ -81,6 +81,11 @@ func (m *cifarResNet) Head() *nn.Dense { return m.fc }
 
 // Embed implements Embedder.
 func (m *cifarResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return nn.GlobalAvgPool(tp, m.FeatureMap(tp, x, train))
+}
+
+// FeatureMap implements Embedder.
+func (m *cifarResNet) FeatureMap(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
 	y := nn.ConvBatchNorm(tp, x, m.stem, m.stembn, train, true)
 	mustShape(y, n, -1, -1, 16)
@@ -88,7 +93,7 @@ func (m *cifarResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		y = b.apply(tp, y, train)
 	}
 	mustShape(y, n, -1, -1, 64)
-	return nn.GlobalAvgPool(tp, y)
+	return y
 }
 
 // imageNetResNet is torchvision's ResNet-18/34: a 7x7 stride-2 stem, 3x3 max pooling, four
@@ -132,6 +137,11 @@ func (m *imageNetResNet) Head() *nn.Dense { return m.fc }
 
 // Embed implements Embedder.
 func (m *imageNetResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return nn.GlobalAvgPool(tp, m.FeatureMap(tp, x, train))
+}
+
+// FeatureMap implements Embedder.
+func (m *imageNetResNet) FeatureMap(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
 	y := nn.ConvBatchNorm(tp, x, m.conv1, m.bn1, train, true)
 	y = nn.MaxPool2D(tp, y, 3, 2, 1)
@@ -140,7 +150,7 @@ func (m *imageNetResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		y = b.apply(tp, y, train)
 	}
 	mustShape(y, n, -1, -1, 512)
-	return nn.GlobalAvgPool(tp, y)
+	return y
 }
 
 func init() {

@@ -47,6 +47,11 @@ func (m *vgg) Head() *nn.Dense { return m.fc }
 
 // Embed implements Embedder.
 func (m *vgg) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return nn.GlobalAvgPool(tp, m.FeatureMap(tp, x, train))
+}
+
+// FeatureMap implements Embedder.
+func (m *vgg) FeatureMap(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	y := x
 	for i, c := range m.convs {
 		y = nn.ConvBatchNorm(tp, y, c, m.bns[i], train, true)
@@ -55,7 +60,7 @@ func (m *vgg) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		}
 	}
 	mustShape(y, x.Shape()[0], -1, -1, 512)
-	return nn.GlobalAvgPool(tp, y)
+	return y
 }
 
 func init() {

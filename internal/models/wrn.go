@@ -81,6 +81,11 @@ func (m *wideResNet) Head() *nn.Dense { return m.fc }
 
 // Embed implements Embedder.
 func (m *wideResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
+	return nn.GlobalAvgPool(tp, m.FeatureMap(tp, x, train))
+}
+
+// FeatureMap implements Embedder.
+func (m *wideResNet) FeatureMap(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 	n := x.Shape()[0]
 	y := m.stem.Apply(tp, x)
 	mustShape(y, n, -1, -1, 16)
@@ -88,8 +93,7 @@ func (m *wideResNet) Embed(tp *nn.Tape, x *nn.Var, train bool) *nn.Var {
 		y = b.apply(tp, y, train, m.rng)
 	}
 	mustShape(y, n, -1, -1, m.width)
-	y = m.finalbn.ApplyReLU(tp, y, train)
-	return nn.GlobalAvgPool(tp, y)
+	return m.finalbn.ApplyReLU(tp, y, train)
 }
 
 func init() {
