@@ -187,7 +187,7 @@ func Verify(suspect, ref classifier.Prober, test *data.Set, t Trigger, opts Opti
 	}
 	correct := 0
 	for k, i := range others[:opts.M] {
-		if argmax(clean[k]) == test.Labels[i] {
+		if classifier.Top1(clean[k]) == test.Labels[i] {
 			correct++
 		}
 	}
@@ -202,16 +202,6 @@ func Verify(suspect, ref classifier.Prober, test *data.Set, t Trigger, opts Opti
 		res.Verdict = "not stolen"
 	}
 	return res, nil
-}
-
-func argmax(p []float32) int {
-	best := 0
-	for j, v := range p {
-		if v > p[best] {
-			best = j
-		}
-	}
-	return best
 }
 
 // targetProbs asks p about imgs and returns each answer's target-class probability and how
@@ -231,7 +221,7 @@ func targetProbs(p classifier.Prober, imgs [][]uint8, h, w, target int) ([]float
 			return nil, 0, fmt.Errorf("an answer of %d classes has no target class %d", len(o), target)
 		}
 		probs[i] = float64(o[target])
-		if argmax(o) == target {
+		if classifier.Top1(o) == target {
 			hits++
 		}
 	}

@@ -32,6 +32,17 @@ type Model struct {
 	Remote Prober             // answers probabilities; nil for a local classifier
 }
 
+// Top1 is the index of the largest value of an answer (the first, on a tie).
+func Top1(p []float32) int {
+	best := 0
+	for j, v := range p {
+		if v > p[best] {
+			best = j
+		}
+	}
+	return best
+}
+
 // Local returns the classifier that runs m in this process.
 func Local(m models.Model, norm data.Normalization, size int) Model {
 	return Model{Local: m, Norm: norm, Size: size}

@@ -250,14 +250,7 @@ func cleanseObjective(m models.Model, norm data.Normalization, raw []float64, n,
 	}
 	tp.Reset()
 	for bi := range n {
-		row := logits.Value.Data[bi*k : (bi+1)*k]
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		if best == c {
+		if classifier.Top1(logits.Value.Data[bi*k:(bi+1)*k]) == c {
 			succ++
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/models"
 	"move/internal/nn"
@@ -24,13 +25,9 @@ func GradCAM(m models.Model, norm data.Normalization, imgs [][]uint8, classes []
 	if len(classes) != len(imgs) {
 		return nil, fmt.Errorf("%d classes for %d images", len(classes), len(imgs))
 	}
-	set := &data.Set{H: h, W: w}
-	for _, p := range imgs {
-		if len(p) != h*w*3 {
-			return nil, fmt.Errorf("an image has %d bytes, %dx%d RGB needs %d", len(p), h, w, h*w*3)
-		}
-		set.Pixels = append(set.Pixels, p...)
-		set.Labels = append(set.Labels, 0)
+	set, err := setOf(imgs, h, w)
+	if err != nil {
+		return nil, err
 	}
 	head := e.Head().W.Value // [K][C]
 	k, c := head.Dim(0), head.Dim(1)
@@ -153,13 +150,9 @@ func Saliency(m models.Model, norm data.Normalization, clean, marked [][]uint8, 
 
 // predict is m's top-1 class for each image.
 func predict(m models.Model, norm data.Normalization, imgs [][]uint8, h, w int) ([]int, error) {
-	set := &data.Set{H: h, W: w}
-	for _, p := range imgs {
-		if len(p) != h*w*3 {
-			return nil, fmt.Errorf("an image has %d bytes, %dx%d RGB needs %d", len(p), h, w, h*w*3)
-		}
-		set.Pixels = append(set.Pixels, p...)
-		set.Labels = append(set.Labels, 0)
+	set, err := setOf(imgs, h, w)
+	if err != nil {
+		return nil, err
 	}
 	var out []int
 	tp := nn.NewTape(false)
@@ -173,17 +166,23 @@ func predict(m models.Model, norm data.Normalization, imgs [][]uint8, h, w int) 
 		tp.Reset()
 		k := lg.Dim(1)
 		for b := range idx {
-			row := lg.Data[b*k : (b+1)*k]
-			best := 0
-			for j, v := range row {
-				if v > row[best] {
-					best = j
-				}
-			}
-			out = append(out, best)
+			out = append(out, classifier.Top1(lg.Data[b*k:(b+1)*k]))
 		}
 	}
 	return out, nil
+}
+
+// setOf holds RGB images of h x w as an unlabelled set.
+func setOf(imgs [][]uint8, h, w int) (*data.Set, error) {
+	set := &data.Set{H: h, W: w}
+	for _, p := range imgs {
+		if len(p) != h*w*3 {
+			return nil, fmt.Errorf("an image has %d bytes, %dx%d RGB needs %d", len(p), h, w, h*w*3)
+		}
+		set.Pixels = append(set.Pixels, p...)
+		set.Labels = append(set.Labels, 0)
+	}
+	return set, nil
 }
 
 // Overlay draws a map over an image in red (for pictures in reports): each pixel is blended

@@ -29,20 +29,7 @@ func (r *runner) ablations() error {
 		return nil
 	}
 	p := r.cfg.Profile
-	victim, err := r.load(r.path("victim.safetensors"))
-	if err != nil {
-		return err
-	}
-	var benign []classifier.Model
-	for i := range p.Benign {
-		b, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", i+1)))
-		if err != nil {
-			return err
-		}
-		benign = append(benign, b)
-	}
-	ref := benign[len(benign)-1]
-	pairs, err := r.keyPairs()
+	victim, benign, ref, pairs, err := r.references()
 	if err != nil {
 		return err
 	}
@@ -54,7 +41,7 @@ func (r *runner) ablations() error {
 	var info meta.Info
 	conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": r.base, "controls": r.stageHash("controls")}
 	err = r.stage("meta-white-raw", conf, []string{file}, &info, func() error {
-		c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)
+		c, err := verify.TrainMeta(victim, benign, pairs, mo)
 		if err != nil {
 			return err
 		}

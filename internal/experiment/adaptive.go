@@ -26,15 +26,7 @@ func (r *runner) adaptiveSweep() error {
 		return nil
 	}
 	p := r.cfg.Profile
-	victim, err := r.load(r.path("victim.safetensors"))
-	if err != nil {
-		return err
-	}
-	ref, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", p.Benign)))
-	if err != nil {
-		return err
-	}
-	pairs, err := r.keyPairs()
+	victim, _, ref, pairs, err := r.references()
 	if err != nil {
 		return err
 	}

@@ -172,6 +172,19 @@ func (r *runner) accused(target string) (tm classifier.Model, benign []classifie
 
 // benignModels loads the experiment's benign models: those that trained the metas, and the
 // reference.
+// references loads what every verification of the experiment compares against: the victim,
+// the benign models the meta-classifiers train against, the unseen reference, and the key.
+func (r *runner) references() (victim classifier.Model, benign []classifier.Model, ref classifier.Model, pairs []watermark.Pair, err error) {
+	if victim, err = r.load(r.path("victim.safetensors")); err != nil {
+		return
+	}
+	if benign, ref, err = r.benignModels(); err != nil {
+		return
+	}
+	pairs, err = r.keyPairs()
+	return
+}
+
 func (r *runner) benignModels() ([]classifier.Model, classifier.Model, error) {
 	var bs []classifier.Model
 	for i := range r.cfg.Profile.Benign {

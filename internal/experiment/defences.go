@@ -107,7 +107,7 @@ func (r *runner) badNets() error {
 	if err != nil {
 		return err
 	}
-	ref, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", p.Benign)))
+	_, ref, err := r.benignModels()
 	if err != nil {
 		return err
 	}

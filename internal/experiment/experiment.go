@@ -658,20 +658,7 @@ func (r *runner) chains() error {
 // tests every suspect against that last one, which the classifiers never saw.
 func (r *runner) metaAndVerify() error {
 	p := r.cfg.Profile
-	victim, err := r.load(r.path("victim.safetensors"))
-	if err != nil {
-		return err
-	}
-	var benign []classifier.Model
-	for i := range p.Benign {
-		b, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", i+1)))
-		if err != nil {
-			return err
-		}
-		benign = append(benign, b)
-	}
-	ref := benign[len(benign)-1]
-	pairs, err := r.keyPairs()
+	victim, benign, ref, pairs, err := r.references()
 	if err != nil {
 		return err
 	}
@@ -705,7 +692,7 @@ func (r *runner) metaAndVerify() error {
 			conf["controls"], conf["contrast"] = ctl, verify.Contrast
 		}
 		err := r.stage("meta-"+mode, conf, []string{file}, &info, func() error {
-			c, err := verify.TrainMeta(victim, benign[:len(benign)-1], pairs, mo)
+			c, err := verify.TrainMeta(victim, benign, pairs, mo)
 			if err != nil {
 				return err
 			}

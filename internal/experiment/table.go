@@ -107,53 +107,40 @@ func writeSweeps(w io.Writer, res *Results) {
 	for _, n := range slices.Sorted(maps.Keys(res.Sweeps)) {
 		items := res.Sweeps[n]
 		cols := sweepSeries(items)
-		fmt.Fprintf(w, "\nsweep of %s: p-values\n", n)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
-		for _, it := range items {
-			fmt.Fprint(tw, it.name())
-			for _, c := range cols {
-				if p, ok := it.P[c]; ok {
-					fmt.Fprintf(tw, "\t%.3g", p)
-				} else {
-					fmt.Fprint(tw, "\t-")
-				}
+		sweepTable(w, fmt.Sprintf("\nsweep of %s: p-values", n), n, items, cols, func(it SweepItem, c string) string {
+			if p, ok := it.P[c]; ok {
+				return fmt.Sprintf("%.3g", p)
 			}
-			fmt.Fprint(tw, "\t\n")
-		}
-		tw.Flush()
+			return "-"
+		})
 		if items[0].DeltaMu != nil {
-			fmt.Fprintf(w, "sweep of %s: delta-mu\n", n)
-			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(cols, "\t"))
-			for _, it := range items {
-				fmt.Fprint(tw, it.name())
-				for _, c := range cols {
-					if d, ok := it.DeltaMu[c]; ok {
-						fmt.Fprintf(tw, "\t%+.4f", d)
-					} else {
-						fmt.Fprint(tw, "\t-")
-					}
+			sweepTable(w, fmt.Sprintf("sweep of %s: delta-mu", n), n, items, cols, func(it SweepItem, c string) string {
+				if d, ok := it.DeltaMu[c]; ok {
+					return fmt.Sprintf("%+.4f", d)
 				}
-				fmt.Fprint(tw, "\t\n")
-			}
-			tw.Flush()
+				return "-"
+			})
 		}
 		if items[0].Accuracy != nil {
-			names := slices.Sorted(maps.Keys(items[0].Accuracy))
-			fmt.Fprintf(w, "sweep of %s: test accuracy %%\n", n)
-			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintf(tw, "%s\t%s\t\n", n, strings.Join(names, "\t"))
-			for _, it := range items {
-				fmt.Fprint(tw, it.name())
-				for _, c := range names {
-					fmt.Fprintf(tw, "\t%.2f", 100*it.Accuracy[c])
-				}
-				fmt.Fprint(tw, "\t\n")
-			}
-			tw.Flush()
+			sweepTable(w, fmt.Sprintf("sweep of %s: test accuracy %%", n), n, items, slices.Sorted(maps.Keys(items[0].Accuracy)),
+				func(it SweepItem, c string) string { return fmt.Sprintf("%.2f", 100*it.Accuracy[c]) })
 		}
 	}
+}
+
+// sweepTable prints one figure of a sweep: a row per value, a column per series.
+func sweepTable(w io.Writer, title, name string, items []SweepItem, cols []string, cell func(SweepItem, string) string) {
+	fmt.Fprintln(w, title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\t%s\t\n", name, strings.Join(cols, "\t"))
+	for _, it := range items {
+		fmt.Fprint(tw, it.name())
+		for _, c := range cols {
+			fmt.Fprint(tw, "\t"+cell(it, c))
+		}
+		fmt.Fprint(tw, "\t\n")
+	}
+	tw.Flush()
 }
 
 // metaP is the meta-classifier's contrast test when the style-gain test decided.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/models"
 	"move/internal/train"
@@ -223,7 +224,7 @@ func runQuery(j *job, labels bool) (models.Model, error) {
 	}
 	if labels {
 		for i, p := range probs {
-			set.Labels[i] = argmax(p)
+			set.Labels[i] = classifier.Top1(p)
 		}
 		return m, j.fit(m, set, nil)
 	}

@@ -155,16 +155,6 @@ var ErrArchUnknown = errors.New("the victim is remote: the architecture of the s
 // initialised afresh, so an attack that trains a new model needs another architecture.
 var ErrArchNotBuildable = errors.New("the victim's architecture cannot be built afresh: choose the stolen model's architecture")
 
-func argmax(p []float32) int {
-	best := 0
-	for j, v := range p {
-		if v > p[best] {
-			best = j
-		}
-	}
-	return best
-}
-
 // distillLoss is Hinton's distillation loss T²·KL(softmax(t/T) ‖ softmax(s/T)) with the
 // victim as teacher, run in inference mode on the same augmented batch as the student.
 func distillLoss(v classifier.Model, temperature float64) func(tp *nn.Tape, logits *nn.Var, x *tensor.Tensor, idx []int) *nn.Var {
@@ -284,7 +274,7 @@ func Evaluate(stolen, victim classifier.Model, test *data.Set) (acc, agree float
 				return 0, 0, fmt.Errorf("the stolen model's answers on the test set: %w", err)
 			}
 			for _, o := range out {
-				pred = append(pred, argmax(o))
+				pred = append(pred, classifier.Top1(o))
 			}
 		}
 		out, err := victim.Probs(imgs, test.H, test.W)
@@ -296,7 +286,7 @@ func Evaluate(stolen, victim classifier.Model, test *data.Set) (acc, agree float
 			if pred[i] == test.Labels[i] {
 				hit++
 			}
-			if pred[i] == argmax(o) {
+			if pred[i] == classifier.Top1(o) {
 				same++
 			}
 		}

@@ -124,13 +124,7 @@ func observe(mode, layout string, m classifier.Model, pairs []watermark.Pair, vi
 func argmaxes(probs [][]float32) []int {
 	out := make([]int, len(probs))
 	for i, p := range probs {
-		best := 0
-		for j, v := range p {
-			if v > p[best] {
-				best = j
-			}
-		}
-		out[i] = best
+		out[i] = classifier.Top1(p)
 	}
 	return out
 }
