@@ -183,6 +183,11 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 		sws = append(sws, sw)
 	}
+	for _, d := range o.Defences {
+		if !slices.Contains(experiment.Defences, d) {
+			return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(experiment.Defences, ", "))
+		}
+	}
 	if stylePath != "" {
 		if _, err := os.Stat(stylePath); err != nil {
 			return fmt.Errorf("style image: %w", err)
