@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -62,6 +63,10 @@ Defences (--defence badnets): a baseline watermark is embedded in a victim of it
 architecture, recipe and seed), stolen by the same attacks, and its test run on every suspect
 against the same reference; the table then compares its p-values and its harmlessness with
 MOVE's. badnets: a patch trigger on the same share of training images, relabelled to class 0.
+dataset-inference (Maini et al. 2021): no watermark; a confidence regressor learns on MOVE's
+victim to tell the owner's training images from public ones by their blind-walk distances to
+the decision boundary, and each suspect is tested on others (it protects the data: a model
+trained on the owner's own data is flagged by design). It is recomputed on every run.
 
 Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
 the gradients themselves instead of their signs, and with no meta-classifier at all (the
@@ -117,18 +122,7 @@ EXIT STATUS
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
-			var defences listFlag
-			fs.Func("defence", "a baseline defence to compare with MOVE on the same attacks: "+strings.Join(experiment.Defences, ", ")+" (repeatable, or comma-separated)", func(v string) error {
-				for _, d := range strings.Split(v, ",") {
-					if !slices.Contains(experiment.Defences, d) {
-						return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(experiment.Defences, ", "))
-					}
-					if !slices.Contains(defences, d) {
-						defences = append(defences, d)
-					}
-				}
-				return nil
-			})
+			defences := defenceFlag(fs)
 			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
@@ -148,7 +142,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: defences, Detect: *detectFlag, Ablations: *ablations,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -271,4 +265,21 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		return negative{"some verdicts are wrong"}
 	}
 	return nil
+}
+
+// defenceFlag adds --defence (repeatable, or comma-separated; each checked) to fs.
+func defenceFlag(fs *flag.FlagSet) *[]string {
+	var defences []string
+	fs.Func("defence", "a baseline defence to compare with MOVE on the same attacks: "+strings.Join(experiment.Defences, ", ")+" (repeatable, or comma-separated)", func(v string) error {
+		for _, d := range strings.Split(v, ",") {
+			if !slices.Contains(experiment.Defences, d) {
+				return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(experiment.Defences, ", "))
+			}
+			if !slices.Contains(defences, d) {
+				defences = append(defences, d)
+			}
+		}
+		return nil
+	})
+	return &defences
 }

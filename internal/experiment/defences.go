@@ -10,6 +10,7 @@ import (
 
 	"move/internal/badnets"
 	"move/internal/classifier"
+	"move/internal/datasetinference"
 	"move/internal/modelfile"
 	"move/internal/models"
 	"move/internal/steal"
@@ -17,10 +18,13 @@ import (
 )
 
 // Baseline defences the experiment can compare MOVE with (Config.Defences).
-const BadNets = "badnets"
+const (
+	BadNets          = "badnets"
+	DatasetInference = "dataset-inference"
+)
 
 // Defences are the baselines by name.
-var Defences = []string{BadNets}
+var Defences = []string{BadNets, DatasetInference}
 
 // DefenceResult is one baseline defence's run: its own watermarked victim, the registry's
 // attacks against that victim, and its verification of every suspect.
@@ -45,17 +49,22 @@ type DefenceRow struct {
 	// no working classifier on the test images, as MOVE's verdict rules).
 	Outcome string `json:"verdict"`
 	// Success is the share of triggered images the suspect answered with the target class
-	// (BadNets' watermark success rate).
+	// (BadNets' watermark success rate; 0 for defences without a trigger).
 	Success float64 `json:"trigger_success"`
 }
 
 // defences runs each baseline of Config.Defences after MOVE's verification.
 func (r *runner) defences() error {
 	for _, d := range r.cfg.Defences {
-		if d == BadNets {
-			if err := r.badNets(); err != nil {
-				return err
-			}
+		var err error
+		switch d {
+		case BadNets:
+			err = r.badNets()
+		case DatasetInference:
+			err = r.datasetInference()
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -202,7 +211,10 @@ func writeDefences(w io.Writer, res *Results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "suspect\tstolen\tmove white p\tmove black p"
 	for _, d := range names {
-		head += fmt.Sprintf("\t%s acc %%\t%s dmu\t%s p\t%s trigger %%", d, d, d, d)
+		head += fmt.Sprintf("\t%s acc %%\t%s dmu\t%s p", d, d, d)
+		if d == BadNets {
+			head += "\ttrigger %"
+		}
 	}
 	fmt.Fprintln(tw, head+"\t")
 	byName := map[string]map[string]DefenceRow{}
@@ -232,11 +244,20 @@ func writeDefences(w io.Writer, res *Results) {
 		}
 		found := false
 		for _, d := range names {
-			if dr, ok := byName[d][r.Attack]; ok {
+			dr, ok := byName[d][r.Attack]
+			switch {
+			case ok:
 				found = true
-				line += fmt.Sprintf("%.2f\t%+.3f\t%s\t%.0f\t", 100*dr.Accuracy, dr.DeltaMu, star(dr.P, dr.Outcome), 100*dr.Success)
-			} else {
-				line += "-\t-\t-\t-\t"
+				line += fmt.Sprintf("%.2f\t%+.3f\t%s\t", 100*dr.Accuracy, dr.DeltaMu, star(dr.P, dr.Outcome))
+			default:
+				line += "-\t-\t-\t"
+			}
+			if d == BadNets {
+				if ok {
+					line += fmt.Sprintf("%.0f\t", 100*dr.Success)
+				} else {
+					line += "-\t"
+				}
 			}
 		}
 		if found {
@@ -244,4 +265,67 @@ func writeDefences(w io.Writer, res *Results) {
 		}
 	}
 	tw.Flush()
+}
+
+// datasetInference runs dataset inference (Maini et al.) against MOVE's own victim and
+// suspects: it needs no watermark, only the owner's private training images. The confidence
+// regressor learns on the victim, from blind-walk distances, to tell 200 of the owner's
+// training images from 200 test images (fewer on a smaller data set); each suspect is then tested on other private and
+// public images (the profile's black-box m of each).
+func (r *runner) datasetInference() error {
+	p := r.cfg.Profile
+	res := &DefenceResult{Name: DatasetInference}
+	victim, err := r.load(r.path("victim.safetensors"))
+	if err != nil {
+		return err
+	}
+	for _, m := range r.res.Models {
+		if m.Name == "victim" {
+			res.Victim = m
+		}
+	}
+	m := p.MBlack
+	fitN := min(200, r.clean.Len()-m, r.test.Len()-m) // 200 of each unless the data set is smaller
+	if fitN < 10 {
+		return fmt.Errorf("dataset inference needs %d + 10 training and test images, has %d and %d", m, r.clean.Len(), r.test.Len())
+	}
+	privFit, privTest, err := datasetinference.Split(r.clean, fitN, m, r.cfg.Seed+11)
+	if err != nil {
+		return fmt.Errorf("dataset inference, the owner's images: %w", err)
+	}
+	pubFit, pubTest, err := datasetinference.Split(r.test, fitN, m, r.cfg.Seed+12)
+	if err != nil {
+		return fmt.Errorf("dataset inference, the public images: %w", err)
+	}
+	o := datasetinference.Options{Seed: r.cfg.Seed + 13}
+	h, w := r.test.H, r.test.W
+	r.log.Printf("dataset inference: fitting the confidence regressor on the victim")
+	reg, acc, err := datasetinference.FitRegressor(victim, privFit, pubFit, h, w, o)
+	if err != nil {
+		return err
+	}
+	res.Trigger = map[string]any{"regressor_accuracy": acc, "walk": o}
+	for _, mr := range r.res.Rows {
+		s, stop, err := r.suspectModel(mr)
+		if err != nil {
+			return err
+		}
+		v, err := reg.Verify(s, privTest, pubTest, h, w, p.Alpha, 0)
+		stop()
+		if err != nil {
+			return fmt.Errorf("dataset inference on %s: %w", mr.Attack, err)
+		}
+		row := DefenceRow{Attack: mr.Attack, Label: mr.Label, Stolen: mr.Stolen, Accuracy: mr.Accuracy, Agreement: mr.Agreement,
+			P: v.P, DeltaMu: v.DeltaMu, Verdict: v.Stolen, Outcome: "not stolen"}
+		if v.Stolen {
+			row.Outcome = "stolen"
+		}
+		res.Rows = append(res.Rows, row)
+		r.log.Printf("dataset inference %s: p %.3g, delta %+.3f", mr.Attack, v.P, v.DeltaMu)
+	}
+	if r.res.Defences == nil {
+		r.res.Defences = map[string]*DefenceResult{}
+	}
+	r.res.Defences[DatasetInference] = res
+	return nil
 }

@@ -244,7 +244,7 @@ func TestPipelineResumes(t *testing.T) {
 
 	// BadNets beside MOVE: its own victim, stolen by the paper's attacks, each suspect and every
 	// model that never saw a victim verified by the trigger test; MOVE's stages are reused.
-	cfg.Defences = []string{BadNets}
+	cfg.Defences = []string{BadNets, DatasetInference}
 	logs.Reset()
 	res4, err := Run(context.Background(), cfg, log)
 	if err != nil {
@@ -279,9 +279,13 @@ func TestPipelineResumes(t *testing.T) {
 			t.Errorf("badnets convicted the constant answer: %+v", row)
 		}
 	}
+	di := res4.Defences[DatasetInference]
+	if di == nil || len(di.Rows) != len(res4.Rows) {
+		t.Fatalf("dataset inference: %+v", di)
+	}
 	var cmpTable bytes.Buffer
 	writeDefences(&cmpTable, res4)
-	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
+	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())

@@ -1,0 +1,200 @@
+// Package datasetinference is the dataset-inference baseline MOVE is compared with (Maini et
+// al., ICLR 2021): a model trained on the owner's private data sits farther from its decision
+// boundaries on those images than on public ones, and so does any model that learned from it
+// — a copy, or a student of it. The owner measures each image's distances to the boundary,
+// learns on the victim a "confidence regressor" that tells private images from public ones by
+// those distances, and tests a suspect: on private and public images it has not seen, are
+// the regressor's scores higher for the private ones (one-tailed t-test)?
+//
+// Distances are black-box (Maini et al.'s "blind walk": from the image, equal steps along a
+// random direction until the predicted class changes, for several directions), so the test
+// needs only answers. It protects the data rather than the model: a model trained
+// independently on the owner's own data is flagged too, by design.
+package datasetinference
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"move/internal/classifier"
+	"move/internal/data"
+	"move/internal/meta"
+	"move/internal/stats"
+)
+
+// Options configure the blind walk and the test.
+type Options struct {
+	Directions int     // random directions per image (default 10)
+	Steps      int     // the longest walk, in steps (default 30)
+	StepL2     float64 // each step's L2 length in [0, 1] pixel space (default 0.5)
+	Seed       uint64
+}
+
+func (o *Options) defaults() {
+	if o.Directions == 0 {
+		o.Directions = 10
+	}
+	if o.Steps == 0 {
+		o.Steps = 30
+	}
+	if o.StepL2 == 0 {
+		o.StepL2 = 0.5
+	}
+}
+
+// Distances returns, for each image, its blind-walk distances along o.Directions random
+// directions (Gaussian, scaled to StepL2 per step), sorted from the shortest: the L2 length
+// walked when p's top class first differs from its class at the image (Steps+1 steps when it
+// never does). Directions are drawn per image from o.Seed and the image's index, so two
+// models are walked along the same directions.
+func Distances(p classifier.Prober, imgs [][]uint8, h, w int, o Options) ([][]float32, error) {
+	o.defaults()
+	if len(imgs) == 0 {
+		return nil, errors.New("no images to walk from")
+	}
+	base, err := p.Probs(imgs, h, w)
+	if err != nil {
+		return nil, err
+	}
+	if len(base) != len(imgs) {
+		return nil, fmt.Errorf("%d answers for %d images", len(base), len(imgs))
+	}
+	out := make([][]float32, len(imgs))
+	d := h * w * 3
+	for i, img := range imgs {
+		if len(img) != d {
+			return nil, fmt.Errorf("an image has %d bytes, %dx%d RGB needs %d", len(img), h, w, d)
+		}
+		start := classifier.Top1(base[i])
+		rng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
+		dist := make([]float32, 0, o.Directions)
+		for range o.Directions {
+			dir := make([]float64, d)
+			var norm float64
+			for j := range dir {
+				dir[j] = rng.NormFloat64()
+				norm += dir[j] * dir[j]
+			}
+			scale := o.StepL2 / math.Sqrt(norm)
+			// Every step of the walk in one batch.
+			walk := make([][]uint8, o.Steps)
+			for k := range walk {
+				q := make([]uint8, d)
+				for j, v := range img {
+					x := float64(v) + 255*float64(k+1)*scale*dir[j]
+					q[j] = uint8(math.Round(math.Min(255, math.Max(0, x))))
+				}
+				walk[k] = q
+			}
+			probs, err := p.Probs(walk, h, w)
+			if err != nil {
+				return nil, err
+			}
+			steps := o.Steps + 1
+			for k, pr := range probs {
+				if classifier.Top1(pr) != start {
+					steps = k + 1
+					break
+				}
+			}
+			dist = append(dist, float32(float64(steps)*o.StepL2))
+		}
+		slices.Sort(dist)
+		out[i] = dist
+	}
+	return out, nil
+}
+
+// Regressor is the owner's confidence regressor: a logistic regression on blind-walk
+// distances, fitted on the victim, that scores how much an image looks like training data.
+type Regressor struct {
+	c    *meta.Classifier
+	Opts Options
+}
+
+// FitRegressor learns on the victim to tell private (training) images from public ones by
+// their distances.
+func FitRegressor(victim classifier.Prober, private, public [][]uint8, h, w int, o Options) (*Regressor, float64, error) {
+	o.defaults()
+	dp, err := Distances(victim, private, h, w, o)
+	if err != nil {
+		return nil, 0, fmt.Errorf("distances of the private images: %w", err)
+	}
+	dq, err := Distances(victim, public, h, w, o)
+	if err != nil {
+		return nil, 0, fmt.Errorf("distances of the public images: %w", err)
+	}
+	xs := append(append([][]float32(nil), dp...), dq...)
+	ys := make([]int, len(xs))
+	for i := range dp {
+		ys[i] = 1
+	}
+	c, err := meta.Fit(xs, ys, meta.Info{Mode: "dataset-inference", Layout: "blind-walk"}, meta.Options{Hidden: []int{}, Seed: o.Seed})
+	if err != nil {
+		return nil, 0, err
+	}
+	return &Regressor{c: c, Opts: o}, c.Accuracy(xs, ys), nil
+}
+
+// Result is a dataset-inference test of one suspect.
+type Result struct {
+	M       int          `json:"m"`
+	Test    stats.Result `json:"test"`
+	P       float64      `json:"p_value"`
+	DeltaMu float64      `json:"delta_mu"` // mean score on private images minus on public ones
+	Stolen  bool         `json:"stolen"`
+}
+
+// Verify scores the suspect's distances on private and public images the regressor never
+// saw and tests H1: the private images' mean score exceeds the public ones' by more than
+// margin (Welch's one-tailed t-test).
+func (r *Regressor) Verify(suspect classifier.Prober, private, public [][]uint8, h, w int, alpha, margin float64) (*Result, error) {
+	if len(private) < 2 || len(public) < 2 {
+		return nil, errors.New("dataset inference needs at least 2 private and 2 public images")
+	}
+	score := func(imgs [][]uint8) ([]float64, error) {
+		d, err := Distances(suspect, imgs, h, w, r.Opts)
+		if err != nil {
+			return nil, err
+		}
+		return r.c.Prob(d)
+	}
+	sp, err := score(private)
+	if err != nil {
+		return nil, fmt.Errorf("the suspect, on private images: %w", err)
+	}
+	sq, err := score(public)
+	if err != nil {
+		return nil, fmt.Errorf("the suspect, on public images: %w", err)
+	}
+	shifted := make([]float64, len(sp))
+	for i, v := range sp {
+		shifted[i] = v - margin
+	}
+	t, err := stats.WelchT(shifted, sq, stats.Greater)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{M: len(sp), Test: t, P: t.P, DeltaMu: t.DeltaMu + margin}
+	res.Stolen = res.P < alpha
+	return res, nil
+}
+
+// Split picks, from set, n images for the regressor and m for verification, disjoint, with
+// seed: the owner's private images or the public ones.
+func Split(set *data.Set, n, m int, seed uint64) (fit, test [][]uint8, err error) {
+	if n+m > set.Len() {
+		return nil, nil, fmt.Errorf("%d + %d images asked of %d", n, m, set.Len())
+	}
+	idx := rand.New(rand.NewPCG(seed, 0x6469)).Perm(set.Len())
+	for _, i := range idx[:n] {
+		fit = append(fit, set.Image(i))
+	}
+	for _, i := range idx[n : n+m] {
+		test = append(test, set.Image(i))
+	}
+	return fit, test, nil
+}
