@@ -66,7 +66,8 @@ MOVE's. badnets: a patch trigger on the same share of training images, relabelle
 dataset-inference (Maini et al. 2021): no watermark; a confidence regressor learns on MOVE's
 victim to tell the owner's training images from public ones by their blind-walk distances to
 the decision boundary, and each suspect is tested on others (it protects the data: a model
-trained on the owner's own data is flagged by design). It is recomputed on every run.
+trained on the owner's own data is flagged by design). It tests the thefts, the independent
+model and the first 19 innocents (one of each kind), and is recomputed on every run.
 
 Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
 the gradients themselves instead of their signs, and with no meta-classifier at all (the
