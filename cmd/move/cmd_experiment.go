@@ -21,7 +21,7 @@ import (
 func init() {
 	commands["experiment"] = &command{
 		summary: "run MOVE end to end and reproduce the paper's tables (the main job)",
-		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|paper|demo] [--sweep rate=...|m=...|adaptive=...|style=...]",
+		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|standard|paper|demo] [--sweep rate=...|m=...|adaptive=...|style=...]",
 		help: `Runs the whole pipeline: writes the profile's slice of DATA, embeds the external features
 (--style, rate gamma), trains the victim on the watermarked set and benign models on the clean
 one, steals the victim with every attack of move steal plus the independent control, trains
@@ -42,8 +42,15 @@ Profiles:
   quick  2,000 training images per class for the owner (gamma 0.2), the other 3,000 for the
          thief, resnet20, 10 epochs; attacks scaled down; under an hour on 2 CPU cores on
          CIFAR-10
+  standard  the whole training set for the owner (gamma 0.1), half the test split for the
+         thief, resnet20, 30 epochs, attacks scaled in proportion; one night (at most 8
+         hours) on 2 CPU cores on CIFAR-10, resumable
   paper  the paper's settings (whole set, wrn16-1, 200 epochs, attacks as published)
   demo   300 images per class, a few minutes (what move demo runs)
+
+Every run first measures this machine (training, inference and styling speed at the
+profile's architecture and image size, about ten seconds) and prints the experiment's
+estimated time; it is in results.json.
 
 Innocents. Besides the independent control, every run checks the profile's everyday
 innocents: a model trained on all the clean data (the owner's and the thief's images) with
@@ -112,7 +119,7 @@ EXIT STATUS
 			dataSrc := fs.String("data", "", "data set: image folder root, CIFAR-10 binary or IDX dir, synthetic[:N]")
 			stylePath := fs.String("style", "", "style image (default: a built-in copy of Van Gogh's The Starry Night)")
 			out := fs.String("out", "", "output folder")
-			profile := fs.String("profile", "quick", "quick, paper or demo")
+			profile := fs.String("profile", "quick", "quick, standard, paper or demo")
 			seed := fs.Uint64("seed", 0, "random seed")
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "rate=V1,V2,..., m=V1,V2,..., adaptive=V1,V2,... or style=IMAGE,IMAGE,... (repeatable)")

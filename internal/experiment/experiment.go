@@ -156,6 +156,8 @@ type Results struct {
 	Claims []ClaimResult `json:"false_claims,omitempty"`
 	// Defences are the baseline defences' runs (Config.Defences), by name.
 	Defences map[string]*DefenceResult `json:"defences,omitempty"`
+	// Estimate is the predicted wall time of the whole experiment on this machine.
+	Estimate *Estimate `json:"estimate,omitempty"`
 	// Detections are the thief's detection studies (Config.Detect), per victim.
 	Detections []Detection `json:"detections,omitempty"`
 	Samples    []string    `json:"samples"` // styled sample images (relative paths)
@@ -272,7 +274,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.ablations, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
+	steps := []func() error{r.prepareData, r.estimate, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.ablations, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -47,6 +47,9 @@ func TestPipelineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if res.Estimate == nil || res.Estimate.Total <= 0 || res.Estimate.Rates.Train <= 0 {
+		t.Errorf("estimate %+v", res.Estimate)
+	}
 	// 60 training images per class: the owner's 40 and the thief's 20, disjoint.
 	if res.Data["thief_images"] != 200 || !strings.Contains(fmt.Sprint(res.Data["thief_data"]), "training split") {
 		t.Errorf("thief's data: %v images, %v; want 200 unused training images", res.Data["thief_images"], res.Data["thief_data"])

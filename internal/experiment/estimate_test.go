@@ -1,0 +1,49 @@
+package experiment
+
+import (
+	"testing"
+	"time"
+)
+
+// The estimate is the image passes of each stage over the measured rates: twice the rates
+// halve it, twice the epochs double the models' share, and every profile has one.
+func TestEstimateRun(t *testing.T) {
+	r := Rates{Train: 500, Infer: 2000, Style: 5}
+	for name, f := range Profiles {
+		p := f()
+		e := EstimateRun(p, r, 20000, 30000, 10000, p.Innocents, 2)
+		if e.Total <= 0 || len(e.Parts) != 6 {
+			t.Fatalf("%s: %+v", name, e)
+		}
+		fast := EstimateRun(p, Rates{Train: 1000, Infer: 4000, Style: 10}, 20000, 30000, 10000, p.Innocents, 2)
+		if d := e.Total - 2*fast.Total; d < -time.Second || d > time.Second {
+			t.Errorf("%s: %s at the rates, %s at twice them", name, e.Total, fast.Total)
+		}
+		p2 := p
+		p2.Epochs *= 2
+		e2 := EstimateRun(p2, r, 20000, 30000, 10000, p.Innocents, 2)
+		if d := e2.Parts["victim and benign models"] - 2*e.Parts["victim and benign models"]; d < -time.Second || d > time.Second {
+			t.Errorf("%s: twice the epochs: %s, was %s", name, e2.Parts["victim and benign models"], e.Parts["victim and benign models"])
+		}
+	}
+	// The victim and three benign models of 30 epochs on 50,000 images at 500 img/s: 3h20m.
+	s := Standard()
+	if got := EstimateRun(s, r, 50000, 5000, 5000, 2, 2).Parts["victim and benign models"]; got != 4*30*50000*time.Second/500 {
+		t.Errorf("standard: %s for the models", got)
+	}
+	if s.Name != "standard" || s.Epochs != 30 || s.TrainPerClass != 0 {
+		t.Errorf("standard profile: %+v", s)
+	}
+}
+
+func TestMeasureRates(t *testing.T) {
+	p := Demo()
+	p.Style.Steps = 8
+	r, err := MeasureRates(p, 16, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(r.Train > 0 && r.Infer > r.Train/2 && r.Style > 0) {
+		t.Fatalf("rates %+v", r)
+	}
+}
