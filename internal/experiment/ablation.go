@@ -65,6 +65,9 @@ func (r *runner) ablations() error {
 		held = held[:p.MBlack]
 	}
 	for i := range r.res.Rows {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
 		row := &r.res.Rows[i]
 		s, stop, err := r.suspectModel(*row)
 		if err != nil {

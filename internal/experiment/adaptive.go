@@ -54,6 +54,9 @@ func (r *runner) adaptiveSweep() error {
 		}
 		item := SweepItem{Value: share, P: map[string]float64{}, DeltaMu: map[string]float64{}, Accuracy: map[string]float64{}}
 		for si, name := range adaptiveStudents {
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
 			student, err := steal.Lookup(name)
 			if err != nil {
 				return err

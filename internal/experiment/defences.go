@@ -169,6 +169,9 @@ func (r *runner) badNets() error {
 	}
 	// The models that never saw any victim: the same files as in MOVE's table.
 	for _, mr := range r.res.Rows {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
 		if mr.Stolen {
 			continue
 		}
@@ -312,6 +315,9 @@ func (r *runner) datasetInference() error {
 	res.Trigger = map[string]any{"regressor_accuracy": acc, "walk": o}
 	innocents := 0
 	for _, mr := range r.res.Rows {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
 		if !mr.Stolen && mr.Attack != "independent" {
 			// The walks cost about 2m x 300 queries a suspect: a large innocent suite is
 			// sampled, its first innocents (one of each kind) standing for it.

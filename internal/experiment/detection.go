@@ -59,6 +59,9 @@ func (r *runner) detection() error {
 		jobs = append(jobs, job{BadNets, r.path(BadNets, "victim.safetensors"), "test images stamped with the trigger", r.stageHash("badnets-victim"), triggered})
 	}
 	for _, j := range jobs {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
 		d := Detection{Victim: j.name, Marked: j.marked}
 		conf := map[string]any{"victim": j.upstream, "n": n, "overlays": stripOverlays, "nc": "steps60-batch32", "saliency": "gradcam-v1"}
 		err := r.stage("detect-"+j.name, conf, nil, &d, func() error {

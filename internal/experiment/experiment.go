@@ -716,6 +716,9 @@ func (r *runner) metaAndVerify() error {
 			m = p.MBlack
 		}
 		for i := range r.res.Rows {
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
 			row, s := &r.res.Rows[i], suspects[i]
 			if mode == features.White {
 				if s.Local == nil {
