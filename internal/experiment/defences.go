@@ -29,10 +29,10 @@ var Defences = []string{BadNets, DatasetInference}
 // DefenceResult is one baseline defence's run: its own watermarked victim, the registry's
 // attacks against that victim, and its verification of every suspect.
 type DefenceResult struct {
-	Name    string       `json:"name"`
-	Victim  ModelFigure  `json:"victim"`
-	Trigger any          `json:"trigger,omitempty"`
-	Rows    []DefenceRow `json:"rows"`
+	Name   string       `json:"name"`
+	Victim ModelFigure  `json:"victim"`
+	Setup  any          `json:"setup,omitempty"` // the defence's own settings: BadNets' trigger, dataset inference's walk and regressor
+	Rows   []DefenceRow `json:"rows"`
 }
 
 // DefenceRow is one suspect under a baseline defence.
@@ -81,7 +81,7 @@ func (r *runner) badNets() error {
 		return err
 	}
 	tr := badnets.DefaultTrigger(r.size)
-	res := &DefenceResult{Name: BadNets, Trigger: tr}
+	res := &DefenceResult{Name: BadNets, Setup: tr}
 	vfile := r.path(BadNets, "victim.safetensors")
 	seed := r.victimSeed()
 	conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": seed, "rate": p.Rate, "trigger": tr, "upstream": r.base}
@@ -312,7 +312,7 @@ func (r *runner) datasetInference() error {
 	if err != nil {
 		return err
 	}
-	res.Trigger = map[string]any{"regressor_accuracy": acc, "walk": o}
+	res.Setup = map[string]any{"regressor_accuracy": acc, "walk": o}
 	innocents := 0
 	for _, mr := range r.res.Rows {
 		if err := r.ctx.Err(); err != nil {
