@@ -3,6 +3,8 @@ package experiment
 import (
 	"testing"
 	"time"
+
+	"move/internal/steal"
 )
 
 // The estimate is the image passes of each stage over the measured rates: twice the rates
@@ -45,5 +47,24 @@ func TestMeasureRates(t *testing.T) {
 	}
 	if !(r.Train > 0 && r.Infer > r.Train/2 && r.Style > 0) {
 		t.Fatalf("rates %+v", r)
+	}
+}
+
+// The washing attacks that train do so as long as the attacks they imitate.
+func TestWashingEpochs(t *testing.T) {
+	p := Quick()
+	for _, a := range steal.Attacks() {
+		want := 0
+		switch {
+		case a.Name == "augdistill":
+			want = p.DistillEpochs
+		case a.Washing && a.Data == steal.ThiefData:
+			want = p.FinetuneEpochs
+		default:
+			continue
+		}
+		if got := p.attackEpochs(a); got != want {
+			t.Errorf("%s trains %d epochs in the quick profile, want %d", a.Name, got, want)
+		}
 	}
 }

@@ -125,9 +125,13 @@ func Demo() Profile {
 // (a copy, the data-free attack) get 1, which they ignore.
 func (p Profile) attackEpochs(a steal.Attack) int {
 	named := map[string]int{"distill": p.DistillEpochs, "finetune": p.FinetuneEpochs, "adaptive": p.FinetuneEpochs,
-		"labelquery": p.QueryEpochs, "logitquery": p.QueryEpochs, "independent": p.IndependentEpochs}
+		"labelquery": p.QueryEpochs, "logitquery": p.QueryEpochs, "independent": p.IndependentEpochs,
+		"augdistill": p.DistillEpochs, "fineprune": p.FinetuneEpochs}
 	if e, ok := named[a.Name]; ok {
 		return e
+	}
+	if a.Washing && a.Data == steal.ThiefData { // pruned and fine-tuned: as long as the fine-tuning attack
+		return p.FinetuneEpochs
 	}
 	if a.Recipe.Epochs == 0 {
 		return 1
