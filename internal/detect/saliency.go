@@ -16,13 +16,14 @@ import (
 // the gradient of a class logit with respect to the map is that class's head weight divided
 // by the map's area at every position, so Grad-CAM is ReLU(sum_c W[class][c] A_c) (Zhou et
 // al.'s CAM), computed here from the map itself. Maps are upsampled to h x w (nearest) and
-// scaled to a maximum of 1 (all zero when nothing is positive).
+// scaled to a maximum of 1 (all zero when nothing is positive). With classes nil, each map is
+// of the image's predicted class, read from the same map (the head on its mean).
 func GradCAM(m models.Model, norm data.Normalization, imgs [][]uint8, classes []int, h, w int) ([][]float32, error) {
 	e, ok := m.(models.Embedder)
 	if !ok {
 		return nil, fmt.Errorf("class activation maps read the last layer: the %s model does not expose it", m.Arch())
 	}
-	if len(classes) != len(imgs) {
+	if classes != nil && len(classes) != len(imgs) {
 		return nil, fmt.Errorf("%d classes for %d images", len(classes), len(imgs))
 	}
 	set, err := setOf(imgs, h, w)
@@ -47,7 +48,12 @@ func GradCAM(m models.Model, norm data.Normalization, imgs [][]uint8, classes []
 			return nil, fmt.Errorf("the head reads %d channels, the map has %d", c, fm.Dim(3))
 		}
 		for b, i := range idx {
-			cls := classes[i]
+			var cls int
+			if classes != nil {
+				cls = classes[i]
+			} else {
+				cls = predicted(fm.Data[b*fh*fw*c:(b+1)*fh*fw*c], head.Data, e.Head().B.Value.Data, c)
+			}
 			if cls < 0 || cls >= k {
 				return nil, fmt.Errorf("class %d of %d", cls, k)
 			}
@@ -104,11 +110,7 @@ func Saliency(m models.Model, norm data.Normalization, clean, marked [][]uint8, 
 		return nil, nil, errors.New("saliency needs clean and marked inputs")
 	}
 	stats := func(imgs [][]uint8) (conc, in float64, maps [][]float32, err error) {
-		pred, err := predict(m, norm, imgs, h, w)
-		if err != nil {
-			return 0, 0, nil, err
-		}
-		maps, err = GradCAM(m, norm, imgs, pred, h, w)
+		maps, err = GradCAM(m, norm, imgs, nil, h, w)
 		if err != nil {
 			return 0, 0, nil, err
 		}
@@ -148,28 +150,24 @@ func Saliency(m models.Model, norm data.Normalization, clean, marked [][]uint8, 
 	return res, maps, nil
 }
 
-// predict is m's top-1 class for each image.
-func predict(m models.Model, norm data.Normalization, imgs [][]uint8, h, w int) ([]int, error) {
-	set, err := setOf(imgs, h, w)
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	tp := nn.NewTape(false)
-	for s := 0; s < len(imgs); s += 128 {
-		var idx []int
-		for i := s; i < min(len(imgs), s+128); i++ {
-			idx = append(idx, i)
-		}
-		x, _ := data.Batch(set, idx, norm, data.Augment{}, nil)
-		lg := m.Forward(tp, nn.Const(x), false).Value
-		tp.Reset()
-		k := lg.Dim(1)
-		for b := range idx {
-			out = append(out, classifier.Top1(lg.Data[b*k:(b+1)*k]))
+// predicted is the top class of the head (weights w [K][C], bias b) on the mean over
+// positions of one image's map a ([H'W'][C]).
+func predicted(a, w, b []float32, c int) int {
+	pooled := make([]float32, c)
+	n := float32(len(a) / c)
+	for p := 0; p < len(a); p += c {
+		for j := range c {
+			pooled[j] += a[p+j] / n
 		}
 	}
-	return out, nil
+	logits := make([]float32, len(b))
+	for k := range logits {
+		logits[k] = b[k]
+		for j, v := range pooled {
+			logits[k] += w[k*c+j] * v
+		}
+	}
+	return classifier.Top1(logits)
 }
 
 // setOf holds RGB images of h x w as an unlabelled set.

@@ -94,3 +94,38 @@ func TestSaliencyShares(t *testing.T) {
 		t.Fatal("overlay size")
 	}
 }
+
+// Without classes, each map is of the class the model predicts.
+func TestGradCAMPredictedClass(t *testing.T) {
+	m, _ := models.New("resnet20", 4, 2)
+	set := data.Synthetic(5, 4, 32, 6)
+	norm := data.Stats(set)
+	var imgs [][]uint8
+	for i := range 5 {
+		imgs = append(imgs, set.Image(i))
+	}
+	x, _ := data.Batch(set, []int{0, 1, 2, 3, 4}, norm, data.Augment{}, nil)
+	lg := m.Forward(nil, nn.Const(x), false).Value
+	var pred []int
+	for i := range 5 {
+		best := 0
+		for j := range 4 {
+			if lg.Data[i*4+j] > lg.Data[i*4+best] {
+				best = j
+			}
+		}
+		pred = append(pred, best)
+	}
+	want, _ := GradCAM(m, norm, imgs, pred, 32, 32)
+	got, err := GradCAM(m, norm, imgs, nil, 32, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		for p := range got[i] {
+			if math.Abs(float64(got[i][p]-want[i][p])) > 1e-6 {
+				t.Fatalf("image %d: the predicted class's map differs at %d", i, p)
+			}
+		}
+	}
+}
