@@ -9,6 +9,7 @@ import (
 
 	"move/internal/bench"
 	"move/internal/buildinfo"
+	"move/internal/features"
 )
 
 func init() {
@@ -61,6 +62,18 @@ func runBench(o benchOptions, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%-10s %10s %14s %14s %14s\n", "model", "params", "train img/s", "infer img/s", "grad1 ms/img")
 	for _, m := range rep.Models {
 		fmt.Fprintf(stdout, "%-10s %10d %14.1f %14.1f %14.2f\n", m.Model, m.Params, m.TrainImgS, m.InferImgS, m.Grad1Ms)
+	}
+	fmt.Fprintf(stdout, "\nwhite-box features, ms per key image and view:\n%-10s", "model")
+	for _, l := range features.Layouts {
+		fmt.Fprintf(stdout, " %14s", l)
+	}
+	fmt.Fprintln(stdout)
+	for _, m := range rep.Models {
+		fmt.Fprintf(stdout, "%-10s", m.Model)
+		for _, l := range features.Layouts {
+			fmt.Fprintf(stdout, " %14.2f", m.FeatureMs[l])
+		}
+		fmt.Fprintln(stdout)
 	}
 	fmt.Fprintf(stdout, "\n%-12s %8s %6s %6s %8s\n", "gemm", "m", "n", "k", "GFLOP/s")
 	for _, g := range rep.Gemm {

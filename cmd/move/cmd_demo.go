@@ -37,6 +37,7 @@ EXIT STATUS
 			ablations := fs.Bool("ablations", false, "verify with MOVE's ablations too (see move help experiment)")
 			detectFlag := fs.Bool("detect", false, "run the detection studies (see move help experiment)")
 			defences := defenceFlag(fs)
+			families := familiesFlag(fs)
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "a sweep (see move help experiment; repeatable)")
 			if err := parse(fs, args); err != nil {
@@ -48,7 +49,7 @@ EXIT STATUS
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
-				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }

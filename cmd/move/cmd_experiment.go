@@ -76,6 +76,16 @@ the decision boundary, and each suspect is tested on others (it protects the dat
 trained on the owner's own data is flagged by design). It tests the thefts, the independent
 model and the first 19 innocents (one of each kind), and is recomputed on every run.
 
+White-box feature families (--features all, or names): every suspect is verified in white-box
+mode again with a meta-classifier of each family, trained on the same victim, benign models
+and key and tested against the same reference with the same m: weights (the paper's signs
+of the loss gradient with respect to every weight, compressed per kernel: the table's
+white-box column), weights-full (every sign), weights-raw (the gradients, not their signs),
+input-grad and input-sign (the gradient with respect to each transformed image, its
+direction or its signs, pooled: they need no weight alignment, so a student trained from
+its own initialisation, or a suspect of another architecture, is readable). The table and
+the report show the families side by side.
+
 Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
 the gradients themselves instead of their signs, and with no meta-classifier at all (the
 suspect's true-class probability on owner-styled images against the reference's).
@@ -132,6 +142,7 @@ EXIT STATUS
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
 			defences := defenceFlag(fs)
 			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
+			families := familiesFlag(fs)
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			onnxOpts := onnxFlags(fs)
@@ -150,7 +161,7 @@ EXIT STATUS
 				return err
 			}
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -172,6 +183,7 @@ type experimentOptions struct {
 	Defences         []string
 	Detect           bool
 	Ablations        bool
+	Features         []string
 	Command          string
 }
 
@@ -233,7 +245,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Features: o.Features}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}
@@ -273,6 +285,18 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		return negative{"some verdicts are wrong"}
 	}
 	return nil
+}
+
+// familiesFlag adds --features (white-box feature families; repeatable, comma-separated or
+// all; each checked) to fs.
+func familiesFlag(fs *flag.FlagSet) *[]string {
+	var fams []string
+	fs.Func("features", "white-box feature families to verify every suspect with, side by side: "+strings.Join(experiment.Families, ", ")+" or all (repeatable, or comma-separated)", func(v string) error {
+		f, err := experiment.ParseFamilies(append(fams, v))
+		fams = f
+		return err
+	})
+	return &fams
 }
 
 // defenceFlag adds --defence (repeatable, or comma-separated; each checked) to fs.

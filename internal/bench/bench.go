@@ -10,10 +10,15 @@ import (
 	"sort"
 	"time"
 
+	"move/internal/classifier"
+	"move/internal/data"
+	"move/internal/features"
 	"move/internal/kernels"
 	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/tensor"
+	"move/internal/verify"
+	"move/internal/watermark"
 )
 
 // ModelResult holds one architecture's figures.
@@ -23,6 +28,10 @@ type ModelResult struct {
 	TrainImgS  float64 `json:"train_img_per_s"`
 	InferImgS  float64 `json:"infer_img_per_s"`
 	Grad1Ms    float64 `json:"grad1_ms_per_img"`
+	// FeatureMs is the cost of one key image's white-box features, per layout (features.Layouts),
+	// in milliseconds: what a meta-classifier's training and a verification pay per image and
+	// per view (a key with control styles reads 1 + controls views).
+	FeatureMs map[string]float64 `json:"feature_ms_per_img,omitempty"`
 	TrainBatch int     `json:"train_batch"`
 	InferBatch int     `json:"infer_batch"`
 }
@@ -98,7 +107,39 @@ func Model(arch string, seconds float64) (ModelResult, error) {
 	inf := nn.NewTape(false)
 	res.InferImgS = rate(func() { m.Forward(inf, nn.Const(xi), false); inf.Reset() }, 256, seconds)
 	res.Grad1Ms = 1000 / rate(func() { step(x1, y1, false) }, 1, seconds)
+	if res.FeatureMs, err = featureCosts(m, r, seconds); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// featureCosts times the white-box features of every layout on a batch of 32 generated key
+// images (32 x 32).
+func featureCosts(m models.Model, r *rand.Rand, seconds float64) (map[string]float64, error) {
+	const n, size = 32, 32
+	pairs := make([]watermark.Pair, n)
+	for i := range pairs {
+		p := watermark.Pair{H: size, W: size, Label: r.IntN(m.Classes()), Orig: make([]uint8, size*size*3), Styled: make([]uint8, size*size*3)}
+		for j := range p.Orig {
+			p.Orig[j], p.Styled[j] = uint8(r.IntN(256)), uint8(r.IntN(256))
+		}
+		pairs[i] = p
+	}
+	c := classifier.Local(m, data.Normalization{Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}}, size)
+	out := map[string]float64{}
+	for _, l := range features.Layouts {
+		var ferr error
+		per := rate(func() {
+			if _, err := verify.Features(features.White, l, c, pairs); err != nil {
+				ferr = err
+			}
+		}, n, seconds/float64(len(features.Layouts)))
+		if ferr != nil {
+			return nil, fmt.Errorf("%s features: %w", l, ferr)
+		}
+		out[l] = 1000 / per
+	}
+	return out, nil
 }
 
 // Gemm measures the GEMM shapes of resnet20's convolutions at batch 128 and batch 1.

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"move/internal/features"
 	"move/internal/models"
 	"move/internal/nn"
 )
@@ -33,3 +34,20 @@ func BenchmarkResNet20Train(b *testing.B) { benchModel(b, "resnet20", 128, true,
 func BenchmarkResNet20Infer(b *testing.B) { benchModel(b, "resnet20", 256, false, false) }
 func BenchmarkResNet20Grad1(b *testing.B) { benchModel(b, "resnet20", 1, false, true) }
 func BenchmarkWRN16Train(b *testing.B)    { benchModel(b, "wrn16-1", 128, true, true) }
+
+// TestFeatureCosts checks that every white-box layout is timed, with a positive cost.
+func TestFeatureCosts(t *testing.T) {
+	m, err := models.New("resnet20", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := featureCosts(m, rand.New(rand.NewPCG(1, 1)), 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range features.Layouts {
+		if !(got[l] > 0) {
+			t.Errorf("%s: %v ms per image", l, got[l])
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"move/internal/features"
 	"move/internal/meta"
 	"move/internal/stats"
-	"move/internal/verify"
 	"move/internal/watermark"
 )
 
@@ -33,26 +32,7 @@ func (r *runner) ablations() error {
 	if err != nil {
 		return err
 	}
-	file := r.path("meta-white-raw.safetensors")
-	mo := verify.MetaOptions{Mode: features.White, Layout: features.Raw, MaxTrain: p.MetaTrain, Seed: r.cfg.Seed, Fit: meta.Options{}}
-	if p.MetaHidden == "logistic" {
-		mo.Fit.Hidden = []int{}
-	}
-	var info meta.Info
-	conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": r.base, "controls": r.stageHash("controls")}
-	err = r.stage("meta-white-raw", conf, []string{file}, &info, func() error {
-		c, err := verify.TrainMeta(victim, benign, pairs, mo)
-		if err != nil {
-			return err
-		}
-		info = c.Info
-		return c.Save(file, true)
-	})
-	if err != nil {
-		return err
-	}
-	r.res.Meta[AblationRaw] = info
-	raw, err := meta.Load(file)
+	raw, err := r.whiteMeta("weights-raw", features.Raw, victim, benign, pairs)
 	if err != nil {
 		return err
 	}
@@ -74,15 +54,13 @@ func (r *runner) ablations() error {
 			return err
 		}
 		row.Ablations = map[string]*Verdict{}
-		if s.Local != nil {
-			if _, err := verify.Compatible(raw, s, pairs); err == nil {
-				res, err := verify.Run(raw, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
-				if err != nil {
-					stop()
-					return fmt.Errorf("verifying %s with raw gradients: %w", row.Attack, err)
-				}
-				row.Ablations[AblationRaw] = verdictOf(res)
-			}
+		v, err := r.verifyWhite(raw, *row, s, ref, pairs)
+		if err != nil {
+			stop()
+			return err
+		}
+		if v != nil {
+			row.Ablations[AblationRaw] = v
 		}
 		d, err := directTest(s, ref, pairs, held, p.Alpha, p.MinDelta)
 		stop()

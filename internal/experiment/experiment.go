@@ -62,6 +62,9 @@ type Config struct {
 	Defences []string `json:"defences,omitempty"`
 	// Detect runs the thief's detection studies (STRIP, Neural Cleanse) on the victims.
 	Detect bool `json:"detect,omitempty"`
+	// Features are the white-box feature families every suspect is verified with too, side by
+	// side (families.go).
+	Features []string `json:"features,omitempty"`
 	// Ablations verifies every suspect with MOVE's ablations too (ablation.go).
 	Ablations bool `json:"ablations,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
@@ -110,6 +113,9 @@ type Row struct {
 	Kind      string  `json:"innocent_kind,omitempty"`
 	File      string  `json:"file,omitempty"`   // the suspect's model file (relative to OUT unless absolute)
 	Served    string  `json:"served,omitempty"` // a degenerate model served over HTTP (constant, noise)
+	// Families are the suspect's white-box verdicts under each feature family of
+	// Config.Features.
+	Families map[string]*Verdict `json:"families,omitempty"`
 	// Ablations are the suspect's verdicts under MOVE's ablations (Config.Ablations).
 	Ablations map[string]*Verdict `json:"ablations,omitempty"`
 	// Front is the input transform (wash.ParseInput) behind which the thief serves File: the
@@ -274,7 +280,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	start := time.Now()
 	r := &runner{ctx: ctx, cfg: cfg, log: log, res: &Results{Version: buildinfo.Version, Config: cfg,
 		Started: start.UTC().Format(time.RFC3339), Data: map[string]any{}, Meta: map[string]meta.Info{}}}
-	steps := []func() error{r.prepareData, r.estimate, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.ablations, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
+	steps := []func() error{r.prepareData, r.estimate, r.embed, r.trainModels, r.attacks, r.chains, r.washing, r.controls, r.innocents, r.metaAndVerify, r.families, r.ablations, r.adaptiveSweep, r.defences, r.detection, r.falseClaims}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -721,23 +727,16 @@ func (r *runner) metaAndVerify() error {
 			}
 			row, s := &r.res.Rows[i], suspects[i]
 			if mode == features.White {
-				if s.Local == nil {
-					continue // served: no weights
+				if row.White, err = r.verifyWhite(c, *row, s, ref, pairs); err != nil {
+					return err
 				}
-				if _, err := verify.Compatible(c, s, pairs); err != nil {
-					continue // gradient features compare within one architecture
-				}
+				continue
 			}
 			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}
-			vd := verdictOf(res)
-			if mode == features.White {
-				row.White = vd
-			} else {
-				row.Black = vd
-			}
+			row.Black = verdictOf(res)
 		}
 	}
 	r.res.Innocents = map[string]innocent.Summary{}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	imgpng "image/png"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,12 +293,34 @@ func TestPipelineResumes(t *testing.T) {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())
-	// The detection studies on both victims, and the ablations, in the table.
-	cfg.Detect, cfg.Ablations = true, true
+	// The detection studies on both victims, the ablations and three white-box families, in
+	// the table.
+	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad"}
 	res5, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, row := range res5.Rows {
+		f := row.Families
+		if f["weights"] != row.White {
+			t.Errorf("%s: the weights family is not the table's white-box verdict", row.Attack)
+		}
+		if raw := row.Ablations[AblationRaw]; (raw == nil) != (f["weights-raw"] == nil) || raw != nil && raw.P != f["weights-raw"].P {
+			t.Errorf("%s: the raw-gradient family and ablation differ: %+v, %+v", row.Attack, f["weights-raw"], raw)
+		}
+		if local := row.Served == "" && row.Front == ""; local != (f["input-grad"] != nil) {
+			t.Errorf("%s (local %v): input-grad verdict %+v", row.Attack, local, f["input-grad"])
+		}
+	}
+	if _, ok := res5.Meta["white-input-grad"]; !ok {
+		t.Errorf("no input-grad meta-classifier recorded: %v", slices.Collect(maps.Keys(res5.Meta)))
+	}
+	var fam bytes.Buffer
+	writeFamilies(&fam, res5)
+	if !strings.Contains(fam.String(), "input-grad") || !strings.Contains(fam.String(), "Direct-copy") {
+		t.Errorf("families table:\n%s", fam.String())
+	}
+	t.Logf("\n%s", fam.String())
 	for _, row := range res5.Rows {
 		d, raw := row.Ablations[AblationDirect], row.Ablations[AblationRaw]
 		if d == nil || d.M != res5.Config.Profile.MBlack || (row.Served == "" && row.Front == "" && raw == nil) {

@@ -26,6 +26,7 @@ func WriteReport(res *Results) error {
 	}
 	var table, defences bytes.Buffer
 	WriteTable(&table, res)
+	writeFamilies(&defences, res)
 	writeAblations(&defences, res)
 	writeDefences(&defences, res)
 	writeDetections(&defences, res)

@@ -95,7 +95,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 			sub.Out = filepath.Join(cfg.Out, "sweep-style-"+item.Label)
 			sub.Style = abs
 			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
-			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations = false, nil, nil, false, false
+			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations, sub.Features = false, nil, nil, false, false, nil
 			log.Printf("sweep style = %s in %s", st, sub.Out)
 			r, err := Run(ctx, sub, log)
 			if err != nil {
@@ -125,7 +125,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 			// A sweep follows the copy and the independent model: no innocent suite, no
 			// false claims.
 			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
-			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations = false, nil, nil, false, false
+			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations, sub.Features = false, nil, nil, false, false, nil
 			log.Printf("sweep rate = %g in %s", v, sub.Out)
 			r, err := Run(ctx, sub, log)
 			if err != nil {

@@ -39,6 +39,7 @@ func WriteTable(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "contrast test; black p paper: the paper's test on the owner's style alone (small for any model that")
 	fmt.Fprintln(w, "shares the victim's robustness to restyling in general, and for a constant answer), for comparison")
 	writeInnocents(w, res)
+	writeFamilies(w, res)
 	writeAblations(w, res)
 	writeDefences(w, res)
 	writeDetections(w, res)

@@ -1,0 +1,198 @@
+package experiment
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"move/internal/buildinfo"
+	"move/internal/classifier"
+	"move/internal/features"
+	"move/internal/meta"
+	"move/internal/verify"
+	"move/internal/watermark"
+)
+
+// White-box feature families (Config.Features): each trains a white-box meta-classifier of its
+// own on the same victim, benign models and key, and verifies every suspect with it, m = the
+// profile's white-box m, against the same reference, so that the table shows the families side
+// by side. "weights" is the paper's (the table's white-box column); the input-gradient
+// families need no weight alignment and read a suspect of any architecture.
+var familyLayouts = map[string]string{
+	"weights":      features.Compressed,
+	"weights-full": features.Full,
+	"weights-raw":  features.Raw,
+	"input-grad":   features.InputGrad,
+	"input-sign":   features.InputSign,
+}
+
+// Families are the white-box feature families, in the order tables print them.
+var Families = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign"}
+
+// ParseFamilies checks a list of family names; "all" stands for every family.
+func ParseFamilies(names []string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		for _, f := range strings.Split(n, ",") {
+			f = strings.TrimSpace(f)
+			switch {
+			case f == "":
+			case f == "all":
+				for _, g := range Families {
+					if !slices.Contains(out, g) {
+						out = append(out, g)
+					}
+				}
+			case familyLayouts[f] == "":
+				return nil, fmt.Errorf("unknown white-box feature family %q (known: %s, all)", f, strings.Join(Families, ", "))
+			case !slices.Contains(out, f):
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
+}
+
+// whiteMeta trains (a stage, file meta-white-NAME.safetensors) or reloads the white-box
+// meta-classifier with the given layout.
+func (r *runner) whiteMeta(name, layout string, victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
+	p := r.cfg.Profile
+	file := r.path("meta-white-" + name + ".safetensors")
+	mo := verify.MetaOptions{Mode: features.White, Layout: layout, MaxTrain: p.MetaTrain, Seed: r.cfg.Seed, Fit: meta.Options{}}
+	if p.MetaHidden == "logistic" {
+		mo.Fit.Hidden = []int{}
+	}
+	form := features.Form
+	if features.IsInput(layout) {
+		form = features.InputGradForm
+	}
+	var info meta.Info
+	conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": r.base, "controls": r.stageHash("controls"), "features": form}
+	err := r.stage("meta-white-"+name, conf, []string{file}, &info, func() error {
+		c, err := verify.TrainMeta(victim, benign, pairs, mo)
+		if err != nil {
+			return err
+		}
+		c.Info.Version, c.Info.Command = buildinfo.Version, r.cfg.Command
+		info = c.Info
+		return c.Save(file, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.res.Meta["white-"+name] = info
+	r.log.Printf("white-box meta-classifier (%s): held-out accuracy %.3f", name, info.HeldOutAcc)
+	return meta.Load(file)
+}
+
+// verifyWhite verifies suspect s of row with white-box meta-classifier c against ref; nil
+// when the suspect cannot be read that way (served, or weights that do not line up).
+func (r *runner) verifyWhite(c *meta.Classifier, row Row, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
+	p := r.cfg.Profile
+	if s.Local == nil {
+		return nil, nil // served: no weights
+	}
+	if _, err := verify.Compatible(c, s, pairs); err != nil {
+		return nil, nil // gradient features compare within one architecture
+	}
+	res, err := verify.Run(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
+	if err != nil {
+		return nil, fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, c.Info.Layout, err)
+	}
+	return verdictOf(res), nil
+}
+
+// families verifies every suspect with each white-box family of Config.Features
+// (Row.Families); the paper's family is the table's white-box column itself.
+func (r *runner) families() error {
+	if len(r.cfg.Features) == 0 {
+		return nil
+	}
+	victim, benign, ref, pairs, err := r.references()
+	if err != nil {
+		return err
+	}
+	for _, name := range r.cfg.Features {
+		var c *meta.Classifier
+		if name != "weights" {
+			if c, err = r.whiteMeta(name, familyLayouts[name], victim, benign, pairs); err != nil {
+				return err
+			}
+		}
+		for i := range r.res.Rows {
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
+			row := &r.res.Rows[i]
+			if row.Families == nil {
+				row.Families = map[string]*Verdict{}
+			}
+			if c == nil {
+				row.Families[name] = row.White
+				continue
+			}
+			s, stop, err := r.suspectModel(*row)
+			if err != nil {
+				return err
+			}
+			v, err := r.verifyWhite(c, *row, s, ref, pairs)
+			stop()
+			if err != nil {
+				return err
+			}
+			row.Families[name] = v
+		}
+	}
+	return nil
+}
+
+// writeFamilies prints each suspect's white-box p-value under every family run.
+func writeFamilies(w io.Writer, res *Results) {
+	fams := res.Config.Features
+	if len(fams) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nwhite-box feature families (p-values at m = %d against the same reference; * a verdict of stolen,\n", res.Config.Profile.MWhite)
+	fmt.Fprintln(w, "i inconclusive, - not readable: served, or weights that do not line up; held-out accuracy of each classifier):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "suspect\tstolen\t")
+	for _, f := range fams {
+		fmt.Fprintf(tw, "%s\t", f)
+	}
+	fmt.Fprint(tw, "\n(held-out accuracy)\t\t")
+	for _, f := range fams {
+		key := "white-" + f
+		if f == "weights" {
+			key = features.White
+		}
+		if info, ok := res.Meta[key]; ok {
+			fmt.Fprintf(tw, "%.3f\t", info.HeldOutAcc)
+		} else {
+			fmt.Fprint(tw, "-\t")
+		}
+	}
+	fmt.Fprintln(tw)
+	for _, row := range res.Rows {
+		fmt.Fprintf(tw, "%s\t%v\t", row.Label, row.Stolen)
+		for _, f := range fams {
+			fmt.Fprintf(tw, "%s\t", familyCell(row.Families[f]))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// familyCell is a verdict's p-value, marked when it is stolen or inconclusive.
+func familyCell(v *Verdict) string {
+	switch {
+	case v == nil:
+		return "-"
+	case v.Stolen:
+		return fmt.Sprintf("%.3g*", v.P)
+	case v.Verdict == verify.Inconclusive:
+		return fmt.Sprintf("%.3g i", v.P)
+	}
+	return fmt.Sprintf("%.3g", v.P)
+}
