@@ -117,3 +117,102 @@ func TestInputGradientsAreParametrisationInvariant(t *testing.T) {
 		t.Fatal("a weight layout was taken for an input-gradient family")
 	}
 }
+
+// permuteChannels reorders the output channels of vgg11-bn's first layer (its kernel, bias and
+// batch norm) and the input channels of the second layer's kernel to match: the same function
+// with its hidden units in another order.
+func permuteChannels(m models.Model, perm []int) {
+	st := m.Store()
+	for _, name := range st.Names() {
+		t := st.Tensor(name)
+		switch name {
+		case "features.0.conv.weight": // [cout][k][k][cin]: permute whole rows
+			per := len(t.Data) / t.Shape[0]
+			old := append([]float32(nil), t.Data...)
+			for i, j := range perm {
+				copy(t.Data[i*per:(i+1)*per], old[j*per:(j+1)*per])
+			}
+		case "features.0.conv.bias", "features.0.bn.weight", "features.0.bn.bias", "features.0.bn.running_mean", "features.0.bn.running_var":
+			old := append([]float32(nil), t.Data...)
+			for i, j := range perm {
+				t.Data[i] = old[j]
+			}
+		case "features.1.conv.weight": // [cout][k][k][cin]: permute the last axis
+			cin := t.Shape[3]
+			old := append([]float32(nil), t.Data...)
+			for o := 0; o < len(t.Data); o += cin {
+				for i, j := range perm {
+					t.Data[o+i] = old[o+j]
+				}
+			}
+		}
+	}
+}
+
+// A model with its hidden units permuted computes the same function: its input-gradient
+// features are the same to float tolerance, while the paper's weight-gradient features, which
+// live in weight coordinates, are not.
+func TestInputGradientsArePermutationInvariant(t *testing.T) {
+	m, _ := models.New("vgg11-bn", 3, 7)
+	randomBN(m, 5)
+	p, _ := models.New("vgg11-bn", 3, 7)
+	randomBN(p, 5)
+	perm := rand.New(rand.NewPCG(9, 9)).Perm(64)
+	permuteChannels(p, perm)
+	r := rand.New(rand.NewPCG(5, 6))
+	x := tensor.New(3, 32, 32, 3)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	labels := []int{2, 0, 1}
+	for _, family := range []string{InputGrad, InputSign} {
+		a, err := InputGradients(m, x, labels, family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := InputGradients(p, x, labels, family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var worst float64
+		for i := range a {
+			for j := range a[i] {
+				worst = math.Max(worst, math.Abs(float64(a[i][j]-b[i][j])))
+			}
+		}
+		if worst > 1e-3 {
+			t.Errorf("%s: the permuted model's features differ by up to %g", family, worst)
+		}
+	}
+	// The weight-gradient signs of the two models differ: the same function, other coordinates.
+	wa, err := weightSigns(m, x, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := weightSigns(p, x, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for j := range wa {
+		if wa[j] != wb[j] {
+			differ++
+		}
+	}
+	// Only the two layers' coordinates move (about 76,000 of the weights): thousands of signs.
+	if differ < 5000 {
+		t.Errorf("weight-gradient signs: %d of %d differ after a permutation; want thousands", differ, len(wa))
+	}
+	t.Logf("weight-gradient signs: %d of %d differ after a permutation", differ, len(wa))
+}
+
+// weightSigns is the first image's full weight-gradient sign vector.
+func weightSigns(m models.Model, x *tensor.Tensor, labels []int) ([]float32, error) {
+	one := tensor.New(1, x.Shape[1], x.Shape[2], x.Shape[3])
+	copy(one.Data, x.Data)
+	f, err := WhiteBox(m, one, labels[:1], Full)
+	if err != nil {
+		return nil, err
+	}
+	return f[0], nil
+}

@@ -193,8 +193,14 @@ type MetaOptions struct {
 	// NoControls trains without the key's control styles (the paper's classifier: victim
 	// against benign on the owner's style only) even when the key has them.
 	NoControls bool
-	Seed       uint64
-	Fit        meta.Options
+	// Positives and Negatives are further models labelled like the victim (1) and like the
+	// benign models (0): the owner's own students of the victim and of a benign model, so that
+	// "a student" (its own initialisation, a function learned from answers) is on both sides and
+	// only what a student inherits from the victim separates them. Their features on the
+	// control styles are negatives too. They must read the same features as the victim.
+	Positives, Negatives []classifier.Model
+	Seed                 uint64
+	Fit                  meta.Options
 }
 
 // usable returns the key indices a classifier can use and the number of views: all samples
@@ -275,13 +281,20 @@ func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []water
 		if err != nil {
 			return nil, fmt.Errorf("victim: %w", err)
 		}
-		for i, b := range benign {
+		others := append(append(append([]classifier.Model(nil), benign...), o.Positives...), o.Negatives...)
+		for i, b := range others {
+			name := fmt.Sprintf("benign model %d", i+1)
+			if j := i - len(benign); j >= len(o.Positives) {
+				name = fmt.Sprintf("negative model %d", j-len(o.Positives)+1)
+			} else if j >= 0 {
+				name = fmt.Sprintf("positive model %d", j+1)
+			}
 			sb, err := Structure(b, pairs)
 			if err != nil {
-				return nil, fmt.Errorf("benign model %d: %w", i+1, err)
+				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			if sb.Signature != sv.Signature {
-				return nil, fmt.Errorf("benign model %d's weights do not line up with the victim's (a different architecture?): white-box features compare within one architecture", i+1)
+				return nil, fmt.Errorf("%s's weights do not line up with the victim's (a different architecture?): white-box features compare within one architecture", name)
 			}
 		}
 		info.Form, info.Signature = features.Form, sv.Signature
@@ -304,40 +317,53 @@ func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []water
 	return c, nil
 }
 
-// labelled computes the victim's features on the owner's style (label 1) and every negative
-// (label 0): each benign model on the owner's style and, with views > 1, the victim and each
-// benign model on every control style. Each negative group is paired with one copy of the
-// victim's positives so that both classes weigh the same.
+// labelled computes the positives' features on the owner's style (label 1: the victim and
+// MetaOptions.Positives) and every negative (label 0): each benign model (and each of
+// MetaOptions.Negatives) on the owner's style and, with views > 1, every model on every
+// control style. Each negative group is paired with one positive group (in turn) so that both
+// classes weigh the same.
 func labelled(o MetaOptions, victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, views int) ([][]float32, []int, error) {
-	ov, err := observe(o.Mode, o.Layout, victim, pairs, views)
-	if err != nil {
-		return nil, nil, fmt.Errorf("victim features: %w", err)
+	var pos, neg []*observation
+	for i, m := range append([]classifier.Model{victim}, o.Positives...) {
+		ob, err := observe(o.Mode, o.Layout, m, pairs, views)
+		if err != nil {
+			if i == 0 {
+				return nil, nil, fmt.Errorf("victim features: %w", err)
+			}
+			return nil, nil, fmt.Errorf("positive model %d features: %w", i, err)
+		}
+		pos = append(pos, ob)
 	}
-	fv := ov.feats[0]
+	for i, b := range append(append([]classifier.Model(nil), benign...), o.Negatives...) {
+		ob, err := observe(o.Mode, o.Layout, b, pairs, views)
+		if err != nil {
+			if i < len(benign) {
+				return nil, nil, fmt.Errorf("benign model %d features: %w", i+1, err)
+			}
+			return nil, nil, fmt.Errorf("negative model %d features: %w", i-len(benign)+1, err)
+		}
+		neg = append(neg, ob)
+	}
 	var xs [][]float32
 	var ys []int
-	add := func(neg [][]float32) {
-		xs = append(append(xs, fv...), neg...)
+	groups := 0
+	add := func(group [][]float32) {
+		fv := pos[groups%len(pos)].feats[0]
+		groups++
+		xs = append(append(xs, fv...), group...)
 		for range fv {
 			ys = append(ys, 1)
 		}
-		for range neg {
+		for range group {
 			ys = append(ys, 0)
 		}
 	}
-	var ob []*observation
-	for i, b := range benign {
-		o, err := observe(o.Mode, o.Layout, b, pairs, views)
-		if err != nil {
-			return nil, nil, fmt.Errorf("benign model %d features: %w", i+1, err)
-		}
-		ob = append(ob, o)
-		add(o.feats[0])
+	for _, ob := range neg {
+		add(ob.feats[0])
 	}
 	for v := 1; v < views; v++ {
-		add(ov.feats[v])
-		for _, o := range ob {
-			add(o.feats[v])
+		for _, ob := range append(append([]*observation(nil), pos...), neg...) {
+			add(ob.feats[v])
 		}
 	}
 	return xs, ys, nil

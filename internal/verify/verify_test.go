@@ -382,3 +382,66 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("valid options: %v", err)
 	}
 }
+
+// The owner's extra models: every positive is labelled 1 and every negative 0 on the owner's
+// style, each model's control views are negatives, and each negative group is paired with one
+// positive group in turn, so that both classes weigh the same.
+func TestLabelledPositivesAndNegatives(t *testing.T) {
+	norm := data.Normalization{Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}}
+	mk := func(seed uint64) classifier.Model {
+		m, _ := models.New("resnet20", 3, seed)
+		return classifier.Local(m, norm, 16)
+	}
+	victim, pos, b1, b2, neg := mk(1), mk(2), mk(3), mk(4), mk(5)
+	r := rand.New(rand.NewPCG(1, 2))
+	img := func() []uint8 {
+		p := make([]uint8, 16*16*3)
+		for i := range p {
+			p[i] = uint8(r.IntN(256))
+		}
+		return p
+	}
+	var pairs []watermark.Pair
+	for i := range 4 {
+		pairs = append(pairs, watermark.Pair{Orig: img(), Styled: img(), Controls: [][]uint8{img()}, H: 16, W: 16, Label: i % 3})
+	}
+	o := MetaOptions{Mode: features.White, Layout: features.InputGrad, Positives: []classifier.Model{pos}, Negatives: []classifier.Model{neg}}
+	xs, ys, err := labelled(o, victim, []classifier.Model{b1, b2}, pairs, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feat := func(m classifier.Model, v int) [][]float32 {
+		ob, err := observe(o.Mode, o.Layout, m, pairs, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ob.feats[v]
+	}
+	// Negative groups in order: b1, b2, neg on the owner's style; then victim, pos, b1, b2, neg
+	// on the control style; positives in turn: victim, pos, victim, pos, ...
+	negs := [][][]float32{feat(b1, 0), feat(b2, 0), feat(neg, 0), feat(victim, 1), feat(pos, 1), feat(b1, 1), feat(b2, 1), feat(neg, 1)}
+	poss := [][][]float32{feat(victim, 0), feat(pos, 0)}
+	n := len(pairs)
+	if len(xs) != 2*n*len(negs) || len(ys) != len(xs) {
+		t.Fatalf("%d samples, %d labels; want %d", len(xs), len(ys), 2*n*len(negs))
+	}
+	same := func(a, b []float32) bool {
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return len(a) == len(b)
+	}
+	for g, group := range negs {
+		base := 2 * n * g
+		for i := range n {
+			if ys[base+i] != 1 || !same(xs[base+i], poss[g%2][i]) {
+				t.Fatalf("group %d, sample %d: want positive %d's features, label 1 (got label %d)", g, i, g%2, ys[base+i])
+			}
+			if ys[base+n+i] != 0 || !same(xs[base+n+i], group[i]) {
+				t.Fatalf("group %d, sample %d: want the negative group's features, label 0 (got label %d)", g, i, ys[base+n+i])
+			}
+		}
+	}
+}
