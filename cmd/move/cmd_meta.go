@@ -22,6 +22,7 @@ import (
 // metaOptions are move meta's flags.
 type metaOptions struct {
 	mode, victim, key, out, layout, hidden string
+	positive, negative                     []string
 	benign                                 []string
 	heldOut                                float64
 	maxTrain                               int
@@ -40,20 +41,27 @@ model's (label 0) on the transformed images of the watermark key. White-box feat
 signs of the loss gradient with respect to every weight of the model in its batch-norm-folded
 form, the form PyTorch exports by default, so that an ONNX export verifies like the model it
 came from; black-box features are the probability differences over five augmentations.
---layout compressed (the default, as the paper's published code) sums each kernel's signs
+--features weights (the default, as the paper's published code) sums each kernel's signs
 over its spatial taps and leaves out 1-D weights: on CIFAR-10 (quick profile) a resnet20's
 271,690 signs become 32,944, the classifier's held-out accuracy rises from 0.996 to 1.000
 and the direct copy's p-value falls from 0.068 to 0.001 (the full vector lets the classifier
-fit noise of the two benign models it sees); --layout full keeps every sign. Models may be move model files or ONNX files; white-box
-models must share one architecture (the weights must line up).
+fit noise of the two benign models it sees); --features weights-full keeps every sign, and
+weights-raw keeps the gradients instead of their signs (an ablation). Models may be move
+model files or ONNX files; white-box models must share one architecture (the weights must
+line up). (--layout is the older name: compressed, full, compressed-raw, input-grad,
+input-sign.)
 
---layout input-grad and input-sign use other white-box features, experimental: the gradient
-of the loss with respect to each transformed image itself (input-grad: divided by its root
-mean square; input-sign: its signs), pooled over an 8x8 grid per channel (192 values). They
-depend only on the function a model computes, not on how its units are arranged, so a suspect
-of another architecture can be read and students are not invisible by construction (README:
-"What each mode detects"). Neither is the default: on CIFAR-10 they need about 100 key images
-per test, and input-grad accused an independently trained model of a generated test world.
+--features input-grad and input-sign use other white-box features, experimental: the
+gradient of the loss with respect to each transformed image itself (input-grad: divided by
+its root mean square; input-sign: its signs), pooled over an 8x8 grid per channel (192
+values). They depend only on the function a model computes, not on how its units are
+arranged, so a suspect of another architecture can be read and students are not invisible
+by construction (README: "What each mode detects").
+
+--positive and --negative add the owner's further models to the two classes: students the
+owner distilled from the victim (labelled like it) and from benign models (labelled like
+them), so that being a student separates nothing and only what a student inherits from the
+victim does. Their SHA-256 are recorded in META.
 
 The key's samples are split (--held-out, default half) into samples that train the classifier
 and samples kept for verification; the split is recorded in META so that verification never
@@ -78,7 +86,12 @@ EXIT STATUS
 			fs.Var(&benign, "benign", "benign model file (trained on the clean set); repeat for several")
 			fs.StringVar(&o.key, "key", "", "watermark key (key.json written by move embed)")
 			fs.StringVar(&o.out, "out", "", "meta-classifier file to write")
-			enumIn(fs, &o.layout, "layout", features.Compressed, features.Layouts, "white-box features: compressed or full weight-gradient signs (the paper's), or input-grad (input-gradient signs, independent of how the model's units are arranged)")
+			var family, layout string
+			enumIn(fs, &family, "features", "", features.FamilyNames, "white-box feature family (default weights; see below)")
+			enumIn(fs, &layout, "layout", "", features.Layouts, "white-box layout (the older name of --features: compressed = weights, full = weights-full, compressed-raw = weights-raw)")
+			var positive, negative listFlag
+			fs.Var(&positive, "positive", "a further model labelled like the victim: the owner's own student of it (repeatable; see below)")
+			fs.Var(&negative, "negative", "a further model labelled like the benign models: the owner's student of one of them (repeatable)")
 			floatIn(fs, &o.heldOut, "held-out", 0.5, open(0, 1), "fraction of key samples kept for verification")
 			intIn(fs, &o.maxTrain, "max-train", 500, 2, 1<<24, "at most this many key samples train the classifier")
 			fs.BoolVar(&o.noControls, "no-controls", false, "ignore the key's control styles (the paper's classifier: victim against benign on the owner's style only)")
@@ -96,7 +109,17 @@ EXIT STATUS
 			if err := need(fs, "mode", "victim", "benign", "key", "out"); err != nil {
 				return err
 			}
-			o.benign = benign
+			o.benign, o.positive, o.negative = benign, positive, negative
+			switch {
+			case family != "" && layout != "" && features.Families[family] != layout:
+				return fmt.Errorf("--features %s and --layout %s disagree: give one", family, layout)
+			case family != "":
+				o.layout = features.Families[family]
+			case layout != "":
+				o.layout = layout
+			default:
+				o.layout = features.Compressed
+			}
 			o.command = strings.Join(append([]string{"move", "meta"}, args...), " ")
 			return runMeta(o, stdout, stderr)
 		},
@@ -131,6 +154,30 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 		}
 		benign, benignHashes = append(benign, b), append(benignHashes, h)
 	}
+	extra := func(paths []string, what string) ([]classifier.Model, []string, error) {
+		var ms []classifier.Model
+		var hs []string
+		for _, p := range paths {
+			m, _, err := classifier.Load(p, o.onnx)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s model: %w", what, err)
+			}
+			h, err := fileHash(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			ms, hs = append(ms, m), append(hs, h)
+		}
+		return ms, hs, nil
+	}
+	pos, posHashes, err := extra(o.positive, "positive")
+	if err != nil {
+		return err
+	}
+	neg, negHashes, err := extra(o.negative, "negative")
+	if err != nil {
+		return err
+	}
 	_, pairs, err := watermark.LoadKeyPairs(o.key, 0)
 	if err != nil {
 		return err
@@ -140,12 +187,12 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 		fo.Hidden = []int{}
 	}
 	fmt.Fprintf(stderr, "training the %s-box meta-classifier on %d key samples (%.0f%% held out)\n", o.mode, len(pairs), 100*o.heldOut)
-	c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: o.mode, Layout: o.layout, HeldOut: o.heldOut, MaxTrain: o.maxTrain, NoControls: o.noControls, Seed: o.seed, Fit: fo})
+	c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: o.mode, Layout: o.layout, HeldOut: o.heldOut, MaxTrain: o.maxTrain, NoControls: o.noControls, Seed: o.seed, Fit: fo, Positives: pos, Negatives: neg})
 	if err != nil {
 		return err
 	}
 	c.Info.Version, c.Info.Command, c.Info.VictimHash = buildinfo.Version, o.command, victimHash
-	c.Info.BenignHashes = benignHashes
+	c.Info.BenignHashes, c.Info.PositiveHashes, c.Info.NegativeHashes = benignHashes, posHashes, negHashes
 	if c.Info.KeyHash, err = fileHash(o.key); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -46,6 +47,18 @@ func TestRegisterAndVerifyRecord(t *testing.T) {
 		runOK("train", "--data", src, "--epochs", "1", "--batch", "40", "--out", p(name+".safetensors"), "--seed", map[string]string{"victim": "1", "b1": "2", "b2": "3"}[name])
 	}
 	runOK("meta", "--mode", "black", "--victim", p("victim.safetensors"), "--benign", p("b1.safetensors"), "--key", p("marked", "key.json"), "--out", p("meta.safetensors"))
+	// A white-box classifier of another family, with the owner's further models in its classes
+	// (here simply the other benign model): the family and their hashes are recorded.
+	info := runOK("meta", "--mode", "white", "--features", "input-grad", "--victim", p("victim.safetensors"), "--benign", p("b1.safetensors"),
+		"--positive", p("b2.safetensors"), "--negative", p("b1.safetensors"), "--key", p("marked", "key.json"), "--out", p("meta-ig.safetensors"), "--json")
+	var rec struct {
+		Layout   string   `json:"layout"`
+		Positive []string `json:"positive_sha256"`
+		Negative []string `json:"negative_sha256"`
+	}
+	if err := json.Unmarshal([]byte(info), &rec); err != nil || rec.Layout != "input-grad" || len(rec.Positive) != 1 || len(rec.Negative) != 1 || rec.Positive[0] == rec.Negative[0] {
+		t.Fatalf("meta --features input-grad --positive --negative recorded %+v (%v)", rec, err)
+	}
 	runOK("keygen", "--out", p("owner"))
 	out := runOK("register", "--victim", p("victim.safetensors"), "--key", p("marked", "key.json"), "--meta", p("meta.safetensors"),
 		"--signing-key", p("owner.key"), "--out", p("owner.rec"))

@@ -23,17 +23,17 @@ import (
 
 // ModelResult holds one architecture's figures.
 type ModelResult struct {
-	Model      string  `json:"model"`
-	Params     int     `json:"params"`
-	TrainImgS  float64 `json:"train_img_per_s"`
-	InferImgS  float64 `json:"infer_img_per_s"`
-	Grad1Ms    float64 `json:"grad1_ms_per_img"`
+	Model     string  `json:"model"`
+	Params    int     `json:"params"`
+	TrainImgS float64 `json:"train_img_per_s"`
+	InferImgS float64 `json:"infer_img_per_s"`
+	Grad1Ms   float64 `json:"grad1_ms_per_img"`
 	// FeatureMs is the cost of one key image's white-box features, per layout (features.Layouts),
 	// in milliseconds: what a meta-classifier's training and a verification pay per image and
 	// per view (a key with control styles reads 1 + controls views).
-	FeatureMs map[string]float64 `json:"feature_ms_per_img,omitempty"`
-	TrainBatch int     `json:"train_batch"`
-	InferBatch int     `json:"infer_batch"`
+	FeatureMs  map[string]float64 `json:"feature_ms_per_img,omitempty"`
+	TrainBatch int                `json:"train_batch"`
+	InferBatch int                `json:"infer_batch"`
 }
 
 // GemmResult is the throughput of one GEMM shape.

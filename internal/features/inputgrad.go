@@ -36,6 +36,15 @@ const Grid = 8
 // Layouts are the white-box families move computes.
 var Layouts = []string{Compressed, Full, InputGrad, InputSign, Raw}
 
+// Families name the white-box feature families (move meta --features) by their layouts:
+// the paper's weight-gradient signs, compressed per kernel (weights) or all of them
+// (weights-full), the gradients themselves (weights-raw, an ablation), and the input-gradient
+// families.
+var Families = map[string]string{"weights": Compressed, "weights-full": Full, "weights-raw": Raw, "input-grad": InputGrad, "input-sign": InputSign}
+
+// FamilyNames are the keys of Families, in the order help texts and tables list them.
+var FamilyNames = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign"}
+
 // InputGradients returns the pooled input-gradient features (family InputGrad or InputSign)
 // of m at each image of x (normalised, NHWC) with labels: 3·Grid² values per image. The model
 // runs in inference mode, so an image's gradient does not depend on the others of the batch,

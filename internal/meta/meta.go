@@ -27,19 +27,23 @@ type Info struct {
 	Classes   int    `json:"classes"`
 	// Contrast is the specificity check the classifier was trained for (verify.Contrast), empty
 	// for the paper's classifier; Controls is the number of control styles it contrasts.
-	Contrast     string    `json:"contrast,omitempty"`
-	Controls     int       `json:"controls,omitempty"`
-	TrainIdx     []int     `json:"train_samples"`   // key samples used for training
-	HeldOutIdx   []int     `json:"heldout_samples"` // key samples kept for verification
-	HeldOutAcc   float64   `json:"heldout_accuracy"`
-	TrainAcc     float64   `json:"train_accuracy"`
-	VictimHash   string    `json:"victim_sha256"`
-	BenignHashes []string  `json:"benign_sha256"` // the benign models the classifier was trained against
-	KeyHash      string    `json:"key_sha256"`
-	Seed         uint64    `json:"seed"`
-	Version      string    `json:"move_version"`
-	Command      string    `json:"command,omitempty"`
-	Mean, Scale  []float32 `json:"-"` // standardisation: (x - Mean) * Scale
+	Contrast     string   `json:"contrast,omitempty"`
+	Controls     int      `json:"controls,omitempty"`
+	TrainIdx     []int    `json:"train_samples"`   // key samples used for training
+	HeldOutIdx   []int    `json:"heldout_samples"` // key samples kept for verification
+	HeldOutAcc   float64  `json:"heldout_accuracy"`
+	TrainAcc     float64  `json:"train_accuracy"`
+	VictimHash   string   `json:"victim_sha256"`
+	BenignHashes []string `json:"benign_sha256"` // the benign models the classifier was trained against
+	// PositiveHashes and NegativeHashes are the owner's further models labelled like the
+	// victim and like the benign models (verify.MetaOptions), when there were any.
+	PositiveHashes []string  `json:"positive_sha256,omitempty"`
+	NegativeHashes []string  `json:"negative_sha256,omitempty"`
+	KeyHash        string    `json:"key_sha256"`
+	Seed           uint64    `json:"seed"`
+	Version        string    `json:"move_version"`
+	Command        string    `json:"command,omitempty"`
+	Mean, Scale    []float32 `json:"-"` // standardisation: (x - Mean) * Scale
 }
 
 // Classifier is a trained meta-classifier.
