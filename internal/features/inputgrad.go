@@ -124,3 +124,35 @@ func InputGradient(m models.Model, x *tensor.Tensor, labels []int) (*tensor.Tens
 	}
 	return g, nil
 }
+
+// viewShifts are the augmented views of a key image that an input-gradient test averages
+// over (MaxViews of them): (dx, dy) shifts of up to 2 pixels with the border replicated, and
+// horizontal flips. View 0 is the image itself.
+var viewShifts = [][3]int{{0, 0, 0}, {0, 0, 1}, {1, 1, 0}, {-1, -1, 1}, {2, 0, 0}, {0, 2, 1}, {-2, 0, 1}, {0, -2, 0}}
+
+// MaxViews is how many augmented views View knows.
+var MaxViews = len(viewShifts)
+
+// View returns augmented view v (0 <= v < MaxViews) of an RGB image of h x w pixels: the image
+// shifted by up to 2 pixels (the border replicated) and, for odd v, mirrored. A classifier's
+// score on one image is noisy; its mean over a few views of the same image is not, and the
+// test still reads the same key images.
+func View(p []uint8, h, w, v int) []uint8 {
+	a := viewShifts[v]
+	if v == 0 {
+		return p
+	}
+	out := make([]uint8, len(p))
+	for y := range h {
+		sy := min(max(y-a[1], 0), h-1)
+		for x := range w {
+			sx := x - a[0]
+			if a[2] == 1 {
+				sx = w - 1 - sx
+			}
+			sx = min(max(sx, 0), w-1)
+			copy(out[(y*w+x)*3:(y*w+x)*3+3], p[(sy*w+sx)*3:(sy*w+sx)*3+3])
+		}
+	}
+	return out
+}

@@ -216,3 +216,36 @@ func weightSigns(m models.Model, x *tensor.Tensor, labels []int) ([]float32, err
 	}
 	return f[0], nil
 }
+
+// View 0 is the image; the others are shifts of up to 2 pixels (border replicated), odd ones
+// mirrored.
+func TestView(t *testing.T) {
+	const h, w = 5, 6
+	p := make([]uint8, h*w*3)
+	for i := range p {
+		p[i] = uint8(i)
+	}
+	at := func(img []uint8, y, x int) uint8 { return img[(y*w+x)*3] }
+	if v := View(p, h, w, 0); &v[0] != &p[0] {
+		t.Error("view 0 is not the image itself")
+	}
+	for v := 1; v < MaxViews; v++ {
+		a := viewShifts[v]
+		got := View(p, h, w, v)
+		for y := range h {
+			for x := range w {
+				sx, sy := x-a[0], y-a[1]
+				if a[2] == 1 {
+					sx = w - 1 - sx
+				}
+				sx, sy = min(max(sx, 0), w-1), min(max(sy, 0), h-1)
+				if at(got, y, x) != at(p, sy, sx) {
+					t.Fatalf("view %d at (%d, %d): %d, want the original's (%d, %d) = %d", v, y, x, at(got, y, x), sy, sx, at(p, sy, sx))
+				}
+			}
+		}
+	}
+	if View(p, h, w, 2)[0] != p[0] || View(p, h, w, 4)[(0*w+1)*3] != p[0] {
+		t.Error("a shift does not replicate the border")
+	}
+}

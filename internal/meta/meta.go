@@ -27,8 +27,12 @@ type Info struct {
 	Classes   int    `json:"classes"`
 	// Contrast is the specificity check the classifier was trained for (verify.Contrast), empty
 	// for the paper's classifier; Controls is the number of control styles it contrasts.
-	Contrast     string   `json:"contrast,omitempty"`
-	Controls     int      `json:"controls,omitempty"`
+	Contrast string `json:"contrast,omitempty"`
+	Controls int    `json:"controls,omitempty"`
+	// Views is, for an input-gradient family, how many augmented views of each key image
+	// (features.View) a verification averages the classifier's probability over (0 or 1: the
+	// image alone).
+	Views        int      `json:"views,omitempty"`
 	TrainIdx     []int    `json:"train_samples"`   // key samples used for training
 	HeldOutIdx   []int    `json:"heldout_samples"` // key samples kept for verification
 	HeldOutAcc   float64  `json:"heldout_accuracy"`

@@ -37,6 +37,21 @@ type observation struct {
 	classes int
 }
 
+// augmented is pair p with its styled and control images in augmented view a (features.View);
+// the original stays as it is (it only says whether the model works).
+func augmented(p watermark.Pair, a int) watermark.Pair {
+	if a == 0 {
+		return p
+	}
+	q := p
+	q.Styled = features.View(p.Styled, p.H, p.W, a)
+	q.Controls = make([][]uint8, len(p.Controls))
+	for i, c := range p.Controls {
+		q.Controls[i] = features.View(c, p.H, p.W, a)
+	}
+	return q
+}
+
 // view returns the image of pair p seen in view v (0: owner-styled, k: control k).
 func view(p watermark.Pair, v int) []uint8 {
 	if v == 0 {
@@ -199,8 +214,12 @@ type MetaOptions struct {
 	// only what a student inherits from the victim separates them. Their features on the
 	// control styles are negatives too. They must read the same features as the victim.
 	Positives, Negatives []classifier.Model
-	Seed                 uint64
-	Fit                  meta.Options
+	// Views is, for an input-gradient family, how many augmented views of each key image
+	// (features.View) verification averages the classifier's probability over (recorded in
+	// the classifier; at most features.MaxViews).
+	Views int
+	Seed  uint64
+	Fit   meta.Options
 }
 
 // usable returns the key indices a classifier can use and the number of views: all samples
@@ -267,7 +286,13 @@ func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []water
 	if err != nil {
 		return nil, err
 	}
-	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held}
+	if o.Views > 1 && !(o.Mode == features.White && features.IsInput(o.Layout)) {
+		return nil, fmt.Errorf("views average an input-gradient family's scores; the %s-box %s features have none", o.Mode, o.Layout)
+	}
+	if o.Views > features.MaxViews {
+		return nil, fmt.Errorf("%d views: at most %d", o.Views, features.MaxViews)
+	}
+	info := meta.Info{Mode: o.Mode, Layout: o.Layout, TrainIdx: trn, HeldOutIdx: held, Views: o.Views}
 	if views > 1 {
 		info.Contrast, info.Controls = Contrast, views-1
 	}
@@ -546,18 +571,34 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 			}
 		}
 		if len(need) > 0 {
-			ps := make([]watermark.Pair, len(need))
-			for i, k := range need {
-				ps[i] = pairs[k]
-			}
-			ob, err := observe(mode, c.Info.Layout, mod, ps, views)
-			if err != nil {
-				return nil, err
-			}
+			// The classifier's probability on each view (owner style, controls), averaged
+			// over the augmented views of the image when the classifier asks for them.
+			nv := max(1, c.Info.Views)
 			pv := make([][]float64, views)
 			for v := range views {
-				if pv[v], err = c.Prob(ob.feats[v]); err != nil {
+				pv[v] = make([]float64, len(need))
+			}
+			var ob *observation
+			for a := range nv {
+				ps := make([]watermark.Pair, len(need))
+				for i, k := range need {
+					ps[i] = augmented(pairs[k], a)
+				}
+				o, err := observe(mode, c.Info.Layout, mod, ps, views)
+				if err != nil {
 					return nil, err
+				}
+				if a == 0 {
+					ob = o
+				}
+				for v := range views {
+					pr, err := c.Prob(o.feats[v])
+					if err != nil {
+						return nil, err
+					}
+					for i, x := range pr {
+						pv[v][i] += x / float64(nv)
+					}
 				}
 			}
 			for i, k := range need {

@@ -16,6 +16,7 @@ import (
 	"move/internal/classifier"
 
 	"move/internal/data"
+	"move/internal/meta"
 	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/oip"
@@ -442,6 +443,68 @@ func TestLabelledPositivesAndNegatives(t *testing.T) {
 			if ys[base+n+i] != 0 || !same(xs[base+n+i], group[i]) {
 				t.Fatalf("group %d, sample %d: want the negative group's features, label 0 (got label %d)", g, i, ys[base+n+i])
 			}
+		}
+	}
+}
+
+// A classifier that averages over augmented views records them, and a verification averages
+// its probabilities over exactly those views: the same suspect and reference give the same
+// p-value whatever the cache, and weight layouts refuse views.
+func TestViewsAreRecordedAndAveraged(t *testing.T) {
+	norm := data.Normalization{Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}}
+	mk := func(seed uint64) classifier.Model {
+		m, _ := models.New("resnet20", 3, seed)
+		return classifier.Local(m, norm, 16)
+	}
+	victim, b1, ref := mk(1), mk(2), mk(3)
+	r := rand.New(rand.NewPCG(3, 4))
+	var pairs []watermark.Pair
+	for i := range 24 {
+		img := func() []uint8 {
+			p := make([]uint8, 16*16*3)
+			for j := range p {
+				p[j] = uint8(r.IntN(256))
+			}
+			return p
+		}
+		pairs = append(pairs, watermark.Pair{Orig: img(), Styled: img(), H: 16, W: 16, Label: i % 3})
+	}
+	if _, err := TrainMeta(victim, []classifier.Model{b1}, pairs, MetaOptions{Mode: features.White, Layout: features.Compressed, Views: 4}); err == nil {
+		t.Fatal("a weight layout accepted views")
+	}
+	c, err := TrainMeta(victim, []classifier.Model{b1}, pairs, MetaOptions{Mode: features.White, Layout: features.InputGrad, Views: 4, Fit: meta.Options{Hidden: []int{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Info.Views != 4 {
+		t.Fatalf("views recorded: %d", c.Info.Views)
+	}
+	a, err := Run(c, victim, ref, pairs, Options{M: 8, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By hand: the classifier's probability on each held-out image, averaged over 4 views.
+	want := make([]float64, len(a.Samples))
+	for v := range 4 {
+		ps := make([]watermark.Pair, len(a.Samples))
+		for i, k := range a.Samples {
+			ps[i] = augmented(pairs[k], v)
+		}
+		f, err := Features(features.White, features.InputGrad, victim, ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, err := c.Prob(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			want[i] += pr[i] / 4
+		}
+	}
+	for i := range want {
+		if math.Abs(want[i]-a.ProbSuspect[i]) > 1e-6 {
+			t.Fatalf("image %d: probability %g, want the mean over 4 views %g", i, a.ProbSuspect[i], want[i])
 		}
 	}
 }
