@@ -83,8 +83,15 @@ of the loss gradient with respect to every weight, compressed per kernel: the ta
 white-box column), weights-full (every sign), weights-raw (the gradients, not their signs),
 input-grad and input-sign (the gradient with respect to each transformed image, its
 direction or its signs, pooled: they need no weight alignment, so a student trained from
-its own initialisation, or a suspect of another architecture, is readable). The table and
-the report show the families side by side.
+its own initialisation, or a suspect of another architecture, is readable),
+weights-same-init (the paper's classifier trained against two benign models that start
+from the victim's initial weights, so that lineage cannot separate the classes) and
+input-grad-students (input-grad with the owner's own students on both sides: two
+distilled from the victim with it, two distilled from benign models with them; trained on
+every key sample without the control contrast, each key image scored by the mean over 8
+augmented views of it). The last
+two train their extra models first (in OUT/owner). The table and the report show the
+families side by side.
 
 Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
 the gradients themselves instead of their signs, and with no meta-classifier at all (the

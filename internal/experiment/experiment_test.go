@@ -295,7 +295,7 @@ func TestPipelineResumes(t *testing.T) {
 	t.Logf("\n%s", cmpTable.String())
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
-	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad"}
+	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students"}
 	res5, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -308,12 +308,26 @@ func TestPipelineResumes(t *testing.T) {
 		if raw := row.Ablations[AblationRaw]; (raw == nil) != (f["weights-raw"] == nil) || raw != nil && raw.P != f["weights-raw"].P {
 			t.Errorf("%s: the raw-gradient family and ablation differ: %+v, %+v", row.Attack, f["weights-raw"], raw)
 		}
-		if local := row.Served == "" && row.Front == ""; local != (f["input-grad"] != nil) {
-			t.Errorf("%s (local %v): input-grad verdict %+v", row.Attack, local, f["input-grad"])
+		if local := row.Served == "" && row.Front == ""; local != (f["input-grad"] != nil) || local != (f["input-grad-students"] != nil) {
+			t.Errorf("%s (local %v): input-grad verdicts %+v, with students %+v", row.Attack, local, f["input-grad"], f["input-grad-students"])
 		}
 	}
-	if _, ok := res5.Meta["white-input-grad"]; !ok {
-		t.Errorf("no input-grad meta-classifier recorded: %v", slices.Collect(maps.Keys(res5.Meta)))
+	for _, f := range []string{"input-grad", "weights-same-init", "input-grad-students"} {
+		if _, ok := res5.Meta["white-"+f]; !ok {
+			t.Errorf("no %s meta-classifier recorded: %v", f, slices.Collect(maps.Keys(res5.Meta)))
+		}
+	}
+	owner := 0
+	for _, m := range res5.Models {
+		if strings.HasPrefix(m.File, "owner/") {
+			owner++
+			if _, err := os.Stat(filepath.Join(cfg.Out, m.File)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if owner != 6 { // two benign models from the victim's initial weights, four students
+		t.Errorf("%d owner's models recorded, want 6: %+v", owner, res5.Models)
 	}
 	var fam bytes.Buffer
 	writeFamilies(&fam, res5)

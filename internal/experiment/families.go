@@ -20,16 +20,27 @@ import (
 // profile's white-box m, against the same reference, so that the table shows the families side
 // by side. "weights" is the paper's (the table's white-box column); the input-gradient
 // families need no weight alignment and read a suspect of any architecture.
-var familyLayouts = map[string]string{
-	"weights":      features.Compressed,
-	"weights-full": features.Full,
-	"weights-raw":  features.Raw,
-	"input-grad":   features.InputGrad,
-	"input-sign":   features.InputSign,
-}
+//
+// Two families change what the classifier is trained against rather than its features:
+// weights-same-init trains the paper's classifier against benign models that start from the
+// victim's initial weights (so that lineage cannot separate the two classes, only the
+// external feature can); input-grad-students puts the owner's own students on both sides,
+// two of the victim with it and two of benign models with them (distillation on the owner's
+// clean training images, the distill attack's recipe, seeds of their own), so that "a
+// student" separates nothing and only what a student inherits from the victim does. It
+// trains on every training sample of the key (input gradients are cheap), without the
+// control-style contrast (with it, the classifier falls to chance on CIFAR-10), and scores
+// each key image by the mean over its augmented views (features.View), m images as ever.
+var familyLayouts = func() map[string]string {
+	m := map[string]string{"weights-same-init": features.Compressed, "input-grad-students": features.InputGrad}
+	for f, l := range features.Families {
+		m[f] = l
+	}
+	return m
+}()
 
 // Families are the white-box feature families, in the order tables print them.
-var Families = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign"}
+var Families = []string{"weights", "weights-full", "weights-raw", "weights-same-init", "input-grad", "input-sign", "input-grad-students"}
 
 // ParseFamilies checks a list of family names; "all" stands for every family.
 func ParseFamilies(names []string) ([]string, error) {
@@ -58,9 +69,20 @@ func ParseFamilies(names []string) ([]string, error) {
 // whiteMeta trains (a stage, file meta-white-NAME.safetensors) or reloads the white-box
 // meta-classifier with the given layout.
 func (r *runner) whiteMeta(name, layout string, victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
+	return r.whiteMetaWith(name, verify.MetaOptions{Layout: layout}, nil, victim, benign, pairs)
+}
+
+// whiteMetaWith is whiteMeta with the owner's extra models of o (Positives, Negatives) and
+// a record of where they came from (their stages) in the stage's configuration.
+func (r *runner) whiteMetaWith(name string, o verify.MetaOptions, extra any, victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
 	p := r.cfg.Profile
+	layout := o.Layout
 	file := r.path("meta-white-" + name + ".safetensors")
-	mo := verify.MetaOptions{Mode: features.White, Layout: layout, MaxTrain: p.MetaTrain, Seed: r.cfg.Seed, Fit: meta.Options{}}
+	mo := o
+	mo.Mode, mo.Seed, mo.Fit = features.White, r.cfg.Seed, meta.Options{}
+	if mo.MaxTrain == 0 {
+		mo.MaxTrain = p.MetaTrain
+	}
 	if p.MetaHidden == "logistic" {
 		mo.Fit.Hidden = []int{}
 	}
@@ -69,7 +91,12 @@ func (r *runner) whiteMeta(name, layout string, victim classifier.Model, benign 
 		form = features.InputGradForm
 	}
 	var info meta.Info
-	conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": r.base, "controls": r.stageHash("controls"), "features": form}
+	rec := mo
+	rec.Positives, rec.Negatives = nil, nil // models: their stages are in extra
+	conf := map[string]any{"opts": rec, "hidden": p.MetaHidden, "upstream": r.base, "controls": r.stageHash("controls"), "features": form}
+	if extra != nil {
+		conf["extra"] = extra
+	}
 	err := r.stage("meta-white-"+name, conf, []string{file}, &info, func() error {
 		c, err := verify.TrainMeta(victim, benign, pairs, mo)
 		if err != nil {
@@ -116,7 +143,28 @@ func (r *runner) families() error {
 	}
 	for _, name := range r.cfg.Features {
 		var c *meta.Classifier
-		if name != "weights" {
+		switch name {
+		case "weights": // the table's white-box column
+		case "weights-same-init":
+			same, hashes, err := r.sameInitBenign()
+			if err != nil {
+				return err
+			}
+			if c, err = r.whiteMetaWith(name, verify.MetaOptions{Layout: familyLayouts[name]}, hashes, victim, same, pairs); err != nil {
+				return err
+			}
+		case "input-grad-students":
+			pos, neg, hashes, err := r.ownerStudents(victim, benign)
+			if err != nil {
+				return err
+			}
+			// Input gradients are cheap: every training sample of the key, and each key
+			// image's score averaged over its augmented views.
+			o := verify.MetaOptions{Layout: familyLayouts[name], Positives: pos, Negatives: neg, MaxTrain: len(pairs), Views: features.MaxViews, NoControls: true}
+			if c, err = r.whiteMetaWith(name, o, hashes, victim, benign, pairs); err != nil {
+				return err
+			}
+		default:
 			if c, err = r.whiteMeta(name, familyLayouts[name], victim, benign, pairs); err != nil {
 				return err
 			}
