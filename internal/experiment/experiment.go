@@ -694,20 +694,11 @@ func (r *runner) metaAndVerify() error {
 			}
 		}
 		mo := verify.MetaOptions{Mode: mode, Layout: features.Compressed, MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
-		var info meta.Info
 		conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}
 		if ctl := r.stageHash("controls"); ctl != "" {
 			conf["controls"], conf["contrast"] = ctl, verify.Contrast
 		}
-		err := r.stage("meta-"+mode, conf, []string{file}, &info, func() error {
-			c, err := verify.TrainMeta(victim, benign, pairs, mo)
-			if err != nil {
-				return err
-			}
-			c.Info.Version, c.Info.Command = buildinfo.Version, r.cfg.Command
-			info = c.Info
-			return c.Save(file, true)
-		})
+		info, err := r.metaStage("meta-"+mode, file, conf, victim, benign, pairs, mo)
 		if err != nil {
 			return err
 		}

@@ -90,14 +90,26 @@ func (r *runner) whiteMetaWith(name string, o verify.MetaOptions, extra any, vic
 	if features.IsInput(layout) {
 		form = features.InputGradForm
 	}
-	var info meta.Info
 	rec := mo
 	rec.Positives, rec.Negatives = nil, nil // models: their stages are in extra
 	conf := map[string]any{"opts": rec, "hidden": p.MetaHidden, "upstream": r.base, "controls": r.stageHash("controls"), "features": form}
 	if extra != nil {
 		conf["extra"] = extra
 	}
-	err := r.stage("meta-white-"+name, conf, []string{file}, &info, func() error {
+	info, err := r.metaStage("meta-white-"+name, file, conf, victim, benign, pairs, mo)
+	if err != nil {
+		return nil, err
+	}
+	r.res.Meta["white-"+name] = info
+	r.log.Printf("white-box meta-classifier (%s): held-out accuracy %.3f", name, info.HeldOutAcc)
+	return meta.Load(file)
+}
+
+// metaStage trains the meta-classifier of options mo as stage name (its artefact file) or
+// reuses it, and returns its record.
+func (r *runner) metaStage(name, file string, conf map[string]any, victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, mo verify.MetaOptions) (meta.Info, error) {
+	var info meta.Info
+	err := r.stage(name, conf, []string{file}, &info, func() error {
 		c, err := verify.TrainMeta(victim, benign, pairs, mo)
 		if err != nil {
 			return err
@@ -106,12 +118,7 @@ func (r *runner) whiteMetaWith(name string, o verify.MetaOptions, extra any, vic
 		info = c.Info
 		return c.Save(file, true)
 	})
-	if err != nil {
-		return nil, err
-	}
-	r.res.Meta["white-"+name] = info
-	r.log.Printf("white-box meta-classifier (%s): held-out accuracy %.3f", name, info.HeldOutAcc)
-	return meta.Load(file)
+	return info, err
 }
 
 // verifyWhite verifies suspect s of row with white-box meta-classifier c against ref; nil
