@@ -89,7 +89,8 @@ from the victim's initial weights, so that lineage cannot separate the classes) 
 input-grad-students (input-grad with the owner's own students on both sides: two
 distilled from the victim with it, two distilled from benign models with them; trained on
 every key sample without the control contrast, each key image scored by the mean over 8
-augmented views of it). The last
+augmented views of it; on CIFAR-10 it flags students and also a model trained on the
+owner's own clean images, so it is reported, not a verdict). The last
 two train their extra models first (in OUT/owner). The table and the report show the
 families side by side.
 

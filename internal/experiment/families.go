@@ -31,6 +31,9 @@ import (
 // trains on every training sample of the key (input gradients are cheap), without the
 // control-style contrast (with it, the classifier falls to chance on CIFAR-10), and scores
 // each key image by the mean over its augmented views (features.View), m images as ever.
+// Measured on CIFAR-10 quick it sees every student, and it accuses a model trained on the
+// owner's own clean images: it recognises what the owner's data teaches, not the external
+// feature, so it is reported beside the verdict, never the verdict (README).
 var familyLayouts = func() map[string]string {
 	m := map[string]string{"weights-same-init": features.Compressed, "input-grad-students": features.InputGrad}
 	for f, l := range features.Families {
