@@ -191,6 +191,9 @@ func (r *runner) families() error {
 				row.Families[name] = row.White
 				continue
 			}
+			if row.Served != "" || row.Front != "" {
+				continue // served: no weights to read, and no server to start
+			}
 			s, stop, err := r.suspectModel(*row)
 			if err != nil {
 				return err
