@@ -34,6 +34,11 @@ The transfer needs no pretrained weights: each image is optimised so that the Gr
 its features in a fixed random-weight CNN match the style image's, while its mid-level features
 stay close to the original's (--strength sets the balance).
 
+--patch N makes the paper's patch-based variant instead (its Table 9): IMAGE is shrunk to
+N x N pixels and stamped 1 pixel from the bottom-right corner of each chosen image, labels
+unchanged (a white IMAGE gives BadNets' white square, without its relabelling); the key
+records the method "patch" and the patch's size. The rest of the pipeline is unchanged.
+
 --check measures the transform: (a) the Gram distance to the style image, in another random
 network, must fall to at most half; (b) with --check-model (a classifier trained on clean data)
 and a test split, the classifier must keep at least half of its clean accuracy on styled test
@@ -66,7 +71,7 @@ type embedOptions struct {
 	rate                                               float64
 	seed                                               uint64
 	styleOpts                                          style.Options
-	controls, controlSamples, checkImages              int
+	controls, controlSamples, checkImages, patch       int
 	shard, shards                                      int
 	merge                                              bool
 	force, check, jsonOut                              bool
@@ -106,6 +111,7 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&opt.Median, "median", opt.Median, "apply a 3x3 median filter to styled images")
 	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals")
 	enumIn(fs, &opt.Method, "method", opt.Method, []string{"gram", "stats"}, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
+	intIn(fs, &o.patch, "patch", 0, 0, 4096, "the patch variant: stamp IMAGE shrunk to PATCH x PATCH pixels instead of transferring its style (0: style transfer)")
 	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
 	fs.StringVar(&o.preview, "preview", "", "write a contact sheet of originals and styled images to this PNG")
 	fs.BoolVar(&o.check, "check", false, "run the style-distance and content checks")
@@ -134,6 +140,9 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	o.controlStyles = controlStyles
+	if o.patch > 0 && o.check {
+		return fmt.Errorf("--check measures a style transfer; --patch stamps a patch instead")
+	}
 	o.command = strings.Join(append([]string{"move", "embed"}, args...), " ")
 	if o.shards == 1 {
 		return fmt.Errorf("--shards 1 is one run: leave --shards out")
@@ -195,7 +204,7 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 		return nil
 	}
 	wo := watermark.Options{Data: o.data, StyleImage: o.style, Out: o.out, Rate: o.rate, Seed: o.seed,
-		Style: o.styleOpts, Force: o.force, Command: o.command, Created: os.Getenv("MOVE_CREATED"),
+		Style: o.styleOpts, Force: o.force, Command: o.command, Created: os.Getenv("MOVE_CREATED"), Patch: o.patch,
 		Progress: func(done, total int, el time.Duration) {
 			rate := float64(done) / el.Seconds()
 			pr.printf(done == total, "styling %d/%d images, %.1f img/s, ETA %s", done, total, rate,

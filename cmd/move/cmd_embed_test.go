@@ -71,6 +71,8 @@ func TestEmbedCommand(t *testing.T) {
 		{[]string{"--out", filepath.Join(dir, "o2"), "--style", filepath.Join(dir, "none.jpg")}, "none.jpg"},
 		{[]string{"--out", filepath.Join(src, "inner")}, "inside the input"},
 		{[]string{"--out", filepath.Join(dir, "o2"), "--preview", filepath.Join(dir, "nowhere", "p.png")}, "its folder " + filepath.Join(dir, "nowhere") + " does not exist"},
+		{[]string{"--out", filepath.Join(dir, "o2"), "--patch", "3", "--check"}, "--check measures a style transfer"},
+		{[]string{"--out", filepath.Join(dir, "o2"), "--patch", "16", "--controls", "0"}, "does not fit a 16x16 image"},
 	} {
 		args := append([]string{"embed", "--data", src, "--style", st, "--steps", "2"}, c.args...)
 		code, _, stderr := runMove(args...)
@@ -80,5 +82,14 @@ func TestEmbedCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "o2")); err == nil {
 		t.Fatal("a failed embed left its output")
+	}
+	// The patch variant: the style image shrunk to 3x3 and stamped; the key says so.
+	code, stdout, stderr = runMove("embed", "--data", src, "--style", st, "--out", filepath.Join(dir, "patched"), "--rate", "0.2", "--patch", "3", "--controls", "0")
+	if code != 0 {
+		t.Fatalf("--patch: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	kb, err := os.ReadFile(filepath.Join(dir, "patched", "key.json"))
+	if err != nil || !strings.Contains(string(kb), `"method": "patch"`) || !strings.Contains(string(kb), `"size": 3`) {
+		t.Fatalf("--patch key: %v\n%s", err, kb)
 	}
 }

@@ -57,6 +57,9 @@ type Key struct {
 	// Controls are control styles applied to some samples (AddControls): what verification
 	// compares the owner's style with.
 	Controls []Control `json:"controls,omitempty"`
+	// Patch is set when Method is MethodPatch: the style image, shrunk to a patch, was stamped
+	// instead of transferred.
+	Patch *Patch `json:"patch,omitempty"`
 
 	dir     string // the folder of the key file: what its relative paths start from
 	resumed int    // styled images an interrupted Embed had made
@@ -98,6 +101,10 @@ type Options struct {
 	// Created is the key's creation time (RFC 3339); empty: now. Fixed, it makes a key
 	// reproducible byte for byte.
 	Created string
+	// Patch > 0 makes the patch variant (MethodPatch): the style image is shrunk to Patch x
+	// Patch pixels and stamped 1 pixel from each chosen image's bottom-right corner instead of
+	// transferred (Style is then unused).
+	Patch int
 }
 
 // chunk is how many images are styled together. An image's styling depends slightly on the
@@ -166,7 +173,8 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 type plan struct {
 	o          Options
 	styleBytes []byte
-	tr         *style.Transformer
+	tr         *style.Transformer // style transfer, or
+	patch      *Patch             // the patch variant
 	split      string
 	classes    []string
 	jobs       []job
@@ -212,8 +220,15 @@ func makePlan(o Options) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("style image: %w", err)
 	}
-	tr, err := style.New(spix, sh, sw, o.Style)
-	if err != nil {
+	var tr *style.Transformer
+	var patch *Patch
+	if o.Patch > 0 {
+		pt, err := NewPatch(spix, sh, sw, o.Patch, 1)
+		if err != nil {
+			return nil, fmt.Errorf("style image %s: %w", o.StyleImage, err)
+		}
+		patch = &pt
+	} else if tr, err = style.New(spix, sh, sw, o.Style); err != nil {
 		return nil, err
 	}
 	// The split to watermark: DATA/train when present, else DATA itself.
@@ -240,9 +255,13 @@ func makePlan(o Options) (*plan, error) {
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].src < jobs[b].src })
 	absData, _ := filepath.Abs(o.Data)
-	conf, _ := json.Marshal(map[string]any{"style_sha256": fmt.Sprintf("%x", sha256.Sum256(styleBytes)), "rate": o.Rate, "seed": o.Seed,
-		"params": o.Style, "data": absData, "method": Method, "format": FormatV2})
-	return &plan{o: o, styleBytes: styleBytes, tr: tr, split: split, classes: classes, jobs: jobs, chosen: chosen, conf: conf}, nil
+	settings := map[string]any{"style_sha256": fmt.Sprintf("%x", sha256.Sum256(styleBytes)), "rate": o.Rate, "seed": o.Seed,
+		"params": o.Style, "data": absData, "method": Method, "format": FormatV2}
+	if patch != nil {
+		settings["method"], settings["patch"] = MethodPatch, patch
+	}
+	conf, _ := json.Marshal(settings)
+	return &plan{o: o, styleBytes: styleBytes, tr: tr, patch: patch, split: split, classes: classes, jobs: jobs, chosen: chosen, conf: conf}, nil
 }
 
 // newKey is the key of the plan, without samples.
@@ -254,6 +273,9 @@ func (p *plan) newKey() *Key {
 	}
 	key := &Key{Format: FormatV2, Version: buildinfo.Version, Command: o.Command, Created: created, Rate: o.Rate, Seed: o.Seed,
 		Method: Method, Params: o.Style, Source: o.Data, Output: o.Out, Split: p.split, Classes: p.classes}
+	if p.patch != nil {
+		key.Method, key.Patch = MethodPatch, p.patch
+	}
 	sum := sha256.Sum256(p.styleBytes)
 	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: filepath.Base(o.StyleImage), SHA256: hex.EncodeToString(sum[:])}
 	return key
@@ -287,7 +309,7 @@ func (p *plan) finish(tmp string, key *Key) error {
 
 // embed styles the plan's images (this shard's share, when sharded).
 func (p *plan) embed(ctx context.Context) (*Key, error) {
-	o, jobs, chosen, tr := p.o, p.jobs, p.chosen, p.tr
+	o, jobs, chosen := p.o, p.jobs, p.chosen
 	sharded := o.Shards > 1
 	conf := p.conf
 	mine := func(chunkIndex int) bool { return !sharded || chunkIndex%o.Shards == o.Shard }
@@ -366,7 +388,7 @@ func (p *plan) embed(ctx context.Context) (*Key, error) {
 			for i, jb := range part {
 				paths[i] = jb.src
 			}
-			styled, sizes, err := styleFiles(tr, paths)
+			styled, sizes, err := p.transform(paths)
 			if err != nil {
 				return nil, err
 			}
@@ -533,6 +555,27 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return atomicfile.WriteBytes(dst, false, b)
+}
+
+// transform reads the images at paths and transforms them: stamps the patch (the patch
+// variant) or styles them.
+func (p *plan) transform(paths []string) ([][]uint8, [][2]int, error) {
+	if p.patch == nil {
+		return styleFiles(p.tr, paths)
+	}
+	pix := make([][]uint8, len(paths))
+	sizes := make([][2]int, len(paths))
+	for i, f := range paths {
+		img, h, w, err := data.ReadImage(f, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		if pix[i], err = p.patch.Stamp(img, h, w); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f, err)
+		}
+		sizes[i] = [2]int{h, w}
+	}
+	return pix, sizes, nil
 }
 
 // styleFiles reads the images at paths and styles them with tr, in one batch per image size

@@ -1,0 +1,149 @@
+package watermark
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"move/internal/data"
+)
+
+func TestNewPatchAverages(t *testing.T) {
+	// A 4x4 image whose red channel is 0..15 row by row, green constant 7, blue 255 - red.
+	pix := make([]uint8, 4*4*3)
+	for i := range 16 {
+		pix[i*3], pix[i*3+1], pix[i*3+2] = uint8(i), 7, uint8(255-i)
+	}
+	p, err := NewPatch(pix, 4, 4, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Top-left 2x2 block holds 0,1,4,5: mean 2.5, rounded half up to 3; top-right 2,3,6,7: 4.5 -> 5;
+	// bottom-left 8,9,12,13: 10.5 -> 11; bottom-right 10,11,14,15: 12.5 -> 13.
+	wantR := []uint8{3, 5, 11, 13}
+	for i, r := range wantR {
+		if p.Pixels[i*3] != r || p.Pixels[i*3+1] != 7 || p.Pixels[i*3+2] != 255-r+1 {
+			t.Errorf("patch pixel %d = %v, want (%d, 7, %d)", i, p.Pixels[i*3:i*3+3], r, 255-r+1)
+		}
+	}
+	// Growing repeats the nearest pixel.
+	g, err := NewPatch([]uint8{10, 20, 30}, 1, 1, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		if !bytes.Equal(g.Pixels[i*3:i*3+3], []uint8{10, 20, 30}) {
+			t.Fatalf("grown patch pixel %d = %v", i, g.Pixels[i*3:i*3+3])
+		}
+	}
+	if _, err := NewPatch(pix, 4, 4, 0, 1); err == nil {
+		t.Error("a patch of 0 pixels was accepted")
+	}
+	if _, err := NewPatch(pix[:10], 4, 4, 2, 1); err == nil {
+		t.Error("a short image was accepted")
+	}
+}
+
+func TestStampPlacesThePatchOnly(t *testing.T) {
+	const h, w = 10, 12
+	img := make([]uint8, h*w*3)
+	for i := range img {
+		img[i] = uint8(i % 251)
+	}
+	p := WhitePatch(32)
+	if p.Size != 3 || p.Margin != 1 {
+		t.Fatalf("white patch for 32-pixel images: size %d margin %d, want BadNets' 3 and 1", p.Size, p.Margin)
+	}
+	out, err := p.Stamp(img, h, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := 0
+	for y := range h {
+		for x := range w {
+			in := y >= h-4 && y < h-1 && x >= w-4 && x < w-1
+			for c := range 3 {
+				o := (y*w+x)*3 + c
+				switch {
+				case in && out[o] != 255:
+					t.Fatalf("pixel (%d,%d) inside the patch is %d", x, y, out[o])
+				case !in && out[o] != img[o]:
+					t.Fatalf("pixel (%d,%d) outside the patch changed", x, y)
+				}
+				if out[o] != img[o] {
+					changed++
+				}
+			}
+		}
+	}
+	if changed == 0 {
+		t.Fatal("stamping changed nothing")
+	}
+	if img[((h-2)*w+w-2)*3] == 255 {
+		t.Fatal("test image already white under the patch")
+	}
+	if _, err := p.Stamp(img[:3*3*3], 3, 3); err == nil {
+		t.Error("a patch larger than the image was accepted")
+	}
+}
+
+func TestPatchPairsKeepOriginalsAndControls(t *testing.T) {
+	orig := make([]uint8, 8*8*3)
+	pairs := []Pair{{Orig: orig, Styled: []uint8{1}, Controls: [][]uint8{{2}}, H: 8, W: 8, Label: 1}}
+	p := WhitePatch(8)
+	got, err := PatchPairs(pairs, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := p.Stamp(orig, 8, 8)
+	if !bytes.Equal(got[0].Styled, want) || got[0].Label != 1 || len(got[0].Controls) != 1 || !bytes.Equal(got[0].Orig, orig) {
+		t.Fatalf("patched pair: %+v", got[0])
+	}
+	if len(pairs[0].Styled) != 1 {
+		t.Fatal("PatchPairs changed its input")
+	}
+}
+
+func TestEmbedPatch(t *testing.T) {
+	root, st := makeFolder(t)
+	out := filepath.Join(t.TempDir(), "marked")
+	key, err := Embed(context.Background(), Options{Data: root, StyleImage: st, Out: out, Rate: 0.2, Seed: 3, Patch: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadKey(filepath.Join(out, "key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2.Method != MethodPatch || k2.Patch == nil || k2.Patch.Size != 4 || k2.Patch.Margin != 1 || len(k2.Samples) != len(key.Samples) {
+		t.Fatalf("key: method %q patch %+v", k2.Method, k2.Patch)
+	}
+	sp, sh, sw, err := data.ReadImage(st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := NewPatch(sp, sh, sw, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := LoadPairs(k2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range pairs {
+		want, err := patch.Stamp(q.Orig, q.H, q.W)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(q.Styled, want) {
+			t.Fatalf("sample %d: the transformed image is not its original with the patch", i)
+		}
+	}
+	// Another size is another key: the patch is part of the embedding's settings.
+	out2 := filepath.Join(t.TempDir(), "marked2")
+	k3, err := Embed(context.Background(), Options{Data: root, StyleImage: st, Out: out2, Rate: 0.2, Seed: 3, Patch: 20})
+	if err == nil {
+		t.Fatalf("a 20-pixel patch on 16-pixel images was accepted (%d samples)", len(k3.Samples))
+	}
+}
