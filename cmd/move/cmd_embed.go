@@ -34,6 +34,12 @@ The transfer needs no pretrained weights: each image is optimised so that the Gr
 its features in a fixed random-weight CNN match the style image's, while its mid-level features
 stay close to the original's (--strength sets the balance).
 
+--transfer feedforward styles with a feed-forward network instead, in the manner of Johnson
+et al. (the paper's code styles this way): a small fully convolutional network is trained
+once, with the same weight-free losses, on random crops of --ff-images of the chosen images,
+then styles each image with one forward pass. It is kept beside the key (stylizer.safetensors)
+and an interrupted run reuses it. move bench --stylizer measures both transfers.
+
 --patch N makes the paper's patch-based variant instead (its Table 9): IMAGE is shrunk to
 N x N pixels and stamped 1 pixel from the bottom-right corner of each chosen image, labels
 unchanged (a white IMAGE gives BadNets' white square, without its relabelling); the key
@@ -72,6 +78,9 @@ type embedOptions struct {
 	seed                                               uint64
 	styleOpts                                          style.Options
 	controls, controlSamples, checkImages, patch       int
+	transfer                                           string
+	feed                                               style.FeedOptions
+	feedImages                                         int
 	shard, shards                                      int
 	merge                                              bool
 	force, check, jsonOut                              bool
@@ -111,6 +120,12 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&opt.Median, "median", opt.Median, "apply a 3x3 median filter to styled images")
 	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals")
 	enumIn(fs, &opt.Method, "method", opt.Method, []string{"gram", "stats"}, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
+	o.feed = style.DefaultFeed()
+	enumIn(fs, &o.transfer, "transfer", "optimise", []string{"optimise", "feedforward"}, "how images are styled: optimise each (per-image Adam steps) or feedforward (train a stylizer network once, then one forward pass per image)")
+	intIn(fs, &o.feed.Steps, "ff-steps", o.feed.Steps, 1, 1000000, "feedforward: training steps of the stylizer")
+	intIn(fs, &o.feedImages, "ff-images", 256, 1, 1<<24, "feedforward: chosen images the stylizer trains on")
+	intIn(fs, &o.feed.Crop, "ff-crop", o.feed.Crop, 8, 4096, "feedforward: side of the training crops (a multiple of 4)")
+	intIn(fs, &o.feed.Width, "ff-width", o.feed.Width, 1, 1024, "feedforward: channels of the stylizer at full resolution")
 	intIn(fs, &o.patch, "patch", 0, 0, 4096, "the patch variant: stamp IMAGE shrunk to PATCH x PATCH pixels instead of transferring its style (0: style transfer)")
 	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
 	fs.StringVar(&o.preview, "preview", "", "write a contact sheet of originals and styled images to this PNG")
@@ -140,6 +155,9 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	o.controlStyles = controlStyles
+	if o.patch > 0 && o.transfer == "feedforward" {
+		return fmt.Errorf("--patch stamps a patch: it has no --transfer")
+	}
 	if o.patch > 0 && o.check {
 		return fmt.Errorf("--check measures a style transfer; --patch stamps a patch instead")
 	}
@@ -205,6 +223,12 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 	}
 	wo := watermark.Options{Data: o.data, StyleImage: o.style, Out: o.out, Rate: o.rate, Seed: o.seed,
 		Style: o.styleOpts, Force: o.force, Command: o.command, Created: os.Getenv("MOVE_CREATED"), Patch: o.patch,
+		FeedForward: o.transfer == "feedforward", Feed: o.feed, FeedImages: o.feedImages,
+		StylizerProgress: func(step, steps int, loss float64, el time.Duration) {
+			rate := float64(step) / el.Seconds()
+			pr.printf(step == steps, "training the stylizer: step %d/%d, loss %.4f, %.1f steps/s, ETA %s", step, steps, loss, rate,
+				fmtDuration(time.Duration(float64(steps-step)/rate*float64(time.Second))))
+		},
 		Progress: func(done, total int, el time.Duration) {
 			rate := float64(done) / el.Seconds()
 			pr.printf(done == total, "styling %d/%d images, %.1f img/s, ETA %s", done, total, rate,
@@ -276,7 +300,7 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "check (a) style distance: %.4f -> %.4f (ratio %.3f, need <= 0.5): %s\n", sc.Before, sc.After, sc.Ratio, passFail(sc.Pass))
 		failed = failed || !sc.Pass
 		if o.checkModel != "" {
-			cc, err := contentCheck(o.checkModel, o.data, o.style, o.styleOpts, o.checkImages, o.seed, o.onnx)
+			cc, err := contentCheck(o.checkModel, o.data, o.style, key, o.styleOpts, o.checkImages, o.seed, o.onnx)
 			if err != nil {
 				return err
 			}
@@ -311,8 +335,9 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-// contentCheck loads the clean classifier and the test split for watermark.CheckContent.
-func contentCheck(modelPath, src, styleImg string, opt style.Options, n int, seed uint64, od modelfile.ONNXDefaults) (watermark.ContentCheck, error) {
+// contentCheck loads the clean classifier and the test split for watermark.CheckContent, and
+// styles as the key did: with its stylizer, or by optimisation.
+func contentCheck(modelPath, src, styleImg string, key *watermark.Key, opt style.Options, n int, seed uint64, od modelfile.ONNXDefaults) (watermark.ContentCheck, error) {
 	m, info, err := classifier.Load(modelPath, od)
 	if err != nil {
 		return watermark.ContentCheck{}, err
@@ -327,9 +352,24 @@ func contentCheck(modelPath, src, styleImg string, opt style.Options, n int, see
 	if err := info.MatchClasses(test.Classes, src); err != nil {
 		return watermark.ContentCheck{}, fmt.Errorf("content check: %s: %w", modelPath, err)
 	}
+	if key.Stylizer != "" {
+		f, err := key.Path(key.Stylizer)
+		if err != nil {
+			return watermark.ContentCheck{}, err
+		}
+		s, err := style.LoadStylizer(f)
+		if err != nil {
+			return watermark.ContentCheck{}, err
+		}
+		return watermark.CheckContent(m, test, s.Apply, n, seed)
+	}
 	spix, sh, sw, err := data.ReadImage(styleImg, 0)
 	if err != nil {
 		return watermark.ContentCheck{}, err
 	}
-	return watermark.CheckContent(m, test, spix, sh, sw, opt, n, seed)
+	tr, err := style.New(spix, sh, sw, opt)
+	if err != nil {
+		return watermark.ContentCheck{}, err
+	}
+	return watermark.CheckContent(m, test, tr.Apply, n, seed)
 }

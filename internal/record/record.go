@@ -115,6 +115,11 @@ func HashKeyContent(keyPath string) (KeyContent, error) {
 	if err := addKeyFile("style", k.Style.File); err != nil {
 		return KeyContent{}, err
 	}
+	if k.Stylizer != "" {
+		if err := addKeyFile("stylizer", k.Stylizer); err != nil {
+			return KeyContent{}, err
+		}
+	}
 	for i, s := range k.Samples {
 		orig, err := k.Original(i)
 		if err != nil {

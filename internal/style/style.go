@@ -185,32 +185,14 @@ func (t *Transformer) applyBatch(imgs [][]uint8, h, w int) [][]uint8 {
 	}
 	n := len(imgs)
 	x0 := toTensor(work, hh, ww)
-	content := t.net.apply(nil, nn.Const(x0))[1]
-	ctarget := append([]float32(nil), content.Data()...)
-	cnorm := meanSquare(ctarget)
-	var targets [3][]float32
-	ref, norm := t.grams, t.gnorm
-	if t.opt.Method == "stats" {
-		ref, norm = t.stats, t.snorm
-	}
-	for l := range 3 {
-		targets[l] = make([]float32, 0, n*len(ref[l]))
-		for range n {
-			targets[l] = append(targets[l], ref[l]...)
-		}
-	}
+	ctarget, cnorm := t.contentTarget(nn.Const(x0))
+	targets := t.styleTargets(n)
 	x := nn.Leaf(x0.Clone())
 	opt := nn.NewAdam(0)
 	tp := nn.NewTape(true)
-	sw := float32(t.opt.Strength)
 	for range t.opt.Steps {
 		x.ZeroGrad()
-		f := t.net.apply(tp, x)
-		loss := nn.Scale(tp, nn.MSELoss(tp, f[1], ctarget), 1/cnorm)
-		for l := range 3 {
-			gl := nn.Scale(tp, nn.MSELoss(tp, t.statistic(tp, f[l]), targets[l]), sw/(3*norm[l]))
-			loss = nn.Add(tp, loss, gl)
-		}
+		loss := t.loss(tp, x, ctarget, cnorm, targets)
 		if err := tp.Backward(loss); err != nil {
 			panic(err) // the loss always depends on x
 		}
@@ -229,15 +211,64 @@ func (t *Transformer) applyBatch(imgs [][]uint8, h, w int) [][]uint8 {
 		if u > 1 {
 			p = shrink(p, hh, ww, u)
 		}
-		if t.opt.Median {
-			p = Median3(p, h, w)
-		}
-		if t.opt.KeepColors {
-			p = KeepColors(imgs[b], p)
-		}
-		res[b] = p
+		res[b] = postprocess(t.opt, imgs[b], p, h, w)
 	}
 	return res
+}
+
+// contentTarget is the content term's target for images x: their features at the middle
+// layer, and the features' mean square (the term's normaliser).
+func (t *Transformer) contentTarget(x *nn.Var) ([]float32, float32) {
+	content := t.net.apply(nil, x)[1]
+	ctarget := append([]float32(nil), content.Data()...)
+	return ctarget, meanSquare(ctarget)
+}
+
+// styleTargets are the style terms' targets for a batch of n images: the style image's
+// statistic at each layer, once per image.
+func (t *Transformer) styleTargets(n int) [3][]float32 {
+	var targets [3][]float32
+	ref := t.grams
+	if t.opt.Method == "stats" {
+		ref = t.stats
+	}
+	for l := range 3 {
+		targets[l] = make([]float32, 0, n*len(ref[l]))
+		for range n {
+			targets[l] = append(targets[l], ref[l]...)
+		}
+	}
+	return targets
+}
+
+// loss is the transfer's objective for images y: the content term (y's middle-layer
+// features against ctarget, divided by cnorm) plus Strength times the mean of the three
+// style terms (each layer's statistic against the style image's, divided by its mean square).
+func (t *Transformer) loss(tp *nn.Tape, y *nn.Var, ctarget []float32, cnorm float32, targets [3][]float32) *nn.Var {
+	norm := t.gnorm
+	if t.opt.Method == "stats" {
+		norm = t.snorm
+	}
+	sw := float32(t.opt.Strength)
+	f := t.net.apply(tp, y)
+	loss := nn.Scale(tp, nn.MSELoss(tp, f[1], ctarget), 1/cnorm)
+	for l := range 3 {
+		gl := nn.Scale(tp, nn.MSELoss(tp, t.statistic(tp, f[l]), targets[l]), sw/(3*norm[l]))
+		loss = nn.Add(tp, loss, gl)
+	}
+	return loss
+}
+
+// postprocess applies the options' median filter and colour keeping to a styled image p of
+// the original orig (both h x w).
+func postprocess(o Options, orig, p []uint8, h, w int) []uint8 {
+	if o.Median {
+		p = Median3(p, h, w)
+	}
+	if o.KeepColors {
+		p = KeepColors(orig, p)
+	}
+	return p
 }
 
 // upscale resizes an image u times bilinearly (u = 1 returns it as is).

@@ -159,24 +159,21 @@ type ContentCheck struct {
 	Pass   bool    `json:"pass"` // kept >= 0.5
 }
 
-// CheckContent styles n test images (a seeded sample) and compares clean classifier m's
-// accuracy on them with its accuracy on the originals.
-func CheckContent(m classifier.Model, test *data.Set, stylePix []uint8, sh, sw int, opt style.Options, n int, seed uint64) (ContentCheck, error) {
+// CheckContent styles n test images (a seeded sample) with apply (a Transformer's or a
+// Stylizer's Apply) and compares clean classifier m's accuracy on them with its accuracy on
+// the originals.
+func CheckContent(m classifier.Model, test *data.Set, apply func(imgs [][]uint8, h, w int) [][]uint8, n int, seed uint64) (ContentCheck, error) {
 	var r ContentCheck
 	if test.Len() == 0 {
 		return r, errors.New("content check: no test images")
 	}
 	idx, _ := data.Split(test.Len(), min(n, test.Len()), seed)
 	sub := test.Subset(idx)
-	tr, err := style.New(stylePix, sh, sw, opt)
-	if err != nil {
-		return r, err
-	}
 	imgs := make([][]uint8, sub.Len())
 	for i := range imgs {
 		imgs[i] = sub.Image(i)
 	}
-	styled := tr.Apply(imgs, sub.H, sub.W)
+	styled := apply(imgs, sub.H, sub.W)
 	ss := &data.Set{Classes: sub.Classes, H: sub.H, W: sub.W, Labels: sub.Labels}
 	for _, p := range styled {
 		ss.Pixels = append(ss.Pixels, p...)

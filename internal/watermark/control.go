@@ -145,7 +145,7 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 					return nil, err
 				}
 			}
-			pix, sizes, err := styleFiles(tr, paths)
+			pix, sizes, err := styleFiles(tr.Apply, paths)
 			if err != nil {
 				return nil, err
 			}

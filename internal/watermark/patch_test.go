@@ -5,8 +5,10 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"move/internal/data"
+	"move/internal/style"
 )
 
 func TestNewPatchAverages(t *testing.T) {
@@ -145,5 +147,52 @@ func TestEmbedPatch(t *testing.T) {
 	k3, err := Embed(context.Background(), Options{Data: root, StyleImage: st, Out: out2, Rate: 0.2, Seed: 3, Patch: 20})
 	if err == nil {
 		t.Fatalf("a 20-pixel patch on 16-pixel images was accepted (%d samples)", len(k3.Samples))
+	}
+}
+
+func TestEmbedFeedForward(t *testing.T) {
+	root, st := makeFolder(t)
+	out := filepath.Join(t.TempDir(), "marked")
+	feed := style.DefaultFeed()
+	feed.Width, feed.Blocks, feed.Steps, feed.Batch, feed.Crop = 4, 1, 5, 2, 16
+	steps := 0
+	key, err := Embed(context.Background(), Options{Data: root, StyleImage: st, Out: out, Rate: 0.2, Seed: 3, Style: fastStyle(),
+		FeedForward: true, Feed: feed, FeedImages: 3, StylizerProgress: func(step, total int, _ float64, _ time.Duration) { steps = total }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps != 5 {
+		t.Errorf("stylizer progress reported %d steps, want 5", steps)
+	}
+	k, err := LoadKey(filepath.Join(out, "key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Method != MethodFeedForward || k.Stylizer != StylizerFile || k.Feed == nil || *k.Feed != feed || len(k.Samples) != len(key.Samples) {
+		t.Fatalf("key: method %q, stylizer %q, feed %+v", k.Method, k.Stylizer, k.Feed)
+	}
+	f, err := k.Path(k.Stylizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := style.LoadStylizer(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := LoadPairs(k, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range pairs {
+		if want := s.Apply([][]uint8{q.Orig}, q.H, q.W)[0]; !bytes.Equal(q.Styled, want) {
+			t.Fatalf("sample %d is not the kept stylizer's output", i)
+		}
+	}
+	// The stylizer trained and a feed-forward key are refused with the patch and with shards.
+	for _, o := range []Options{{Patch: 3}, {Shards: 2}} {
+		o.Data, o.StyleImage, o.Out, o.Rate, o.Style, o.FeedForward, o.Feed = root, st, filepath.Join(t.TempDir(), "x"), 0.2, fastStyle(), true, feed
+		if _, err := Embed(context.Background(), o); err == nil {
+			t.Errorf("feed-forward with %+v was accepted", o)
+		}
 	}
 }

@@ -60,6 +60,10 @@ type Key struct {
 	// Patch is set when Method is MethodPatch: the style image, shrunk to a patch, was stamped
 	// instead of transferred.
 	Patch *Patch `json:"patch,omitempty"`
+	// Stylizer names the trained feed-forward network, relative to the key file, when Method
+	// is MethodFeedForward, and Feed how it was trained.
+	Stylizer string             `json:"stylizer,omitempty"`
+	Feed     *style.FeedOptions `json:"feed,omitempty"`
 
 	dir     string // the folder of the key file: what its relative paths start from
 	resumed int    // styled images an interrupted Embed had made
@@ -81,8 +85,15 @@ type Sample struct {
 	Styled string `json:"styled"` // styled file, relative to the key file
 }
 
-// Method names the transfer implemented by package style.
+// Method names the transfer implemented by package style: each image optimised.
 const Method = "random-feature-gram"
+
+// MethodFeedForward names the same transfer by a feed-forward network (style.Stylizer)
+// trained once on some of the chosen images with the same losses, then applied to each.
+const MethodFeedForward = "feedforward-random-feature-gram"
+
+// StylizerFile is the trained stylizer's file beside the key.
+const StylizerFile = "stylizer.safetensors"
 
 // Options for Embed.
 type Options struct {
@@ -105,6 +116,13 @@ type Options struct {
 	// Patch pixels and stamped 1 pixel from each chosen image's bottom-right corner instead of
 	// transferred (Style is then unused).
 	Patch int
+	// FeedForward styles with a feed-forward network (MethodFeedForward) trained with Feed on
+	// up to FeedImages of the chosen images (evenly spread over them; 0: 256), instead of
+	// optimising each image. StylizerProgress, when not nil, follows its training.
+	FeedForward      bool
+	Feed             style.FeedOptions
+	FeedImages       int
+	StylizerProgress func(step, steps int, loss float64, elapsed time.Duration)
 }
 
 // chunk is how many images are styled together. An image's styling depends slightly on the
@@ -173,8 +191,9 @@ func Embed(ctx context.Context, o Options) (*Key, error) {
 type plan struct {
 	o          Options
 	styleBytes []byte
-	tr         *style.Transformer // style transfer, or
+	tr         *style.Transformer // style transfer (by optimisation, or by ff once trained), or
 	patch      *Patch             // the patch variant
+	ff         *style.Stylizer
 	split      string
 	classes    []string
 	jobs       []job
@@ -222,6 +241,23 @@ func makePlan(o Options) (*plan, error) {
 	}
 	var tr *style.Transformer
 	var patch *Patch
+	if o.FeedForward && o.Patch > 0 {
+		return nil, errors.New("the patch variant stamps: it has no feed-forward stylizer")
+	}
+	if o.FeedForward && o.Shards > 1 {
+		return nil, errors.New("a feed-forward stylizer is trained once: style with it in one run (no shards)")
+	}
+	if o.FeedForward {
+		if o.FeedImages == 0 {
+			o.FeedImages = 256
+		}
+		if err := o.Feed.Validate(); err != nil {
+			return nil, err
+		}
+		if o.FeedImages < 1 {
+			return nil, fmt.Errorf("the stylizer trains on %d images: want at least 1", o.FeedImages)
+		}
+	}
 	if o.Patch > 0 {
 		pt, err := NewPatch(spix, sh, sw, o.Patch, 1)
 		if err != nil {
@@ -260,6 +296,9 @@ func makePlan(o Options) (*plan, error) {
 	if patch != nil {
 		settings["method"], settings["patch"] = MethodPatch, patch
 	}
+	if o.FeedForward {
+		settings["method"], settings["feed"], settings["feed_images"] = MethodFeedForward, o.Feed, o.FeedImages
+	}
 	conf, _ := json.Marshal(settings)
 	return &plan{o: o, styleBytes: styleBytes, tr: tr, patch: patch, split: split, classes: classes, jobs: jobs, chosen: chosen, conf: conf}, nil
 }
@@ -275,6 +314,10 @@ func (p *plan) newKey() *Key {
 		Method: Method, Params: o.Style, Source: o.Data, Output: o.Out, Split: p.split, Classes: p.classes}
 	if p.patch != nil {
 		key.Method, key.Patch = MethodPatch, p.patch
+	}
+	if o.FeedForward {
+		feed := o.Feed
+		key.Method, key.Stylizer, key.Feed = MethodFeedForward, StylizerFile, &feed
 	}
 	sum := sha256.Sum256(p.styleBytes)
 	key.Style = StyleRef{File: "style" + strings.ToLower(filepath.Ext(o.StyleImage)), Origin: filepath.Base(o.StyleImage), SHA256: hex.EncodeToString(sum[:])}
@@ -359,6 +402,11 @@ func (p *plan) embed(ctx context.Context) (*Key, error) {
 	// holds only its styled images; the merge copies the rest).
 	if !sharded {
 		if err := copyTree(o.Data, tmp, func(p string) bool { return chosen[p] }); err != nil {
+			return nil, err
+		}
+	}
+	if o.FeedForward {
+		if err := p.stylizer(filepath.Join(tmp, StylizerFile)); err != nil {
 			return nil, err
 		}
 	}
@@ -557,11 +605,47 @@ func copyFile(src, dst string) error {
 	return atomicfile.WriteBytes(dst, false, b)
 }
 
+// stylizer loads the feed-forward stylizer an interrupted run trained into file, or trains
+// it on up to FeedImages of the chosen images (evenly spread over the sorted selection) and
+// saves it there.
+func (p *plan) stylizer(file string) error {
+	if s, err := style.LoadStylizer(file); err == nil {
+		p.ff = s
+		return nil
+	}
+	n := min(p.o.FeedImages, len(p.jobs))
+	imgs := make([]style.Image, 0, n)
+	for i := range n {
+		j := p.jobs[i*len(p.jobs)/n]
+		pix, h, w, err := data.ReadImage(j.src, 0)
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, style.Image{Pix: pix, H: h, W: w})
+	}
+	var progress func(int, float64, time.Duration)
+	if f := p.o.StylizerProgress; f != nil {
+		progress = func(step int, loss float64, el time.Duration) { f(step, p.o.Feed.Steps, loss, el) }
+	}
+	s, err := style.TrainStylizer(p.tr, imgs, p.o.Feed, progress)
+	if err != nil {
+		return fmt.Errorf("training the stylizer: %w", err)
+	}
+	if err := s.Save(file, true); err != nil {
+		return err
+	}
+	p.ff = s
+	return nil
+}
+
 // transform reads the images at paths and transforms them: stamps the patch (the patch
-// variant) or styles them.
+// variant), or styles them (with the stylizer, or by optimisation).
 func (p *plan) transform(paths []string) ([][]uint8, [][2]int, error) {
-	if p.patch == nil {
-		return styleFiles(p.tr, paths)
+	switch {
+	case p.ff != nil:
+		return styleFiles(p.ff.Apply, paths)
+	case p.patch == nil:
+		return styleFiles(p.tr.Apply, paths)
 	}
 	pix := make([][]uint8, len(paths))
 	sizes := make([][2]int, len(paths))
@@ -570,17 +654,17 @@ func (p *plan) transform(paths []string) ([][]uint8, [][2]int, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		sizes[i] = [2]int{h, w}
 		if pix[i], err = p.patch.Stamp(img, h, w); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", f, err)
 		}
-		sizes[i] = [2]int{h, w}
 	}
 	return pix, sizes, nil
 }
 
-// styleFiles reads the images at paths and styles them with tr, in one batch per image size
+// styleFiles reads the images at paths and styles them with apply, in one batch per image size
 // (folders may mix sizes); it returns the styled pixels and each image's height and width.
-func styleFiles(tr *style.Transformer, paths []string) ([][]uint8, [][2]int, error) {
+func styleFiles(apply func(imgs [][]uint8, h, w int) [][]uint8, paths []string) ([][]uint8, [][2]int, error) {
 	bySize := map[[2]int][]int{}
 	pix := make([][]uint8, len(paths))
 	sizes := make([][2]int, len(paths))
@@ -597,7 +681,7 @@ func styleFiles(tr *style.Transformer, paths []string) ([][]uint8, [][2]int, err
 		for k, i := range idx {
 			batch[k] = pix[i]
 		}
-		res := tr.Apply(batch, hw[0], hw[1])
+		res := apply(batch, hw[0], hw[1])
 		for k, i := range idx {
 			pix[i] = res[k]
 		}
