@@ -38,6 +38,7 @@ EXIT STATUS
 			detectFlag := fs.Bool("detect", false, "run the detection studies (see move help experiment)")
 			defences := defenceFlag(fs)
 			families := familiesFlag(fs)
+			transfer := transferFlag(fs)
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "a sweep (see move help experiment; repeatable)")
 			if err := parse(fs, args); err != nil {
@@ -48,7 +49,9 @@ EXIT STATUS
 				src, why = demoData()
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
-			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: experiment.Demo(), Seed: *seed,
+			p := experiment.Demo()
+			p.FeedForward = *transfer == "feedforward"
+			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
 				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}

@@ -75,6 +75,9 @@ victim to tell the owner's training images from public ones by their blind-walk 
 the decision boundary, and each suspect is tested on others (it protects the data: a model
 trained on the owner's own data is flagged by design). It tests the thefts, the independent
 model and the first 19 innocents (one of each kind), and is recomputed on every run.
+move-patch: MOVE's patch-based variant (the paper's Table 9): the same images the key styles
+carry BadNets' white square instead of the style, labels unchanged; MOVE's benign models,
+meta-classifier recipe and test, in both modes (columns move-patch-white and -black).
 
 White-box feature families (--features all, or names): every suspect is verified in white-box
 mode again with a meta-classifier of each family, trained on the same victim, benign models
@@ -152,6 +155,7 @@ EXIT STATUS
 			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
 			families := familiesFlag(fs)
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
+			transfer := transferFlag(fs)
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
@@ -168,11 +172,19 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
+			p.FeedForward = *transfer == "feedforward"
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
 				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
+}
+
+// transferFlag is --transfer of move experiment and move demo.
+func transferFlag(fs *flag.FlagSet) *string {
+	var t string
+	enumIn(fs, &t, "transfer", "optimise", []string{"optimise", "feedforward"}, "how the owner's and the control styles are applied: optimise each image, or feedforward (a stylizer trained once per style; see move help embed)")
+	return &t
 }
 
 // experimentOptions are the options of move experiment and move demo.

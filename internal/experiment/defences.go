@@ -10,6 +10,7 @@ import (
 
 	"move/internal/badnets"
 	"move/internal/classifier"
+	"move/internal/data"
 	"move/internal/datasetinference"
 	"move/internal/modelfile"
 	"move/internal/models"
@@ -23,8 +24,8 @@ const (
 	DatasetInference = "dataset-inference"
 )
 
-// Defences are the baselines by name.
-var Defences = []string{BadNets, DatasetInference}
+// Defences are the baselines by name, and MOVE's patch-based variant (MovePatch).
+var Defences = []string{BadNets, DatasetInference, MovePatch}
 
 // DefenceResult is one baseline defence's run: its own watermarked victim, the registry's
 // attacks against that victim, and its verification of every suspect.
@@ -62,6 +63,8 @@ func (r *runner) defences() error {
 			err = r.badNets()
 		case DatasetInference:
 			err = r.datasetInference()
+		case MovePatch:
+			err = r.movePatch()
 		}
 		if err != nil {
 			return err
@@ -77,42 +80,16 @@ func (r *runner) defences() error {
 // reused), and verifies every suspect with the trigger test against MOVE's reference.
 func (r *runner) badNets() error {
 	p := r.cfg.Profile
-	if err := os.MkdirAll(r.path(BadNets, "suspects"), 0o755); err != nil {
-		return err
-	}
 	tr := badnets.DefaultTrigger(r.size)
 	res := &DefenceResult{Name: BadNets, Setup: tr}
-	vfile := r.path(BadNets, "victim.safetensors")
-	seed := r.victimSeed()
-	conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": seed, "rate": p.Rate, "trigger": tr, "upstream": r.base}
-	err := r.stage("badnets-victim", conf, []string{vfile}, &res.Victim, func() error {
+	conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": r.victimSeed(), "rate": p.Rate, "trigger": tr, "upstream": r.base}
+	desc := fmt.Sprintf("the owner's clean data, %g of it stamped with a %dx%d trigger and relabelled to class %d", p.Rate, tr.Size, tr.Size, tr.Target)
+	role := "victim watermarked with BadNets (a patch trigger, labels changed)"
+	mark := func() (*data.Set, error) {
 		marked, _, err := badnets.Mark(r.clean, tr, p.Rate, r.cfg.Seed)
-		if err != nil {
-			return err
-		}
-		m, err := models.New(p.Arch, len(r.clean.Classes), seed)
-		if err != nil {
-			return err
-		}
-		info := r.modelInfo("badnets", fmt.Sprintf("the owner's clean data, %g of it stamped with a %dx%d trigger and relabelled to class %d", p.Rate, tr.Size, tr.Size, tr.Target), seed)
-		fr, err := train.Fit(r.ctx, m, marked, r.recipe(p.Epochs, seed), train.Options{Checkpoint: vfile + ".ckpt", Info: info,
-			Progress: func(s train.Status) { r.log.Progress("badnets-victim", s) }})
-		if err != nil {
-			return err
-		}
-		if err := modelfile.Save(vfile, m, info, true); err != nil {
-			return err
-		}
-		os.Remove(vfile + ".ckpt")
-		res.Victim = ModelFigure{Name: "badnets-victim", File: BadNets + "/victim.safetensors", Accuracy: train.Accuracy(m, r.test, r.norm, 256),
-			Seconds: fr.Seconds, Role: "victim watermarked with BadNets (a patch trigger, labels changed)"}
-		return nil
-	})
-	if err != nil {
-		return err
+		return marked, err
 	}
-	r.log.Printf("badnets victim: test accuracy %.2f%%", 100*res.Victim.Accuracy)
-	victim, err := r.load(vfile)
+	victim, err := r.defenceVictim(BadNets, conf, mark, desc, role, &res.Victim)
 	if err != nil {
 		return err
 	}
@@ -121,14 +98,78 @@ func (r *runner) badNets() error {
 		return err
 	}
 	opts := badnets.Options{M: p.MBlack, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7}
-	verdict := func(row *DefenceRow, s classifier.Model) error {
+	err = r.defenceSuspects(BadNets, victim, func(row DefenceRow, _ Row, s classifier.Model) error {
 		v, err := badnets.Verify(s, ref, r.test, tr, opts)
 		if err != nil {
 			return fmt.Errorf("badnets verification of %s: %w", row.Attack, err)
 		}
 		row.P, row.DeltaMu, row.Verdict, row.Outcome, row.Success = v.P, v.DeltaMu, v.Stolen, v.Verdict, v.SuccessRate
+		res.Rows = append(res.Rows, row)
+		if row.Stolen {
+			r.log.Printf("badnets %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", row.Attack, 100*row.Accuracy, 100*row.Success, row.P)
+		}
 		return nil
+	})
+	if err != nil {
+		return err
 	}
+	r.addDefence(res)
+	return nil
+}
+
+// addDefence records a defence's run in the results.
+func (r *runner) addDefence(res *DefenceResult) {
+	if r.res.Defences == nil {
+		r.res.Defences = map[string]*DefenceResult{}
+	}
+	r.res.Defences[res.Name] = res
+}
+
+// defenceVictim trains (stage NAME-victim) the victim of a defence with a watermark of its own:
+// MOVE's victim recipe and seed on the training set mark returns, saved as OUT/NAME/victim.
+func (r *runner) defenceVictim(name string, conf map[string]any, mark func() (*data.Set, error), dataDesc, role string, fig *ModelFigure) (classifier.Model, error) {
+	p := r.cfg.Profile
+	if err := os.MkdirAll(r.path(name, "suspects"), 0o755); err != nil {
+		return classifier.Model{}, err
+	}
+	vfile := r.path(name, "victim.safetensors")
+	seed := r.victimSeed()
+	err := r.stage(name+"-victim", conf, []string{vfile}, fig, func() error {
+		marked, err := mark()
+		if err != nil {
+			return err
+		}
+		m, err := models.New(p.Arch, len(r.clean.Classes), seed)
+		if err != nil {
+			return err
+		}
+		info := r.modelInfo(name, dataDesc, seed)
+		fr, err := train.Fit(r.ctx, m, marked, r.recipe(p.Epochs, seed), train.Options{Checkpoint: vfile + ".ckpt", Info: info,
+			Progress: func(s train.Status) { r.log.Progress(name+"-victim", s) }})
+		if err != nil {
+			return err
+		}
+		if err := modelfile.Save(vfile, m, info, true); err != nil {
+			return err
+		}
+		os.Remove(vfile + ".ckpt")
+		*fig = ModelFigure{Name: name + "-victim", File: name + "/victim.safetensors", Accuracy: train.Accuracy(m, r.test, r.norm, 256),
+			Seconds: fr.Seconds, Role: role}
+		return nil
+	})
+	if err != nil {
+		return classifier.Model{}, err
+	}
+	r.log.Printf("%s victim: test accuracy %.2f%%", name, 100*fig.Accuracy)
+	return r.load(vfile)
+}
+
+// defenceSuspects steals a defence's victim with each of the paper's attacks (their recipes
+// and seeds as against MOVE's victim; stages NAME-steal-ATTACK, models in OUT/NAME/suspects)
+// and visits each theft, then every suspect of MOVE's table that never touched a victim (the
+// independent control and the innocents: the same files as in MOVE's table), with its row
+// of the defence's table (accuracy and agreement filled), MOVE's row and the model.
+func (r *runner) defenceSuspects(name string, victim classifier.Model, visit func(DefenceRow, Row, classifier.Model) error) error {
 	src := r.sources()
 	for i, a := range steal.Attacks() {
 		if a.Washing || !a.Stolen {
@@ -139,10 +180,10 @@ func (r *runner) badNets() error {
 		if err != nil {
 			return err
 		}
-		file := r.path(BadNets, "suspects", a.Name+".safetensors")
+		file := r.path(name, "suspects", a.Name+".safetensors")
 		row := DefenceRow{Attack: a.Name, Label: a.Label, Stolen: true}
-		stage := "badnets-steal-" + a.Name
-		err = r.stage(stage, map[string]any{"cfg": cfg, "victim": r.stageHash("badnets-victim")}, []string{file}, &row, func() error {
+		stage := name + "-steal-" + a.Name
+		err = r.stage(stage, map[string]any{"cfg": cfg, "victim": r.stageHash(name + "-victim")}, []string{file}, &row, func() error {
 			st, err := steal.Run(r.ctx, victim, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress(stage, s) })
 			if err != nil {
 				return err
@@ -151,7 +192,7 @@ func (r *runner) badNets() error {
 			if err != nil {
 				return err
 			}
-			info := r.modelInfo(a.Name, a.Summary+" (from the BadNets victim)", cfg.Train.Seed)
+			info := r.modelInfo(a.Name, a.Summary+" (from the "+name+" victim)", cfg.Train.Seed)
 			return modelfile.Save(file, st.Model, info, true)
 		})
 		if err != nil {
@@ -161,13 +202,10 @@ func (r *runner) badNets() error {
 		if err != nil {
 			return err
 		}
-		if err := verdict(&row, s); err != nil {
+		if err := visit(row, Row{Attack: a.Name, Label: a.Label, Stolen: true, File: file}, s); err != nil {
 			return err
 		}
-		res.Rows = append(res.Rows, row)
-		r.log.Printf("badnets %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", a.Name, 100*row.Accuracy, 100*row.Success, row.P)
 	}
-	// The models that never saw any victim: the same files as in MOVE's table.
 	for _, mr := range r.res.Rows {
 		if err := r.ctx.Err(); err != nil {
 			return err
@@ -179,18 +217,12 @@ func (r *runner) badNets() error {
 		if err != nil {
 			return err
 		}
-		row := DefenceRow{Attack: mr.Attack, Label: mr.Label, Accuracy: mr.Accuracy}
-		err = verdict(&row, s)
+		err = visit(DefenceRow{Attack: mr.Attack, Label: mr.Label, Accuracy: mr.Accuracy}, mr, s)
 		stop()
 		if err != nil {
 			return err
 		}
-		res.Rows = append(res.Rows, row)
 	}
-	if r.res.Defences == nil {
-		r.res.Defences = map[string]*DefenceResult{}
-	}
-	r.res.Defences[BadNets] = res
 	return nil
 }
 

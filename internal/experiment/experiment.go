@@ -30,6 +30,7 @@ import (
 	"move/internal/modelfile"
 	"move/internal/models"
 	"move/internal/steal"
+	"move/internal/style"
 	"move/internal/train"
 	"move/internal/verify"
 	"move/internal/watermark"
@@ -403,10 +404,13 @@ func (r *runner) embed() error {
 		return fmt.Errorf("style image: %w", err)
 	}
 	conf := map[string]any{"style_sha256": hashOf(sb), "rate": p.Rate, "opts": p.Style, "seed": r.cfg.Seed, "data": r.res.Stages[0].Hash}
+	if p.FeedForward {
+		conf["feedforward"] = style.DefaultFeed()
+	}
 	out := r.path("marked")
 	if err := r.stage("embed", conf, []string{out}, nil, func() error {
 		_, err := watermark.Embed(r.ctx, watermark.Options{Data: r.path("data"), StyleImage: r.cfg.Style, Out: out, Rate: p.Rate,
-			Seed: r.cfg.Seed, Style: p.Style, Force: true, Command: r.cfg.Command,
+			Seed: r.cfg.Seed, Style: p.Style, Force: true, Command: r.cfg.Command, FeedForward: p.FeedForward, Feed: style.DefaultFeed(),
 			Progress: func(done, total int, el time.Duration) {
 				rate := float64(done) / el.Seconds()
 				r.log.Progress("embed", train.Status{Step: done, Steps: total, ImgPerSec: rate,
@@ -682,22 +686,7 @@ func (r *runner) metaAndVerify() error {
 	up := r.base
 	for _, mode := range features.Modes {
 		file := r.path("meta-" + mode + ".safetensors")
-		fo := meta.Options{}
-		if p.MetaHidden == "logistic" {
-			fo.Hidden = []int{}
-		}
-		maxTrain := p.MetaTrain
-		if mode == features.Black {
-			maxTrain = p.MetaTrainBlack
-			if maxTrain <= 0 {
-				maxTrain = len(pairs)
-			}
-		}
-		mo := verify.MetaOptions{Mode: mode, Layout: features.Compressed, MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
-		conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}
-		if ctl := r.stageHash("controls"); ctl != "" {
-			conf["controls"], conf["contrast"] = ctl, verify.Contrast
-		}
+		mo, conf := r.metaOptions(mode, len(pairs), up)
 		info, err := r.metaStage("meta-"+mode, file, conf, victim, benign, pairs, mo)
 		if err != nil {
 			return err
@@ -741,6 +730,29 @@ func (r *runner) metaAndVerify() error {
 		r.res.Innocents[mode] = innocent.Summarise(mode, outs)
 	}
 	return nil
+}
+
+// metaOptions are the options of the table's meta-classifier of a mode on a key of n pairs,
+// and its stage's configuration on top of the stages whose hash is up.
+func (r *runner) metaOptions(mode string, n int, up string) (verify.MetaOptions, map[string]any) {
+	p := r.cfg.Profile
+	fo := meta.Options{}
+	if p.MetaHidden == "logistic" {
+		fo.Hidden = []int{}
+	}
+	maxTrain := p.MetaTrain
+	if mode == features.Black {
+		maxTrain = p.MetaTrainBlack
+		if maxTrain <= 0 {
+			maxTrain = n
+		}
+	}
+	mo := verify.MetaOptions{Mode: mode, Layout: features.Compressed, MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo}
+	conf := map[string]any{"opts": mo, "hidden": p.MetaHidden, "upstream": up, "features": features.Form}
+	if ctl := r.stageHash("controls"); ctl != "" {
+		conf["controls"], conf["contrast"] = ctl, verify.Contrast
+	}
+	return mo, conf
 }
 
 // verdictOf is the table's record of one verification.

@@ -248,7 +248,7 @@ func TestPipelineResumes(t *testing.T) {
 
 	// BadNets beside MOVE: its own victim, stolen by the paper's attacks, each suspect and every
 	// model that never saw a victim verified by the trigger test; MOVE's stages are reused.
-	cfg.Defences = []string{BadNets, DatasetInference}
+	cfg.Defences = []string{BadNets, DatasetInference, MovePatch}
 	logs.Reset()
 	res4, err := Run(context.Background(), cfg, log)
 	if err != nil {
@@ -287,9 +287,40 @@ func TestPipelineResumes(t *testing.T) {
 	if di == nil || len(di.Rows) != len(res4.Rows) {
 		t.Fatalf("dataset inference: %+v", di)
 	}
+	// MOVE's patch variant: its own victim on the training set with a white square, not the
+	// style, on the very images the key styles; MOVE's benign models, meta recipe and test.
+	for _, mode := range []string{"white", "black"} {
+		pv := res4.Defences[MovePatch+"-"+mode]
+		if pv == nil || pv.Victim.Accuracy <= 0 {
+			t.Fatalf("%s-%s: %+v", MovePatch, mode, pv)
+		}
+		var stolen, clean int
+		for _, row := range pv.Rows {
+			if row.Stolen {
+				stolen++
+			} else {
+				clean++
+			}
+			if !(row.P >= 0 && row.P <= 1) || row.Outcome == "" {
+				t.Errorf("%s-%s %s: p %g, verdict %q", MovePatch, mode, row.Attack, row.P, row.Outcome)
+			}
+		}
+		// White-box reads weights: not the served constant answer.
+		if wantClean := map[string]int{"white": 2, "black": 3}[mode]; stolen != 7 || clean != wantClean {
+			t.Errorf("%s-%s: %d stolen and %d clean suspects, want 7 and %d", MovePatch, mode, stolen, clean, wantClean)
+		}
+	}
+	for _, f := range []string{"victim.safetensors", "meta-white.safetensors", "meta-black.safetensors", "suspects/copy.safetensors"} {
+		if _, err := os.Stat(filepath.Join(cfg.Out, MovePatch, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if strings.Contains(logs.String(), "[train-benign") {
+		t.Errorf("the patch variant retrained the benign models:\n%s", logs.String())
+	}
 	var cmpTable bytes.Buffer
 	writeDefences(&cmpTable, res4)
-	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
+	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "move-patch-black p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())

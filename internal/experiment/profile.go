@@ -18,6 +18,9 @@ type Profile struct {
 	Size          int     `json:"size"`            // resize images to Size x Size (0: keep)
 	Rate          float64 `json:"rate"`            // gamma: fraction of training images styled
 	Style         style.Options
+	// FeedForward styles with a feed-forward stylizer (style.Stylizer, DefaultFeed) trained
+	// once per style instead of optimising each image (move embed --transfer feedforward).
+	FeedForward bool `json:"feedforward,omitempty"`
 	// Models.
 	Arch      string `json:"arch"`
 	Epochs    int    `json:"epochs"`     // victim and benign models

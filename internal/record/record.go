@@ -140,6 +140,11 @@ func HashKeyContent(keyPath string) (KeyContent, error) {
 		if err := addKeyFile("control-style", c.Style.File); err != nil {
 			return KeyContent{}, err
 		}
+		if c.Stylizer != "" {
+			if err := addKeyFile("control-stylizer", c.Stylizer); err != nil {
+				return KeyContent{}, err
+			}
+		}
 		for _, f := range c.Files {
 			if err := addKeyFile("control", f); err != nil {
 				return KeyContent{}, err

@@ -104,30 +104,32 @@ type Image struct {
 }
 
 // TrainStylizer trains a stylizer for t's style image on random Crop x Crop crops of imgs
-// (the owner's images; each at least Crop pixels on a side), minimising t's loss: the content
+// (the owner's images; smaller ones shrink the crop to the largest multiple of 4 all of them
+// hold), minimising t's loss: the content
 // term on the crop's own features plus Strength times the style terms. progress, when not
 // nil, is called after each step with the step, the loss and the time so far.
 func TrainStylizer(t *Transformer, imgs []Image, feed FeedOptions, progress func(step int, loss float64, elapsed time.Duration)) (*Stylizer, error) {
 	if err := feed.Validate(); err != nil {
 		return nil, err
 	}
-	var usable []Image
+	if len(imgs) == 0 {
+		return nil, errors.New("no training images for the stylizer")
+	}
+	c := feed.Crop
 	for _, im := range imgs {
 		if len(im.Pix) != im.H*im.W*3 {
 			return nil, fmt.Errorf("training image of %d bytes for %dx%d RGB", len(im.Pix), im.W, im.H)
 		}
-		if im.H >= feed.Crop && im.W >= feed.Crop {
-			usable = append(usable, im)
-		}
+		c = min(c, im.H/4*4, im.W/4*4) // smaller images: the largest crop all of them hold
 	}
-	if len(usable) == 0 {
-		return nil, fmt.Errorf("none of the %d training images is at least %d pixels on a side (the training crop)", len(imgs), feed.Crop)
+	if c < 8 {
+		return nil, fmt.Errorf("the stylizer trains on crops of at least 8 pixels; the smallest of its %d training images is smaller", len(imgs))
 	}
+	usable := imgs
 	s := newStylizer(feed, t.opt)
 	rng := rand.New(rand.NewPCG(feed.Seed, 0x63726f70)) // "crop"
 	opt := nn.NewAdam(0)
 	tp := nn.NewTape(true)
-	c := feed.Crop
 	targets := t.styleTargets(feed.Batch)
 	start := time.Now()
 	for step := range feed.Steps {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"move/internal/data"
+	"move/internal/modelfile"
 	"move/internal/nn"
 )
 
@@ -108,8 +109,8 @@ func TestStylizerBadInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small := []Image{{Pix: make([]uint8, 8*8*3), H: 8, W: 8}}
-	if _, err := TrainStylizer(tr, small, smallFeed(), nil); err == nil || !strings.Contains(err.Error(), "at least 16 pixels") {
+	small := []Image{{Pix: make([]uint8, 7*9*3), H: 7, W: 9}}
+	if _, err := TrainStylizer(tr, small, smallFeed(), nil); err == nil || !strings.Contains(err.Error(), "at least 8 pixels") {
 		t.Errorf("images smaller than the crop: %v", err)
 	}
 	bad := smallFeed()
@@ -118,10 +119,21 @@ func TestStylizerBadInputs(t *testing.T) {
 		t.Errorf("crop of 18: %v", err)
 	}
 	f := filepath.Join(t.TempDir(), "not.safetensors")
-	if err := newStylizer(smallFeed(), Default()).Save(f, false); err != nil {
+	if err := modelfile.SaveTensors(f, newStylizer(smallFeed(), Default()).store.Map(), map[string]string{"format": "move-model/1"}, false); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := LoadStylizer(f); err == nil || !strings.Contains(err.Error(), "not a stylizer") {
+		t.Errorf("another format: %v", err)
 	}
 	if _, err := LoadStylizer(filepath.Join(t.TempDir(), "none")); err == nil {
 		t.Error("a missing file loaded")
+	}
+	// Images smaller than the crop shrink it (Fashion-MNIST's 28 pixels: crops of 28).
+	feed := smallFeed()
+	feed.Steps = 2
+	mnist := []Image{{Pix: make([]uint8, 28*28*3), H: 28, W: 28}}
+	feed.Crop = 32
+	if _, err := TrainStylizer(tr, mnist, feed, nil); err != nil {
+		t.Errorf("28-pixel images with 32-pixel crops: %v", err)
 	}
 }

@@ -29,6 +29,9 @@ type Control struct {
 	Style   StyleRef `json:"style"`   // the control style image; a copy is stored beside the key
 	Samples []int    `json:"samples"` // indices into Key.Samples, ascending
 	Files   []string `json:"files"`   // styled files relative to the output folder, parallel to Samples
+	// Stylizer is the control style's feed-forward network (a key made with
+	// MethodFeedForward styles its controls the same way), relative to the key file.
+	Stylizer string `json:"stylizer,omitempty"`
 }
 
 // ControlOptions configure AddControls.
@@ -133,6 +136,21 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 		if err := atomicfile.WriteBytes(filepath.Join(tmp, s.name, "style"+s.ext), false, s.raw); err != nil {
 			return nil, err
 		}
+		apply := tr.Apply
+		if k.Method == MethodFeedForward {
+			if k.Feed == nil {
+				return nil, fmt.Errorf("%s: a feed-forward key without its stylizer's options", keyPath)
+			}
+			st, err := controlStylizer(k, idx, tr, *k.Feed)
+			if err != nil {
+				return nil, fmt.Errorf("control style %s: %w", s.origin, err)
+			}
+			c.Stylizer = filepath.ToSlash(filepath.Join("controls", s.name, StylizerFile))
+			if err := st.Save(filepath.Join(tmp, s.name, StylizerFile), false); err != nil {
+				return nil, err
+			}
+			apply = st.Apply
+		}
 		const chunk = 64
 		for a := 0; a < len(idx); a += chunk {
 			if err := ctx.Err(); err != nil {
@@ -145,7 +163,7 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 					return nil, err
 				}
 			}
-			pix, sizes, err := styleFiles(tr.Apply, paths)
+			pix, sizes, err := styleFiles(apply, paths)
 			if err != nil {
 				return nil, err
 			}
@@ -182,6 +200,25 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 		return nil, err
 	}
 	return k, nil
+}
+
+// controlStylizer trains a control style's stylizer as the key's own was trained: on up to
+// 256 of the originals of the control samples idx (evenly spread).
+func controlStylizer(k *Key, idx []int, tr *style.Transformer, feed style.FeedOptions) (*style.Stylizer, error) {
+	n := min(256, len(idx))
+	imgs := make([]style.Image, 0, n)
+	for i := range n {
+		f, err := k.Original(idx[i*len(idx)/n])
+		if err != nil {
+			return nil, err
+		}
+		pix, h, w, err := data.ReadImage(f, 0)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, style.Image{Pix: pix, H: h, W: w})
+	}
+	return style.TrainStylizer(tr, imgs, feed, nil)
 }
 
 // controlFiles maps each sample index to its control files (one per control, in order) for

@@ -188,7 +188,30 @@ func TestEmbedFeedForward(t *testing.T) {
 			t.Fatalf("sample %d is not the kept stylizer's output", i)
 		}
 	}
-	// The stylizer trained and a feed-forward key are refused with the patch and with shards.
+	// Its controls are styled the same way, each by a stylizer of its own, kept beside it.
+	kc, err := AddControls(context.Background(), filepath.Join(out, "key.json"), ControlOptions{Count: 1, Seed: 1, Style: fastStyle()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kc.Controls[0]
+	cf, err := kc.Path(c.Stylizer)
+	if c.Stylizer == "" || err != nil {
+		t.Fatalf("control %q: stylizer %q: %v", c.Name, c.Stylizer, err)
+	}
+	cs, err := style.LoadStylizer(cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpairs, err := LoadPairs(kc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range cpairs {
+		if len(q.Controls) == 1 && !bytes.Equal(q.Controls[0], cs.Apply([][]uint8{q.Orig}, q.H, q.W)[0]) {
+			t.Fatalf("sample %d's control is not its stylizer's output", i)
+		}
+	}
+	// A feed-forward key is refused with the patch and with shards.
 	for _, o := range []Options{{Patch: 3}, {Shards: 2}} {
 		o.Data, o.StyleImage, o.Out, o.Rate, o.Style, o.FeedForward, o.Feed = root, st, filepath.Join(t.TempDir(), "x"), 0.2, fastStyle(), true, feed
 		if _, err := Embed(context.Background(), o); err == nil {
