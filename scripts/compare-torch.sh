@@ -3,24 +3,31 @@
 # machine: ROUNDS rounds (default 4), alternating the two for each model so that both see the
 # same machine, then prints the medians and the ratio per round (move/torch for images per
 # second, torch/move for milliseconds per image: above 1 means move is faster).
-# Usage: scripts/compare-torch.sh [ROUNDS] [SECONDS]
+# Usage: [MODELS="resnet20 wrn16-1"] [SIZE=32] scripts/compare-torch.sh [ROUNDS] [SECONDS]
+# SIZE=224 MODELS=resnet18 compares on 224-pixel images (torch side: scripts/peer_bench.py,
+# torchvision's ResNet-18; batches of 16 and 32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-4}
 secs=${2:-6}
-peer=../shared/peer/torch_bench.py
+models=${MODELS:-resnet20 wrn16-1}
+size=${SIZE:-32}
 py=/usr/bin/python3
+peer=(../shared/peer/torch_bench.py)
+if [[ $size != 32 ]]; then
+  peer=(scripts/peer_bench.py --size "$size")
+fi
 go build -o /tmp/move-compare ./cmd/move
 log=$(mktemp)
 for ((r = 1; r <= rounds; r++)); do
-  for m in resnet20 wrn16-1; do
-    echo "round $r/$rounds: $m" >&2
-    echo "move $m $(/tmp/move-compare bench --models "$m" --seconds "$secs" --json 2>/dev/null | tr -d '\n')" >> "$log"
-    echo "torch $m $($py "$peer" --threads 2 --model "$m" --seconds "$secs" 2>/dev/null | tr '\n' ' ')" >> "$log"
+  for m in $models; do
+    echo "round $r/$rounds: $m at $size px" >&2
+    echo "move $m $(/tmp/move-compare bench --models "$m" --size "$size" --seconds "$secs" --json 2>/dev/null | tr -d '\n')" >> "$log"
+    echo "torch $m $($py "${peer[@]}" --threads 2 --model "$m" --seconds "$secs" 2>/dev/null | tr '\n' ' ')" >> "$log"
   done
 done
-$py - "$log" <<'PY'
-import sys, json, re, statistics as st
+MODELS="$models" $py - "$log" <<'PY'
+import os, sys, json, re, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
     who, model, rest = line.split(' ', 2)
@@ -31,7 +38,7 @@ for line in open(sys.argv[1]):
         v = tuple(float(re.search(k + r' ([\d.]+)', rest).group(1)) for k in ('train', 'infer', 'grad1'))
     rows.setdefault((model, who), []).append(v)
 print('%-9s %-6s %19s %19s %7s  %s' % ('model', 'figure', 'move (median)', 'torch (median)', 'ratio', 'ratio per round'))
-for model in ('resnet20', 'wrn16-1'):
+for model in os.environ['MODELS'].split():
     a, b = rows[(model, 'move')], rows[(model, 'torch')]
     for k, name in enumerate(('train', 'infer', 'grad1')):
         ra, rb = [x[k] for x in a], [x[k] for x in b]

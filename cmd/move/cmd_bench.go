@@ -15,12 +15,15 @@ import (
 func init() {
 	commands["bench"] = &command{
 		summary: "measure training, inference and per-example-gradient speed",
-		usage:   "[--models resnet20,wrn16-1] [--seconds 10] [--json]",
+		usage:   "[--models resnet20,wrn16-1] [--size 32] [--seconds 10] [--json]",
 		help: `Measures, for each model, training images/s (batch 128, forward + backward + SGD step),
 inference images/s (batch 256, eval mode) and the time of one per-example gradient with
 respect to all weights (batch 1), plus GEMM GFLOP/s on resnet20's convolution shapes. The
 workloads are those of ../shared/peer/torch_bench.py, so the two can be run back to back on
-the same machine and compared as ratios.
+the same machine and compared as ratios. --size 224 measures on 224-pixel images (batches of
+16 for training and 32 for inference; e.g. --models resnet18): scripts/peer_bench.py runs the
+same workloads in PyTorch (torchvision's ResNet-18/34), and scripts/compare-torch.sh takes
+MODELS and SIZE from the environment.
 
 EXIT STATUS
   0 on success, 2 on error, 3 on an internal error (a bug).`,
@@ -29,6 +32,7 @@ EXIT STATUS
 			fs := newFlags("bench", stderr)
 			fs.StringVar(&o.models, "models", "resnet20,wrn16-1", "comma-separated architectures")
 			floatIn(fs, &o.seconds, "seconds", 10, openClosed(0, 3600), "measuring time per figure")
+			intIn(fs, &o.size, "size", 32, 8, 1024, "image side in pixels")
 			fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object on stdout")
 			if err := parse(fs, args); err != nil {
 				return err
@@ -42,11 +46,12 @@ EXIT STATUS
 type benchOptions struct {
 	models  string
 	seconds float64
+	size    int
 	jsonOut bool
 }
 
 func runBench(o benchOptions, stdout io.Writer) error {
-	rep, err := bench.Run(strings.Split(o.models, ","), o.seconds)
+	rep, err := bench.Run(strings.Split(o.models, ","), o.seconds, o.size)
 	if err != nil {
 		return err
 	}
@@ -58,7 +63,7 @@ func runBench(o benchOptions, stdout io.Writer) error {
 			bench.Report
 		}{buildinfo.String(), rep})
 	}
-	fmt.Fprintf(stdout, "%s, kernel %s, %d threads\n\n", buildinfo.String(), rep.Kernel, rep.Threads)
+	fmt.Fprintf(stdout, "%s, kernel %s, %d threads, %dx%d images\n\n", buildinfo.String(), rep.Kernel, rep.Threads, o.size, o.size)
 	fmt.Fprintf(stdout, "%-10s %10s %14s %14s %14s\n", "model", "params", "train img/s", "infer img/s", "grad1 ms/img")
 	for _, m := range rep.Models {
 		fmt.Fprintf(stdout, "%-10s %10d %14.1f %14.1f %14.2f\n", m.Model, m.Params, m.TrainImgS, m.InferImgS, m.Grad1Ms)

@@ -24,6 +24,7 @@ import (
 // ModelResult holds one architecture's figures.
 type ModelResult struct {
 	Model     string  `json:"model"`
+	Size      int     `json:"size"` // image side, pixels
 	Params    int     `json:"params"`
 	TrainImgS float64 `json:"train_img_per_s"`
 	InferImgS float64 `json:"infer_img_per_s"`
@@ -81,17 +82,31 @@ func randBatch(r *rand.Rand, n, size int) (*tensor.Tensor, []int) {
 	return x, y
 }
 
-// Model measures one architecture.
-func Model(arch string, seconds float64) (ModelResult, error) {
+// Batches are the training and inference batch sizes at an image size: torch_bench.py's 128
+// and 256 on CIFAR-sized images, 16 and 32 above 64 pixels (scripts/peer_bench.py uses the
+// same), so that one step fits in memory and a few seconds.
+func Batches(size int) (train, infer int) {
+	if size > 64 {
+		return 16, 32
+	}
+	return 128, 256
+}
+
+// Model measures one architecture on size x size images.
+func Model(arch string, seconds float64, size int) (ModelResult, error) {
 	m, err := models.New(arch, 10, 0)
 	if err != nil {
 		return ModelResult{}, err
 	}
+	if size < 8 {
+		return ModelResult{}, fmt.Errorf("benchmark images of %d pixels: want at least 8", size)
+	}
 	r := rand.New(rand.NewPCG(0, 0))
-	res := ModelResult{Model: arch, Params: m.Store().NumParams(), TrainBatch: 128, InferBatch: 256}
-	xb, yb := randBatch(r, 128, 32)
-	xi, _ := randBatch(r, 256, 32)
-	x1, y1 := randBatch(r, 1, 32)
+	tb, ib := Batches(size)
+	res := ModelResult{Model: arch, Size: size, Params: m.Store().NumParams(), TrainBatch: tb, InferBatch: ib}
+	xb, yb := randBatch(r, tb, size)
+	xi, _ := randBatch(r, ib, size)
+	x1, y1 := randBatch(r, 1, size)
 	params := m.Store().Params()
 	opt := &nn.SGD{Momentum: 0.9, WeightDecay: 5e-4}
 	tp := nn.NewTape(true)
@@ -103,20 +118,23 @@ func Model(arch string, seconds float64) (ModelResult, error) {
 		}
 		tp.Reset()
 	}
-	res.TrainImgS = rate(func() { step(xb, yb, true); opt.Step(params, 0.01) }, 128, seconds)
+	res.TrainImgS = rate(func() { step(xb, yb, true); opt.Step(params, 0.01) }, tb, seconds)
 	inf := nn.NewTape(false)
-	res.InferImgS = rate(func() { m.Forward(inf, nn.Const(xi), false); inf.Reset() }, 256, seconds)
+	res.InferImgS = rate(func() { m.Forward(inf, nn.Const(xi), false); inf.Reset() }, ib, seconds)
 	res.Grad1Ms = 1000 / rate(func() { step(x1, y1, false) }, 1, seconds)
-	if res.FeatureMs, err = featureCosts(m, r, seconds); err != nil {
+	if res.FeatureMs, err = featureCosts(m, r, seconds, size); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// featureCosts times the white-box features of every layout on a batch of 32 generated key
-// images (32 x 32).
-func featureCosts(m models.Model, r *rand.Rand, seconds float64) (map[string]float64, error) {
-	const n, size = 32, 32
+// featureCosts times the white-box features of every layout on a batch of generated key
+// images of size x size (32 of them; 4 above 64 pixels).
+func featureCosts(m models.Model, r *rand.Rand, seconds float64, size int) (map[string]float64, error) {
+	n := 32
+	if size > 64 {
+		n = 4
+	}
 	pairs := make([]watermark.Pair, n)
 	for i := range pairs {
 		p := watermark.Pair{H: size, W: size, Label: r.IntN(m.Classes()), Orig: make([]uint8, size*size*3), Styled: make([]uint8, size*size*3)}
@@ -166,11 +184,11 @@ func Gemm(seconds float64) []GemmResult {
 	return shapes
 }
 
-// Run measures the given architectures and the GEMM shapes.
-func Run(archs []string, seconds float64) (Report, error) {
+// Run measures the given architectures on size x size images, and the GEMM shapes.
+func Run(archs []string, seconds float64, size int) (Report, error) {
 	rep := Report{Kernel: kernels.Kernel(), Threads: runtime.GOMAXPROCS(0)}
 	for _, a := range archs {
-		mr, err := Model(a, seconds)
+		mr, err := Model(a, seconds, size)
 		if err != nil {
 			return rep, fmt.Errorf("benchmark %s: %w", a, err)
 		}

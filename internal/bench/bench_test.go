@@ -41,7 +41,7 @@ func TestFeatureCosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := featureCosts(m, rand.New(rand.NewPCG(1, 1)), 0.01)
+	got, err := featureCosts(m, rand.New(rand.NewPCG(1, 1)), 0.01, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,5 +49,26 @@ func TestFeatureCosts(t *testing.T) {
 		if !(got[l] > 0) {
 			t.Errorf("%s: %v ms per image", l, got[l])
 		}
+	}
+}
+
+// TestModelAtLargerSizes measures on images above 64 pixels with the smaller batches the peer
+// script uses there, and records the size.
+func TestModelAtLargerSizes(t *testing.T) {
+	if tb, ib := Batches(224); tb != 16 || ib != 32 {
+		t.Errorf("batches at 224 pixels: %d and %d, want 16 and 32", tb, ib)
+	}
+	if tb, ib := Batches(32); tb != 128 || ib != 256 {
+		t.Errorf("batches at 32 pixels: %d and %d, want torch_bench.py's 128 and 256", tb, ib)
+	}
+	r, err := Model("resnet20", 0.001, 72)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Size != 72 || r.TrainBatch != 16 || r.InferBatch != 32 || !(r.TrainImgS > 0 && r.InferImgS > 0 && r.Grad1Ms > 0) {
+		t.Errorf("resnet20 at 72 pixels: %+v", r)
+	}
+	if _, err := Model("resnet20", 0.001, 4); err == nil {
+		t.Error("4-pixel images were accepted")
 	}
 }
