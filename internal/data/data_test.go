@@ -217,3 +217,48 @@ func TestRealCIFARFolder(t *testing.T) {
 		t.Fatalf("%d images %dx%d classes %v", s.Len(), s.H, s.W, s.Classes)
 	}
 }
+
+// TestResizeCrop checks torchvision's Resize(size) + CenterCrop(size) on a wide and a tall
+// image whose pixel value is 6 times its column (or row): scaled by one half, pixel x of the
+// scaled image samples source column 2x + 0.5, value 12x + 3; the crop of 10 from 20 starts at 5.
+func TestResizeCrop(t *testing.T) {
+	wide := make([]uint8, 20*40*3)
+	tall := make([]uint8, 40*20*3)
+	for y := range 20 {
+		for x := range 40 {
+			for c := range 3 {
+				wide[(y*40+x)*3+c] = uint8(6 * x)
+				tall[(x*20+y)*3+c] = uint8(6 * x) // row x, column y
+			}
+		}
+	}
+	w := ResizeCrop(wide, 20, 40, 10)
+	h := ResizeCrop(tall, 40, 20, 10)
+	for y := range 10 {
+		for x := range 10 {
+			if got, want := w[(y*10+x)*3], uint8(12*(x+5)+3); got != want {
+				t.Fatalf("wide (%d,%d) = %d, want %d", x, y, got, want)
+			}
+			if got, want := h[(y*10+x)*3], uint8(12*(y+5)+3); got != want {
+				t.Fatalf("tall (%d,%d) = %d, want %d", x, y, got, want)
+			}
+		}
+	}
+	// A square image is only scaled.
+	sq := make([]uint8, 8*8*3)
+	if got := ResizeCrop(sq, 8, 8, 4); len(got) != 4*4*3 {
+		t.Fatalf("square: %d bytes", len(got))
+	}
+	// 10 x 23 to 4: scaled to 4 x int(4*23/10) = 4 x 9, and the margin of 5 starts the crop at
+	// round(2.5) = 2, half to even as Python rounds (not 3).
+	odd := make([]uint8, 10*23*3)
+	for x := range 23 {
+		for y := range 10 {
+			odd[(y*23+x)*3] = uint8(10 * x)
+		}
+	}
+	scaled := Resize(odd, 10, 23, 4, 9)
+	if got := ResizeCrop(odd, 10, 23, 4); got[0] != scaled[2*3] || got[0] == scaled[3*3] {
+		t.Errorf("the crop starts at value %d; the scaled row is %v", got[0], scaled[:9*3:9*3])
+	}
+}

@@ -8,6 +8,7 @@ import (
 	_ "image/jpeg" // register decoders
 	_ "image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -62,8 +63,8 @@ func ListFolder(dir string) ([]string, [][]string, error) {
 	return classes, files, nil
 }
 
-// ReadImage decodes a PNG or JPEG file into 8-bit RGB, resized to size x size with bilinear
-// interpolation when size > 0.
+// ReadImage decodes a PNG or JPEG file into 8-bit RGB, made size x size when size > 0 (scaled
+// bilinearly, and a non-square image centre-cropped: ResizeCrop).
 func ReadImage(path string, size int) (pix []uint8, h, w int, err error) {
 	b, err := ReadRegular(path, MaxImageFile)
 	if err != nil {
@@ -146,10 +147,33 @@ func DecodeImage(b []byte, name string, size int) ([]uint8, int, int, error) {
 		copy(pix[i*3:i*3+3], rgba.Pix[i*4:i*4+3])
 	}
 	if size > 0 && (h != size || w != size) {
-		pix = Resize(pix, h, w, size, size)
+		pix = ResizeCrop(pix, h, w, size)
 		h, w = size, size
 	}
 	return pix, h, w, nil
+}
+
+// ResizeCrop makes an RGB image size x size as torchvision's Resize(size) + CenterCrop(size)
+// does: scaled (bilinearly) so that its short side is size, keeping its aspect ratio, then the
+// centre size x size cut out. A square image is only scaled.
+func ResizeCrop(pix []uint8, h, w, size int) []uint8 {
+	if h == w {
+		return Resize(pix, h, w, size, size)
+	}
+	nh, nw := size, size
+	if h < w {
+		nw = max(size, int(float64(size)*float64(w)/float64(h))) // torchvision truncates
+	} else {
+		nh = max(size, int(float64(size)*float64(h)/float64(w)))
+	}
+	scaled := Resize(pix, h, w, nh, nw)
+	// CenterCrop's offsets: round((n - size) / 2), rounding half to even as Python does.
+	y0, x0 := int(math.RoundToEven(float64(nh-size)/2)), int(math.RoundToEven(float64(nw-size)/2))
+	out := make([]uint8, size*size*3)
+	for y := range size {
+		copy(out[y*size*3:(y+1)*size*3], scaled[((y0+y)*nw+x0)*3:((y0+y)*nw+x0+size)*3])
+	}
+	return out
 }
 
 // Resize scales an RGB image bilinearly (pixel centres aligned, as PIL and torchvision do
@@ -178,7 +202,7 @@ func Resize(pix []uint8, h, w, nh, nw int) []uint8 {
 
 // FolderOptions controls LoadFolder.
 type FolderOptions struct {
-	Size     int // resize every image to Size x Size; 0 keeps sizes, which must then agree
+	Size     int // make every image Size x Size (ResizeCrop); 0 keeps sizes, which must then agree
 	PerClass int // read at most this many images per class (0: all)
 	Progress func(done, total int)
 }
