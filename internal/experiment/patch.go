@@ -16,7 +16,9 @@ import (
 // the external feature is BadNets' white square stamped on the images MOVE styles, labels
 // unchanged, instead of the style. Everything else is MOVE's: the victim's recipe and seed,
 // the benign models (the very files: they never see the feature), the meta-classifiers'
-// recipe, the control styles of the contrast, the attacks and the test. Its table holds one
+// recipe, the attacks and the test; the contrast's controls are the same square in black and
+// in grey on the same images (control styles against a square would favour any better
+// classifier: measured, it accused the independent model on the demo). Its table holds one
 // defence per mode, MovePatch+"-white" and MovePatch+"-black".
 const MovePatch = "move-patch"
 
@@ -24,6 +26,8 @@ const MovePatch = "move-patch"
 func (r *runner) movePatch() error {
 	p := r.cfg.Profile
 	patch := watermark.WhitePatch(r.size)
+	// The contrast of the patch variant: the same square in black and in mid-grey.
+	controls := []watermark.Patch{watermark.SolidPatch(r.size, 0), watermark.SolidPatch(r.size, 128)}
 	benign, ref, err := r.benignModels()
 	if err != nil {
 		return err
@@ -32,7 +36,7 @@ func (r *runner) movePatch() error {
 	if err != nil {
 		return err
 	}
-	pairs, err := watermark.PatchPairs(stylePairs, patch)
+	pairs, err := watermark.PatchPairs(stylePairs, patch, controls...)
 	if err != nil {
 		return err
 	}
@@ -51,7 +55,7 @@ func (r *runner) movePatch() error {
 	for _, mode := range features.Modes {
 		file := r.path(MovePatch, "meta-"+mode+".safetensors")
 		mo, mconf := r.metaOptions(mode, len(pairs), r.stageHash(MovePatch+"-victim"))
-		mconf["patch"] = patch
+		mconf["patch"], mconf["control_patches"] = patch, []uint8{0, 128}
 		info, err := r.metaStage(MovePatch+"-meta-"+mode, file, mconf, victim, benign, pairs, mo)
 		if err != nil {
 			return err

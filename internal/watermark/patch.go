@@ -26,11 +26,14 @@ func PatchSize(side int) (size, margin int) {
 
 // WhitePatch is the paper's patch variant for images of side pixels: a white square of
 // PatchSize.
-func WhitePatch(side int) Patch {
+func WhitePatch(side int) Patch { return SolidPatch(side, 255) }
+
+// SolidPatch is a square of PatchSize in grey level v (255: WhitePatch).
+func SolidPatch(side int, v uint8) Patch {
 	size, margin := PatchSize(side)
 	pix := make([]uint8, size*size*3)
 	for i := range pix {
-		pix[i] = 255
+		pix[i] = v
 	}
 	return Patch{Size: size, Margin: margin, Pixels: pix}
 }
@@ -81,8 +84,11 @@ func (p Patch) Stamp(img []uint8, h, w int) ([]uint8, error) {
 }
 
 // PatchPairs returns the key's pairs with the patch in place of the style: each original
-// stamped with p (its controls kept), the transformed images of the patch variant.
-func PatchPairs(pairs []Pair, p Patch) ([]Pair, error) {
+// stamped with p, the transformed images of the patch variant. A pair with control versions
+// gets as many, stamped with the controls patches in turn instead of styled: a contrast must
+// be of the transform's own kind (a style transfer against a barely changed image would
+// credit any better classifier with the owner's "feature").
+func PatchPairs(pairs []Pair, p Patch, controls ...Patch) ([]Pair, error) {
 	out := make([]Pair, len(pairs))
 	for i, q := range pairs {
 		s, err := p.Stamp(q.Orig, q.H, q.W)
@@ -90,6 +96,18 @@ func PatchPairs(pairs []Pair, p Patch) ([]Pair, error) {
 			return nil, fmt.Errorf("key sample %d: %w", i, err)
 		}
 		q.Styled = s
+		if len(q.Controls) > 0 {
+			if len(controls) == 0 {
+				return nil, fmt.Errorf("key sample %d has %d control versions and no control patch was given", i, len(q.Controls))
+			}
+			cs := make([][]uint8, len(q.Controls))
+			for j := range cs {
+				if cs[j], err = controls[j%len(controls)].Stamp(q.Orig, q.H, q.W); err != nil {
+					return nil, fmt.Errorf("key sample %d: %w", i, err)
+				}
+			}
+			q.Controls = cs
+		}
 		out[i] = q
 	}
 	return out, nil

@@ -90,20 +90,30 @@ func TestStampPlacesThePatchOnly(t *testing.T) {
 	}
 }
 
-func TestPatchPairsKeepOriginalsAndControls(t *testing.T) {
+func TestPatchPairsStampOwnerAndControlPatches(t *testing.T) {
 	orig := make([]uint8, 8*8*3)
-	pairs := []Pair{{Orig: orig, Styled: []uint8{1}, Controls: [][]uint8{{2}}, H: 8, W: 8, Label: 1}}
-	p := WhitePatch(8)
-	got, err := PatchPairs(pairs, p)
+	for i := range orig {
+		orig[i] = 77
+	}
+	pairs := []Pair{{Orig: orig, Styled: []uint8{1}, Controls: [][]uint8{{2}, {3}}, H: 8, W: 8, Label: 1}, {Orig: orig, Styled: []uint8{1}, H: 8, W: 8}}
+	p, black := WhitePatch(8), SolidPatch(8, 0)
+	got, err := PatchPairs(pairs, p, black)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, _ := p.Stamp(orig, 8, 8)
-	if !bytes.Equal(got[0].Styled, want) || got[0].Label != 1 || len(got[0].Controls) != 1 || !bytes.Equal(got[0].Orig, orig) {
+	wantC, _ := black.Stamp(orig, 8, 8)
+	if !bytes.Equal(got[0].Styled, want) || got[0].Label != 1 || !bytes.Equal(got[0].Orig, orig) {
 		t.Fatalf("patched pair: %+v", got[0])
 	}
-	if len(pairs[0].Styled) != 1 {
+	if len(got[0].Controls) != 2 || !bytes.Equal(got[0].Controls[0], wantC) || !bytes.Equal(got[0].Controls[1], wantC) || len(got[1].Controls) != 0 {
+		t.Fatalf("control versions: %d and %d", len(got[0].Controls), len(got[1].Controls))
+	}
+	if len(pairs[0].Styled) != 1 || pairs[0].Controls[0][0] != 2 {
 		t.Fatal("PatchPairs changed its input")
+	}
+	if _, err := PatchPairs(pairs, p); err == nil {
+		t.Error("pairs with controls and no control patch were accepted")
 	}
 }
 
