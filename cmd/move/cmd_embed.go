@@ -38,7 +38,8 @@ stay close to the original's (--strength sets the balance).
 et al. (the paper's code styles this way): a small fully convolutional network is trained
 once, with the same weight-free losses, on random crops of --ff-images of the chosen images,
 then styles each image with one forward pass. It is kept beside the key (stylizer.safetensors)
-and an interrupted run reuses it. move bench --stylizer measures both transfers.
+and an interrupted run reuses it; its control styles get stylizers of their own. --check
+measures it as it measures optimisation (the README compares the two).
 
 --patch N makes the paper's patch-based variant instead (its Table 9): IMAGE is shrunk to
 N x N pixels and stamped 1 pixel from the bottom-right corner of each chosen image, labels
