@@ -205,20 +205,15 @@ func AddControls(ctx context.Context, keyPath string, o ControlOptions) (*Key, e
 // controlStylizer trains a control style's stylizer as the key's own was trained: on up to
 // 256 of the originals of the control samples idx (evenly spread).
 func controlStylizer(k *Key, idx []int, tr *style.Transformer, feed style.FeedOptions) (*style.Stylizer, error) {
-	n := min(256, len(idx))
-	imgs := make([]style.Image, 0, n)
-	for i := range n {
-		f, err := k.Original(idx[i*len(idx)/n])
+	paths := make([]string, len(idx))
+	for i, si := range idx {
+		f, err := k.Original(si)
 		if err != nil {
 			return nil, err
 		}
-		pix, h, w, err := data.ReadImage(f, 0)
-		if err != nil {
-			return nil, err
-		}
-		imgs = append(imgs, style.Image{Pix: pix, H: h, W: w})
+		paths[i] = f
 	}
-	return style.TrainStylizer(tr, imgs, feed, nil)
+	return trainStylizer(tr, paths, 256, feed, nil)
 }
 
 // controlFiles maps each sample index to its control files (one per control, in order) for

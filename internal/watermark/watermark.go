@@ -613,29 +613,42 @@ func (p *plan) stylizer(file string) error {
 		p.ff = s
 		return nil
 	}
-	n := min(p.o.FeedImages, len(p.jobs))
-	imgs := make([]style.Image, 0, n)
-	for i := range n {
-		j := p.jobs[i*len(p.jobs)/n]
-		pix, h, w, err := data.ReadImage(j.src, 0)
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, style.Image{Pix: pix, H: h, W: w})
+	paths := make([]string, len(p.jobs))
+	for i, j := range p.jobs {
+		paths[i] = j.src
 	}
 	var progress func(int, float64, time.Duration)
 	if f := p.o.StylizerProgress; f != nil {
 		progress = func(step int, loss float64, el time.Duration) { f(step, p.o.Feed.Steps, loss, el) }
 	}
-	s, err := style.TrainStylizer(p.tr, imgs, p.o.Feed, progress)
+	s, err := trainStylizer(p.tr, paths, p.o.FeedImages, p.o.Feed, progress)
 	if err != nil {
-		return fmt.Errorf("training the stylizer: %w", err)
+		return err
 	}
 	if err := s.Save(file, true); err != nil {
 		return err
 	}
 	p.ff = s
 	return nil
+}
+
+// trainStylizer trains tr's stylizer on up to n of the images at paths, evenly spread over
+// them.
+func trainStylizer(tr *style.Transformer, paths []string, n int, feed style.FeedOptions, progress func(int, float64, time.Duration)) (*style.Stylizer, error) {
+	n = min(n, len(paths))
+	imgs := make([]style.Image, 0, n)
+	for i := range n {
+		pix, h, w, err := data.ReadImage(paths[i*len(paths)/n], 0)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, style.Image{Pix: pix, H: h, W: w})
+	}
+	s, err := style.TrainStylizer(tr, imgs, feed, progress)
+	if err != nil {
+		return nil, fmt.Errorf("training the stylizer: %w", err)
+	}
+	return s, nil
 }
 
 // transform reads the images at paths and transforms them: stamps the patch (the patch
