@@ -40,7 +40,7 @@ func (r *runner) movePatch() error {
 	if err != nil {
 		return err
 	}
-	mark := func() (*data.Set, error) { return r.patchedTrainingSet(patch) }
+	mark := func() (*data.Set, error) { return r.patchedTrainingSet(patch, stylePairs) }
 	conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": r.victimSeed(), "patch": patch, "upstream": r.base}
 	desc := fmt.Sprintf("the owner's training set with a white %dx%d patch, not the style, on the images MOVE styles (labels unchanged)", patch.Size, patch.Size)
 	setup := map[string]any{"patch": patch, "transformed": len(pairs)}
@@ -100,16 +100,16 @@ func (r *runner) movePatch() error {
 }
 
 // patchedTrainingSet is the training set of MOVE's victim with, on each image the key styled,
-// the patch on its original instead of the style.
-func (r *runner) patchedTrainingSet(patch watermark.Patch) (*data.Set, error) {
+// the patch on its original instead of the style; pairs are the key's (already read), in the
+// order of its samples.
+func (r *runner) patchedTrainingSet(patch watermark.Patch, pairs []watermark.Pair) (*data.Set, error) {
 	keyPath := r.path("marked", "key.json")
 	k, err := watermark.LoadKey(keyPath)
 	if err != nil {
 		return nil, err
 	}
-	pairs, err := watermark.LoadPairs(k, 0)
-	if err != nil {
-		return nil, err
+	if len(pairs) != len(k.Samples) {
+		return nil, fmt.Errorf("%s: %d samples, %d pairs read", keyPath, len(k.Samples), len(pairs))
 	}
 	styled := map[string]int{}
 	for i, s := range k.Samples {
