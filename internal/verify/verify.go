@@ -410,7 +410,21 @@ type Options struct {
 	// all held-out ones with control versions); GainMargin its margin (default 0.01).
 	GainM      int
 	GainMargin float64
-	Seed       uint64
+	// Rebuttals are styles the accused shows they embedded in their own model before the
+	// owner registered theirs (their own MOVE watermark, vouched for by a registration
+	// record): the style-gain test adds them to the control styles, so a response that the
+	// accused's own watermark explains is not evidence. A style near the owner's carries the
+	// same response — on CIFAR-10 a model watermarked with blue-and-yellow strokes answered
+	// starry-night images as well as a copy of the victim — and no statistic on the suspect
+	// tells the two apart; only the earlier record does.
+	Rebuttals []Rebuttal
+	Seed      uint64
+}
+
+// Rebuttal is a style the accused embedded themselves, and how to restyle an image with it.
+type Rebuttal struct {
+	Name  string
+	Apply func(imgs [][]uint8, h, w int) [][]uint8
 }
 
 // Verdicts of a test.
@@ -452,16 +466,20 @@ type Result struct {
 	// recognises images in that style better than in styles nobody trained on, and more so
 	// than an innocent model; a constant or uniformly robust model gains nothing. Test holds
 	// the meta-classifier's test, reported beside it.
-	Gain       *stats.Result `json:"gain,omitempty"`
-	GainM      int           `json:"gain_m,omitempty"`
-	GainMargin float64       `json:"gain_margin,omitempty"`
-	PValues    []float64     `json:"p_values,omitempty"` // one per resample when Resamples > 1
-	PMedian    float64       `json:"p_median"`
-	PHarmonic  float64       `json:"p_harmonic_mean"`
-	P          float64       `json:"p_value"` // the decisive p-value: the test's, or the median over resamples
-	DeltaMu    float64       `json:"delta_mu"`
-	Alpha      float64       `json:"alpha"`
-	MinDelta   float64       `json:"min_delta"`
+	Gain *stats.Result `json:"gain,omitempty"`
+	// Rebuttals names the accused's styles the gain test counted as controls, and
+	// GainUnrebutted is the same test without them (reported, never the verdict).
+	Rebuttals      []string      `json:"rebuttals,omitempty"`
+	GainUnrebutted *stats.Result `json:"gain_unrebutted,omitempty"`
+	GainM          int           `json:"gain_m,omitempty"`
+	GainMargin     float64       `json:"gain_margin,omitempty"`
+	PValues        []float64     `json:"p_values,omitempty"` // one per resample when Resamples > 1
+	PMedian        float64       `json:"p_median"`
+	PHarmonic      float64       `json:"p_harmonic_mean"`
+	P              float64       `json:"p_value"` // the decisive p-value: the test's, or the median over resamples
+	DeltaMu        float64       `json:"delta_mu"`
+	Alpha          float64       `json:"alpha"`
+	MinDelta       float64       `json:"min_delta"`
 	// KeyAccuracy is the suspect's top-1 accuracy on the originals of the key images it was
 	// tested on (all held-out ones for a local model), KeyAccuracyN how many, and KeyAccuracyP
 	// the one-sided binomial p-value of that accuracy against guessing (1/classes). A suspect
@@ -721,6 +739,9 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 	res.KeyAccuracy = float64(correct) / float64(len(acc))
 	res.KeyAccuracyP = stats.BinomialUpper(correct, len(acc), 1/float64(max(2, classes)))
 
+	if len(o.Rebuttals) > 0 && (mode != features.Black || views == 1) {
+		return nil, errors.New("rebuttal styles count in the black-box style-gain test, which needs a black-box meta-classifier trained on a key with control styles")
+	}
 	if mode == features.Black && views > 1 {
 		if err := gainTest(res, suspect, benign, pairs, held, views, o); err != nil {
 			return nil, err
@@ -769,53 +790,91 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 	idx := append([]int(nil), held...)
 	rand.New(rand.NewPCG(o.Seed, 0x6761696e)).Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
 	idx = idx[:min(n, len(idx))]
-	gains := func(m classifier.Model) ([]float64, error) {
-		h, w := pairs[idx[0]].H, pairs[idx[0]].W
+	h, w := pairs[idx[0]].H, pairs[idx[0]].W
+	// The accused's styles restyle the same originals once; both models read them.
+	var rebut [][][]uint8 // [style][sample]
+	if len(o.Rebuttals) > 0 {
+		orig := make([][]uint8, len(idx))
+		for i, k := range idx {
+			orig[i] = pairs[k].Orig
+		}
+		for _, rb := range o.Rebuttals {
+			out := rb.Apply(orig, h, w)
+			if len(out) != len(orig) {
+				return fmt.Errorf("rebuttal style %s: restyled %d of %d images", rb.Name, len(out), len(orig))
+			}
+			rebut = append(rebut, out)
+			res.Rebuttals = append(res.Rebuttals, rb.Name)
+		}
+	}
+	per := views + len(rebut)
+	// gains returns, per sample, the probability of the true class on the owner-styled image
+	// minus its mean over the key's control styles (plain) and over those and the accused's
+	// styles (rebutted).
+	gains := func(m classifier.Model) (plain, rebutted []float64, err error) {
 		var batch [][]uint8
-		for _, k := range idx {
+		for i, k := range idx {
 			for v := range views {
 				batch = append(batch, view(pairs[k], v))
+			}
+			for _, rs := range rebut {
+				batch = append(batch, rs[i])
 			}
 		}
 		probs, err := m.Probs(batch, h, w)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(probs) != len(batch) {
-			return nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
+			return nil, nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
 		}
-		out := make([]float64, len(idx))
+		plain, rebutted = make([]float64, len(idx)), make([]float64, len(idx))
 		for i, k := range idx {
 			y := pairs[k].Label
-			row := probs[i*views : (i+1)*views]
+			row := probs[i*per : (i+1)*per]
 			if y >= len(row[0]) {
-				return nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
+				return nil, nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
 			}
-			var ctl float64
-			for v := 1; v < views; v++ {
-				ctl += float64(row[v][y])
+			var ctl, all float64
+			for v := 1; v < per; v++ {
+				if v < views {
+					ctl += float64(row[v][y])
+				}
+				all += float64(row[v][y])
 			}
-			out[i] = float64(row[0][y]) - ctl/float64(views-1)
+			plain[i] = float64(row[0][y]) - ctl/float64(views-1)
+			rebutted[i] = float64(row[0][y]) - all/float64(per-1)
 		}
-		return out, nil
+		return plain, rebutted, nil
 	}
-	gs, err := gains(suspect)
+	gs, rs, err := gains(suspect)
 	if err != nil {
 		return fmt.Errorf("suspect: %w", err)
 	}
-	gb, err := gains(benign)
+	gb, rb, err := gains(benign)
 	if err != nil {
 		return fmt.Errorf("benign model: %w", err)
 	}
-	shifted := make([]float64, len(gb))
-	for i, v := range gb {
-		shifted[i] = v + margin
+	test := func(s, b []float64) (stats.Result, error) {
+		shifted := make([]float64, len(b))
+		for i, v := range b {
+			shifted[i] = v + margin
+		}
+		t, err := stats.PairedT(s, shifted, stats.Greater)
+		t.DeltaMu += margin
+		return t, err
 	}
-	t, err := stats.PairedT(gs, shifted, stats.Greater)
+	t, err := test(gs, gb)
 	if err != nil {
 		return err
 	}
-	t.DeltaMu += margin
+	if len(rebut) > 0 {
+		plain := t
+		res.GainUnrebutted = &plain
+		if t, err = test(rs, rb); err != nil {
+			return err
+		}
+	}
 	res.Gain, res.GainM, res.GainMargin = &t, len(idx), margin
 	return nil
 }

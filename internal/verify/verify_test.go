@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,6 +309,45 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		if r.Gain == nil || r.GainM != 50 {
 			t.Errorf("%s: no style-gain test on the 50 held-out samples with controls (%d)", x.name, r.GainM)
 		}
+	}
+
+	// A rebuttal style joins the controls of the gain test only. Rebutting with the owner's
+	// own style (each original restyled to its owner-styled version) makes every gain, the
+	// suspect's and the reference's, 2/3 of the plain one: p0 - (c1 + c2 + p0)/3.
+	styled := map[string][]uint8{}
+	for _, p := range pairs {
+		styled[string(p.Orig)] = p.Styled
+	}
+	own := Rebuttal{Name: "owner", Apply: func(imgs [][]uint8, h, w int) [][]uint8 {
+		out := make([][]uint8, len(imgs))
+		for i, im := range imgs {
+			out[i] = styled[string(im)]
+		}
+		return out
+	}}
+	plain, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebutted, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05, Rebuttals: []Rebuttal{own}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rebutted.GainUnrebutted == nil || rebutted.GainUnrebutted.P != plain.Gain.P || rebutted.GainUnrebutted.DeltaMu != plain.Gain.DeltaMu {
+		t.Fatalf("the unrebutted gain test %+v differs from the plain run's %+v", rebutted.GainUnrebutted, plain.Gain)
+	}
+	if got, want := rebutted.Gain.DeltaMu, plain.Gain.DeltaMu*2/3; math.Abs(got-want) > 1e-12 {
+		t.Errorf("rebutted with the owner's style: delta-mu %g, want 2/3 of %g", got, plain.Gain.DeltaMu)
+	}
+	if len(rebutted.Rebuttals) != 1 || rebutted.Rebuttals[0] != "owner" || rebutted.P != rebutted.Gain.P {
+		t.Errorf("rebuttals %v, p %g: the rebutted gain test does not decide", rebutted.Rebuttals, rebutted.P)
+	}
+	if plain.GainUnrebutted != nil || plain.Rebuttals != nil {
+		t.Errorf("a run without rebuttals reports some")
+	}
+	short := Rebuttal{Name: "short", Apply: func(imgs [][]uint8, h, w int) [][]uint8 { return imgs[:1] }}
+	if _, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2, Rebuttals: []Rebuttal{short}}); err == nil || !strings.Contains(err.Error(), "short") {
+		t.Errorf("a rebuttal that restyles too few images: %v", err)
 	}
 }
 
