@@ -99,6 +99,11 @@ type Verdict struct {
 	// Control probabilities (means over the control styles), when the test contrasts them.
 	ControlSuspect []float64 `json:"control_suspect,omitempty"`
 	ControlBenign  []float64 `json:"control_benign,omitempty"`
+	// Rebuttals are the suspect's own earlier watermark styles that the style-gain test
+	// counted as controls (verify.Options.Rebuttals), and UnrebuttedP its p-value without
+	// them: what the statistics alone would have said.
+	Rebuttals   []string `json:"rebuttals,omitempty"`
+	UnrebuttedP float64  `json:"unrebutted_p,omitempty"`
 }
 
 // Row is one suspect of the table.
@@ -209,6 +214,8 @@ type runner struct {
 	norm  data.Normalization
 	size  int
 	base  string // hash of the stages up to the trained models: what attacks and metas depend on
+	// restyled memoises, per procedural style, key originals restyled with it (rebuttals).
+	restyled map[int]map[string][]uint8
 }
 
 func (r *runner) path(p ...string) string { return filepath.Join(append([]string{r.cfg.Out}, p...)...) }
@@ -712,7 +719,8 @@ func (r *runner) metaAndVerify() error {
 				}
 				continue
 			}
-			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
+			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7,
+				Rebuttals: r.rebuttals(*row)})
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}
@@ -765,8 +773,12 @@ func verdictOf(res *verify.Result) *Verdict {
 	if res.Gain != nil {
 		mp = math.Max(res.Test.P, res.Specificity.P)
 	}
-	return &Verdict{MetaP: mp, UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
+	v := &Verdict{MetaP: mp, UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
 		ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
+	if res.GainUnrebutted != nil {
+		v.Rebuttals, v.UnrebuttedP = res.Rebuttals, res.GainUnrebutted.P
+	}
+	return v
 }
 
 // stageHash is the configuration hash of the named stage of this run ("" when it did not run).

@@ -19,6 +19,7 @@ import (
 	"move/internal/steal"
 	"move/internal/style"
 	"move/internal/train"
+	"move/internal/verify"
 	"move/internal/wash"
 	"move/internal/watermark"
 )
@@ -207,6 +208,60 @@ func (r *runner) otherMark(k int) (*data.Set, error) {
 		return nil, err
 	}
 	return data.LoadFolder(filepath.Join(dir, "train"), data.FolderOptions{})
+}
+
+// rebuttals are, for an innocent that carries its own MOVE watermark (someone else's, made
+// before the owner's), that watermark's style: in a dispute its owner shows it with their
+// registration record, and the style-gain test counts it as a control (verify.Rebuttal).
+// Other suspects have none.
+func (r *runner) rebuttals(row Row) []verify.Rebuttal {
+	if row.Kind != innocent.OtherMark {
+		return nil
+	}
+	for _, sp := range r.innocentSpecs() {
+		if "innocent-"+sp.Name != row.Attack {
+			continue
+		}
+		k := sp.Style
+		return []verify.Rebuttal{{Name: fmt.Sprintf("its own watermark style (procedural style %d)", k), Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) {
+			return r.restyle(k, imgs, h, w)
+		}}}
+	}
+	return nil
+}
+
+// restyle styles imgs with procedural style k and the profile's transfer, as otherMark
+// embedded it, remembering each result for the run.
+func (r *runner) restyle(k int, imgs [][]uint8, h, w int) ([][]uint8, error) {
+	if r.restyled == nil {
+		r.restyled = map[int]map[string][]uint8{}
+	}
+	memo := r.restyled[k]
+	if memo == nil {
+		memo = map[string][]uint8{}
+		r.restyled[k] = memo
+	}
+	var need [][]uint8
+	for _, im := range imgs {
+		if _, ok := memo[string(im)]; !ok {
+			need = append(need, im)
+		}
+	}
+	if len(need) > 0 {
+		pix, sh, sw := style.Control(k)
+		tr, err := style.New(pix, sh, sw, r.cfg.Profile.Style)
+		if err != nil {
+			return nil, err
+		}
+		for i, o := range tr.Apply(need, h, w) {
+			memo[string(need[i])] = o
+		}
+	}
+	out := make([][]uint8, len(imgs))
+	for i, im := range imgs {
+		out[i] = memo[string(im)]
+	}
+	return out, nil
 }
 
 // served runs a degenerate model behind a real Open Inference Protocol server on a free

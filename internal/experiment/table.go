@@ -67,6 +67,16 @@ func writeInnocents(w io.Writer, res *Results) {
 	tw.Flush()
 	fmt.Fprintln(w, "accused: verdicts of \"stolen\" (p < alpha, delta-mu above the margin, a working classifier);")
 	fmt.Fprintln(w, "rate <=: the exact Clopper-Pearson 95% upper bound on the false-accusation rate")
+	for _, row := range res.Rows {
+		if v := row.Black; v != nil && len(v.Rebuttals) > 0 {
+			verdict := "cleared"
+			if v.UnrebuttedP < res.Config.Profile.Alpha {
+				verdict = "ACCUSED"
+			}
+			fmt.Fprintf(w, "%s: black p %.3g with %s as a control (a rebuttal with its earlier record); %.3g without: %s on the statistics alone\n",
+				row.Label, v.P, strings.Join(v.Rebuttals, ", "), v.UnrebuttedP, verdict)
+		}
+	}
 }
 
 // writeClaims prints the simulated false claims.

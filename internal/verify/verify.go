@@ -424,7 +424,7 @@ type Options struct {
 // Rebuttal is a style the accused embedded themselves, and how to restyle an image with it.
 type Rebuttal struct {
 	Name  string
-	Apply func(imgs [][]uint8, h, w int) [][]uint8
+	Apply func(imgs [][]uint8, h, w int) ([][]uint8, error)
 }
 
 // Verdicts of a test.
@@ -799,7 +799,10 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 			orig[i] = pairs[k].Orig
 		}
 		for _, rb := range o.Rebuttals {
-			out := rb.Apply(orig, h, w)
+			out, err := rb.Apply(orig, h, w)
+			if err != nil {
+				return fmt.Errorf("rebuttal style %s: %w", rb.Name, err)
+			}
 			if len(out) != len(orig) {
 				return fmt.Errorf("rebuttal style %s: restyled %d of %d images", rb.Name, len(out), len(orig))
 			}

@@ -318,12 +318,12 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	for _, p := range pairs {
 		styled[string(p.Orig)] = p.Styled
 	}
-	own := Rebuttal{Name: "owner", Apply: func(imgs [][]uint8, h, w int) [][]uint8 {
+	own := Rebuttal{Name: "owner", Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) {
 		out := make([][]uint8, len(imgs))
 		for i, im := range imgs {
 			out[i] = styled[string(im)]
 		}
-		return out
+		return out, nil
 	}}
 	plain, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2, MinDelta: 0.05})
 	if err != nil {
@@ -345,7 +345,7 @@ func TestOwnershipEndToEnd(t *testing.T) {
 	if plain.GainUnrebutted != nil || plain.Rebuttals != nil {
 		t.Errorf("a run without rebuttals reports some")
 	}
-	short := Rebuttal{Name: "short", Apply: func(imgs [][]uint8, h, w int) [][]uint8 { return imgs[:1] }}
+	short := Rebuttal{Name: "short", Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) { return imgs[:1], nil }}
 	if _, err := Run(c, wrap(victim), wrap(ref), pairs, Options{Seed: 2, Rebuttals: []Rebuttal{short}}); err == nil || !strings.Contains(err.Error(), "short") {
 		t.Errorf("a rebuttal that restyles too few images: %v", err)
 	}
