@@ -5,12 +5,17 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"move/internal/buildinfo"
+	"move/internal/data"
 	"move/internal/record"
+	"move/internal/style"
+	"move/internal/verify"
+	"move/internal/watermark"
 )
 
 func init() {
@@ -116,4 +121,66 @@ func checkRecord(recPath, pubPath, metaHash, keyHash string, stderr io.Writer) (
 func recordLine(p *record.Payload) string {
 	return strings.TrimSpace(fmt.Sprintf("registration record: signed %s (move %s), victim %s, key %s (%d images), %d meta-classifiers: every file matches",
 		p.Created, p.Version, p.Victim.Path, p.Key.Path, p.KeyContent.Images, len(p.Meta)))
+}
+
+// rebuttalReport is an accused's registration record that move verify counted.
+type rebuttalReport struct {
+	Record  string `json:"record"`
+	Digest  string `json:"digest"`
+	Created string `json:"created"`
+	Style   string `json:"style_sha256"`
+}
+
+// loadRebuttal checks the accused's registration record at path (its signature against the
+// key it carries, every file it names) and returns its key's style as a rebuttal: the style
+// transfer of that key applied to the owner's images. A record is a rebuttal only when it
+// is older than the owner's (owner, when given): a style registered after the owner's could
+// be a thief's cover, chosen to look like the owner's.
+func loadRebuttal(path string, owner *recordReport, stderr io.Writer) (verify.Rebuttal, rebuttalReport, error) {
+	rec, p, err := record.Load(path, nil)
+	if err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal: %w", err)
+	}
+	if err := p.Check(filepath.Dir(path)); err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: %w", path, err)
+	}
+	if owner == nil {
+		fmt.Fprintf(stderr, "move: caution: no --record of the owner's: nothing shows that rebuttal %s (signed %s) is the older registration\n", path, p.Created)
+	} else {
+		mine, err1 := time.Parse(time.RFC3339, owner.Payload.Created)
+		theirs, err2 := time.Parse(time.RFC3339, p.Created)
+		if err1 != nil || err2 != nil {
+			return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: unreadable creation times (%q, owner's %q)", path, p.Created, owner.Payload.Created)
+		}
+		if !theirs.Before(mine) {
+			return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s was signed %s, not before the owner's record (%s): a style registered later does not rebut", path, p.Created, owner.Payload.Created)
+		}
+	}
+	keyPath := p.Key.Path
+	if !filepath.IsAbs(keyPath) {
+		keyPath = filepath.Join(filepath.Dir(path), keyPath)
+	}
+	k, err := watermark.LoadKey(keyPath)
+	if err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: %w", path, err)
+	}
+	sp, err := k.Path(k.Style.File)
+	if err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: %w", path, err)
+	}
+	raw, err := os.ReadFile(sp)
+	if err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: style image: %w", path, err)
+	}
+	pix, h, w, err := data.DecodeImage(raw, sp, 0)
+	if err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: style image: %w", path, err)
+	}
+	tr, err := style.New(pix, h, w, k.Params)
+	if err != nil {
+		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: %w", path, err)
+	}
+	rb := verify.Rebuttal{Name: fmt.Sprintf("%s (%s, registered %s)", k.Style.Origin, filepath.Base(path), p.Created),
+		Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) { return tr.Apply(imgs, h, w), nil }}
+	return rb, rebuttalReport{Record: path, Digest: rec.Digest, Created: p.Created, Style: k.Style.SHA256}, nil
 }

@@ -25,7 +25,7 @@ import (
 // verifyOptions are move verify's flags.
 type verifyOptions struct {
 	meta, key, benign, test, record, publicKey string
-	suspects, endpoints                        []string
+	suspects, endpoints, rebuttals             []string
 	allowSeen, jsonOut                         bool
 	m, resamples, budget, concurrency          int
 	alpha, minDelta                            float64
@@ -49,6 +49,8 @@ type verifyReport struct {
 	Result        *verify.Result `json:"result"`
 	Verdict       string         `json:"verdict"`
 	Record        *recordReport  `json:"record,omitempty"`
+	// Rebuttals are the accused's registration records whose styles the gain test counted.
+	Rebuttals []rebuttalReport `json:"rebuttals,omitempty"`
 }
 
 func init() {
@@ -95,6 +97,19 @@ trained against unless --allow-seen-benign is given (the paper's own procedure).
 (against --public-key, the owner's key; without it only against the key the record carries),
 that every file it names is unchanged, and that it registers the --meta and --key in use. Any
 mismatch is refused, naming the file; the record goes into the output.
+
+--rebuttal REC is the accused's answer: their own registration record, of a MOVE key with
+their own style, signed before the owner's --record. Its style (applied with that key's
+transfer parameters) joins the control styles of the black-box style-gain test, so a response
+that the accused's own watermark explains is not evidence; the test without it is reported
+beside. No statistic on the suspect can tell a watermark in a style near the owner's from the
+owner's: on CIFAR-10 a model trained on someone else's blue-and-yellow procedural strokes
+answered starry-night images as well as the victim's copy did (style gain 0.052 against
+0.056, p = 9e-5), and the victim answered strokes in starry-night's own palette almost as well
+as starry-night itself — what it learned is mostly the palette. Only the order of the records
+tells who was first, so a record signed after the owner's is refused (a thief could pick a
+style like the owner's as cover), and without --record move warns that it cannot check the
+order. A record's time is only as good as its digest's timestamp at an outside service.
 
 The test has a margin, --min-delta (default 0.05): H0: mu_S - mu_B <= min-delta against H1:
 mu_S - mu_B > min-delta, and a verdict of "stolen" needs p < alpha. Without a margin (the
@@ -151,6 +166,8 @@ EXIT STATUS
 			intIn(fs, &o.concurrency, "concurrency", 2, 1, 64, "requests in flight at once for --endpoint")
 			fs.StringVar(&o.record, "record", "", "registration record (move register): checked, and its contents put in the output")
 			fs.StringVar(&o.publicKey, "public-key", "", "the owner's public key (move keygen) to check --record's signature against")
+			var rebuttals listFlag
+			fs.Var(&rebuttals, "rebuttal", "the accused's own registration record, older than --record: its key's style counts as a control of the black-box style-gain test; repeat for several")
 			if err := parse(fs, args); err != nil {
 				return err
 			}
@@ -161,7 +178,7 @@ EXIT STATUS
 			if err := need(fs, "meta", "key", "benign"); err != nil {
 				return err
 			}
-			o.suspects, o.endpoints = suspects, endpoints
+			o.suspects, o.endpoints, o.rebuttals = suspects, endpoints, rebuttals
 			if len(o.suspects)+len(o.endpoints) == 0 {
 				fmt.Fprintln(stderr, "move verify: give the suspect as --suspect FILE or --endpoint URL (repeat for several)")
 				return errUsage
@@ -190,6 +207,15 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	c, err := meta.Load(o.meta)
 	if err != nil {
 		return err
+	}
+	var rebuttals []verify.Rebuttal
+	var rebutReps []rebuttalReport
+	for _, f := range o.rebuttals {
+		rb, rep, err := loadRebuttal(f, rec, stderr)
+		if err != nil {
+			return err
+		}
+		rebuttals, rebutReps = append(rebuttals, rb), append(rebutReps, rep)
 	}
 	keyHash, err := fileHash(o.key)
 	if err != nil {
@@ -254,12 +280,13 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		} else if m, _, err = classifier.Load(sp.name, o.onnx); err != nil {
 			return err
 		}
-		res, err := verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta})
+		res, err := verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
+			Rebuttals: rebuttals})
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.name, err)
 		}
 		rep := verifyReport{Suspect: sp.name, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
-			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec}
+			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec, Rebuttals: rebutReps}
 		if client != nil {
 			rep.Queries = client.Queries()
 		} else if rep.SuspectSHA256, err = fileHash(sp.name); err != nil {
@@ -336,6 +363,10 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 	if res.Contrast != "" {
 		fmt.Fprintf(w, "meta-classifier: against the reference p %.4g, delta-mu %.4f; the suspect's own specificity p %.4g, mean score %.4f\n",
 			res.Test.P, res.Test.DeltaMu, res.Specificity.P, res.Specificity.DeltaMu)
+	}
+	if res.GainUnrebutted != nil {
+		fmt.Fprintf(w, "style gain with the key's control styles only: p %.4g, delta %.4f; the accused's earlier styles (%s) count as controls too in the verdict's test\n",
+			res.GainUnrebutted.P, res.GainUnrebutted.DeltaMu, strings.Join(res.Rebuttals, ", "))
 	}
 	if res.Gain != nil {
 		fmt.Fprintf(w, "style gain (true-class probability on the owner's style minus on the control styles), %d images: suspect against reference p %.4g, delta %.4f (margin %g) — the verdict's test\n",

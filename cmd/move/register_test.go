@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"move/internal/data"
 )
@@ -98,5 +99,40 @@ func TestRegisterAndVerifyRecord(t *testing.T) {
 	os.WriteFile(p("victim.safetensors"), v, 0o644)
 	if _, err := verify("--public-key", p("owner.pub")); err == nil || !strings.Contains(err.Error(), "victim.safetensors has changed") {
 		t.Fatalf("tampered victim: %v", err)
+	}
+	v[len(v)-1] ^= 1
+	os.WriteFile(p("victim.safetensors"), v, 0o644)
+
+	// The accused's own watermark as a rebuttal: their key (another style) registered with
+	// their own signing key. Registered after the owner's record, it is refused.
+	st2 := data.Synthetic(1, 1, 32, 9)
+	if err := data.WritePNG(filepath.Join(dir, "theirs.png"), st2.Image(0), 32, 32, false); err != nil {
+		t.Fatal(err)
+	}
+	runOK("embed", "--data", clean, "--style", p("theirs.png"), "--out", p("theirs"), "--rate", "0.25", "--steps", "5", "--style-size", "32")
+	runOK("keygen", "--out", p("accused"))
+	runOK("register", "--victim", p("b1.safetensors"), "--key", p("theirs", "key.json"), "--meta", p("meta.safetensors"),
+		"--signing-key", p("accused.key"), "--out", p("theirs.rec"))
+	if _, err := verify("--public-key", p("owner.pub"), "--rebuttal", p("theirs.rec")); err == nil || !strings.Contains(err.Error(), "not before the owner's record") {
+		t.Fatalf("a rebuttal registered after the owner's record: %v", err)
+	}
+	// Against an owner's record signed later, it counts: the verdict's gain test has the
+	// accused's style among its controls, and the output says so.
+	time.Sleep(1100 * time.Millisecond) // records carry whole seconds
+	runOK("register", "--victim", p("victim.safetensors"), "--key", p("marked", "key.json"), "--meta", p("meta.safetensors"),
+		"--signing-key", p("owner.key"), "--out", p("owner2.rec"))
+	got, err = verify("--public-key", p("owner.pub"), "--record", p("owner2.rec"), "--rebuttal", p("theirs.rec"))
+	if err != nil && !errors.As(err, &neg) {
+		t.Fatalf("verify --rebuttal: %v", err)
+	}
+	if !strings.Contains(got, "style gain with the key's control styles only") || !strings.Contains(got, "theirs.png (theirs.rec, registered") {
+		t.Fatalf("verify --rebuttal output lacks the rebuttal: %q", got)
+	}
+	// A rebuttal whose key changed since it was registered is refused.
+	kb, _ := os.ReadFile(p("theirs", "key.json"))
+	os.WriteFile(p("theirs", "key.json"), append(kb, ' '), 0o644)
+	if _, err := verify("--public-key", p("owner.pub"), "--record", p("owner2.rec"), "--rebuttal", p("theirs.rec")); err == nil ||
+		!strings.Contains(err.Error(), "rebuttal record") || !strings.Contains(err.Error(), "has changed") {
+		t.Fatalf("a rebuttal with a changed key: %v", err)
 	}
 }
