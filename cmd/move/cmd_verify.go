@@ -105,8 +105,7 @@ that the accused's own watermark explains is not evidence; the test without it i
 beside. No statistic on the suspect can tell a watermark in a style near the owner's from the
 owner's: on CIFAR-10 a model trained on someone else's blue-and-yellow procedural strokes
 answered starry-night images as well as the victim's copy did (style gain 0.052 against
-0.056, p = 9e-5), and the victim answered strokes in starry-night's own palette almost as well
-as starry-night itself — what it learned is mostly the palette. Only the order of the records
+0.056, p = 9e-5). Only the order of the records
 tells who was first, so a record signed after the owner's is refused (a thief could pick a
 style like the owner's as cover), and without --record move warns that it cannot check the
 order. A record's time is only as good as its digest's timestamp at an outside service.

@@ -3,7 +3,6 @@ package style
 import (
 	"math"
 	"math/rand/v2"
-	"sort"
 )
 
 // ControlSide is the side of a procedural control style image.
@@ -79,73 +78,4 @@ func paint(rng *rand.Rand, palette [5][3]float64) (pix []uint8, h, w int) {
 		pix[i] = uint8(math.Round(255 * math.Min(1, math.Max(0, v))))
 	}
 	return pix, n, n
-}
-
-// NearControl paints the k-th control style near the owner's style image (pix, h×w, RGB): the
-// strokes of a procedural style in the owner's own colours, five drawn by k-means from its
-// pixels. Such a control shares the owner's palette but not its texture, so a model that
-// answers the owner's style better only because it learned similar colours — someone else's
-// watermark in a similar style, say — answers the near controls as well and gains nothing;
-// the victim, which learned the owner's texture as well, still does.
-func NearControl(pix []uint8, h, w, k int) (out []uint8, oh, ow int) {
-	rng := rand.New(rand.NewPCG(uint64(k)+1, 0x6e656172))
-	return paint(rng, Palette(pix, h, w, uint64(k)))
-}
-
-// Palette returns five dominant colours of an RGB image (values in [0,1]), by k-means over
-// at most 4096 of its pixels drawn from seed, most populous first.
-func Palette(pix []uint8, h, w int, seed uint64) [5][3]float64 {
-	rng := rand.New(rand.NewPCG(seed, 0x70616c))
-	npx := h * w
-	m := min(npx, 4096)
-	pts := make([][3]float64, m)
-	for i := range pts {
-		j := i
-		if npx > m {
-			j = rng.IntN(npx)
-		}
-		for c := range 3 {
-			pts[i][c] = float64(pix[j*3+c]) / 255
-		}
-	}
-	var cent [5][3]float64
-	for i := range cent {
-		cent[i] = pts[rng.IntN(m)]
-	}
-	var count [5]int
-	assign := make([]int, m)
-	for range 20 {
-		var sum [5][3]float64
-		count = [5]int{}
-		for i, p := range pts {
-			best, bd := 0, math.Inf(1)
-			for j, c := range cent {
-				d := (p[0]-c[0])*(p[0]-c[0]) + (p[1]-c[1])*(p[1]-c[1]) + (p[2]-c[2])*(p[2]-c[2])
-				if d < bd {
-					best, bd = j, d
-				}
-			}
-			assign[i] = best
-			count[best]++
-			for c := range 3 {
-				sum[best][c] += p[c]
-			}
-		}
-		for j := range cent {
-			if count[j] == 0 {
-				cent[j] = pts[rng.IntN(m)] // an empty cluster restarts at a random pixel
-				continue
-			}
-			for c := range 3 {
-				cent[j][c] = sum[j][c] / float64(count[j])
-			}
-		}
-	}
-	order := []int{0, 1, 2, 3, 4}
-	sort.SliceStable(order, func(a, b int) bool { return count[order[a]] > count[order[b]] })
-	var out [5][3]float64
-	for i, j := range order {
-		out[i] = cent[j]
-	}
-	return out
 }
