@@ -129,6 +129,7 @@ type rebuttalReport struct {
 	Digest  string `json:"digest"`
 	Created string `json:"created"`
 	Style   string `json:"style_sha256"`
+	Model   string `json:"model_sha256"` // the model the record registers: the suspect it speaks for
 }
 
 // loadRebuttal checks the accused's registration record at path (its signature against the
@@ -182,5 +183,5 @@ func loadRebuttal(path string, owner *recordReport, stderr io.Writer) (verify.Re
 	}
 	rb := verify.Rebuttal{Name: fmt.Sprintf("%s (%s, registered %s)", k.Style.Origin, filepath.Base(path), p.Created),
 		Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) { return tr.Apply(imgs, h, w), nil }}
-	return rb, rebuttalReport{Record: path, Digest: rec.Digest, Created: p.Created, Style: k.Style.SHA256}, nil
+	return rb, rebuttalReport{Record: path, Digest: rec.Digest, Created: p.Created, Style: k.Style.SHA256, Model: p.Victim.SHA256}, nil
 }

@@ -99,7 +99,8 @@ that every file it names is unchanged, and that it registers the --meta and --ke
 mismatch is refused, naming the file; the record goes into the output.
 
 --rebuttal REC is the accused's answer: their own registration record, of a MOVE key with
-their own style, signed before the owner's --record. Its style (applied with that key's
+their own style and of the suspect itself (the same file; a served suspect cannot be matched
+and move says so), signed before the owner's --record. Its style (applied with that key's
 transfer parameters) joins the control styles of the black-box style-gain test, so a response
 that the accused's own watermark explains is not evidence; the test without it is reported
 beside. No statistic on the suspect can tell a watermark in a style near the owner's from the
@@ -266,6 +267,21 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	var reps []verifyReport
 	var results []*verify.Result
 	flagged := 0
+	hashes := make([]string, len(suspects)) // of the files
+	for i, sp := range suspects {
+		if !sp.remote {
+			if hashes[i], err = fileHash(sp.name); err != nil {
+				return err
+			}
+		}
+	}
+	if len(o.endpoints) == 0 {
+		for _, rep := range rebutReps {
+			if !slices.Contains(hashes, rep.Model) {
+				return fmt.Errorf("rebuttal record %s registers the model %s, which is none of the suspects: a rebuttal speaks for the model it registered", rep.Record, rep.Model[:16])
+			}
+		}
+	}
 	for i, sp := range suspects {
 		t0 := time.Now()
 		var m classifier.Model
@@ -279,17 +295,28 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		} else if m, _, err = classifier.Load(sp.name, o.onnx); err != nil {
 			return err
 		}
+		suspectHash := hashes[i]
+		// A rebuttal speaks for the model its record registers: a file suspect must be that
+		// very file; a served one cannot be matched, so every rebuttal is heard, with a caution.
+		var rbs []verify.Rebuttal
+		var rbReps []rebuttalReport
+		for j, rb := range rebuttals {
+			if sp.remote || rebutReps[j].Model == suspectHash {
+				rbs, rbReps = append(rbs, rb), append(rbReps, rebutReps[j])
+				if sp.remote {
+					fmt.Fprintf(stderr, "move: caution: %s is served: nothing shows it is the model rebuttal %s registers\n", sp.name, rebutReps[j].Record)
+				}
+			}
+		}
 		res, err := verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
-			Rebuttals: rebuttals})
+			Rebuttals: rbs})
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.name, err)
 		}
-		rep := verifyReport{Suspect: sp.name, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
-			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec, Rebuttals: rebutReps}
+		rep := verifyReport{Suspect: sp.name, SuspectSHA256: suspectHash, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
+			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec, Rebuttals: rbReps}
 		if client != nil {
 			rep.Queries = client.Queries()
-		} else if rep.SuspectSHA256, err = fileHash(sp.name); err != nil {
-			return err
 		}
 		if res.Stolen {
 			flagged++

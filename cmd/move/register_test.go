@@ -111,8 +111,11 @@ func TestRegisterAndVerifyRecord(t *testing.T) {
 	}
 	runOK("embed", "--data", clean, "--style", p("theirs.png"), "--out", p("theirs"), "--rate", "0.25", "--steps", "5", "--style-size", "32")
 	runOK("keygen", "--out", p("accused"))
-	runOK("register", "--victim", p("b1.safetensors"), "--key", p("theirs", "key.json"), "--meta", p("meta.safetensors"),
+	// (The suspect verified below is victim.safetensors; here it stands for the accused's model.)
+	runOK("register", "--victim", p("victim.safetensors"), "--key", p("theirs", "key.json"), "--meta", p("meta.safetensors"),
 		"--signing-key", p("accused.key"), "--out", p("theirs.rec"))
+	runOK("register", "--victim", p("b1.safetensors"), "--key", p("theirs", "key.json"), "--meta", p("meta.safetensors"),
+		"--signing-key", p("accused.key"), "--out", p("elsewhere.rec"))
 	if _, err := verify("--public-key", p("owner.pub"), "--rebuttal", p("theirs.rec")); err == nil || !strings.Contains(err.Error(), "not before the owner's record") {
 		t.Fatalf("a rebuttal registered after the owner's record: %v", err)
 	}
@@ -127,6 +130,11 @@ func TestRegisterAndVerifyRecord(t *testing.T) {
 	}
 	if !strings.Contains(got, "style gain with the key's control styles only") || !strings.Contains(got, "theirs.png (theirs.rec, registered") {
 		t.Fatalf("verify --rebuttal output lacks the rebuttal: %q", got)
+	}
+	// A rebuttal speaks only for the model its record registers.
+	if _, err := verify("--public-key", p("owner.pub"), "--record", p("owner2.rec"), "--rebuttal", p("elsewhere.rec")); err == nil ||
+		!strings.Contains(err.Error(), "none of the suspects") {
+		t.Fatalf("a rebuttal registering another model: %v", err)
 	}
 	// A rebuttal whose key changed since it was registered is refused.
 	kb, _ := os.ReadFile(p("theirs", "key.json"))
