@@ -3,6 +3,8 @@ package experiment
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,5 +84,16 @@ func TestInnocentsTableShowsRebuttals(t *testing.T) {
 	}
 	if strings.Contains(out, "seed-1") {
 		t.Errorf("a suspect without rebuttal is listed:\n%s", out)
+	}
+	res.Config.Out = t.TempDir()
+	if err := WriteReport(res); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(filepath.Join(res.Config.Out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(html), "with its own earlier watermark as a rebuttal; 0.0001 on the statistics alone") {
+		t.Errorf("the report does not show the rebuttal")
 	}
 }
