@@ -552,6 +552,9 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 		}
 		views = 1 + c.Info.Controls
 	}
+	if len(o.Rebuttals) > 0 && (mode != features.Black || views == 1) {
+		return nil, errors.New("rebuttal styles count in the black-box style-gain test, which needs a black-box meta-classifier trained on a key with control styles")
+	}
 	held := c.Info.HeldOutIdx
 	for _, k := range held {
 		if k < 0 || k >= len(pairs) {
@@ -739,9 +742,6 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 	res.KeyAccuracy = float64(correct) / float64(len(acc))
 	res.KeyAccuracyP = stats.BinomialUpper(correct, len(acc), 1/float64(max(2, classes)))
 
-	if len(o.Rebuttals) > 0 && (mode != features.Black || views == 1) {
-		return nil, errors.New("rebuttal styles count in the black-box style-gain test, which needs a black-box meta-classifier trained on a key with control styles")
-	}
 	if mode == features.Black && views > 1 {
 		if err := gainTest(res, suspect, benign, pairs, held, views, o); err != nil {
 			return nil, err
