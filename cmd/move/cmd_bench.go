@@ -64,10 +64,12 @@ func runBench(o benchOptions, stdout io.Writer) error {
 		}{buildinfo.String(), rep})
 	}
 	fmt.Fprintf(stdout, "%s, kernel %s, %d threads, %dx%d images\n\n", buildinfo.String(), rep.Kernel, rep.Threads, o.size, o.size)
-	fmt.Fprintf(stdout, "%-10s %10s %14s %14s %14s\n", "model", "params", "train img/s", "infer img/s", "grad1 ms/img")
+	fmt.Fprintf(stdout, "%-10s %10s %14s %14s %14s %18s\n", "model", "params", "train img/s", "infer img/s", "grad1 ms/img", "grad1 loop ms/img")
 	for _, m := range rep.Models {
-		fmt.Fprintf(stdout, "%-10s %10d %14.1f %14.1f %14.2f\n", m.Model, m.Params, m.TrainImgS, m.InferImgS, m.Grad1Ms)
+		fmt.Fprintf(stdout, "%-10s %10d %14.1f %14.1f %14.2f %18.2f\n", m.Model, m.Params, m.TrainImgS, m.InferImgS, m.Grad1Ms, m.Grad1LoopMs)
 	}
+	fmt.Fprintln(stdout, "grad1: per-example weight gradients from batched passes (as the white-box features read them);")
+	fmt.Fprintln(stdout, "grad1 loop: one forward and backward pass per image (batch 1), as torch_bench.py's grad1 measures")
 	fmt.Fprintf(stdout, "\nwhite-box features, ms per key image and view:\n%-10s", "model")
 	for _, l := range features.Layouts {
 		fmt.Fprintf(stdout, " %14s", l)

@@ -28,7 +28,13 @@ type ModelResult struct {
 	Params    int     `json:"params"`
 	TrainImgS float64 `json:"train_img_per_s"`
 	InferImgS float64 `json:"infer_img_per_s"`
-	Grad1Ms   float64 `json:"grad1_ms_per_img"`
+	// Grad1Ms is the cost of one image's cross-entropy gradient with respect to every weight,
+	// as the white-box features compute them: per-example gradients from batched passes
+	// (Grad1Batch images each; nn.Tape.PerExample). Grad1LoopMs is the same from one pass per
+	// image (batch 1), the way torch_bench.py's grad1 loop computes it.
+	Grad1Ms     float64 `json:"grad1_ms_per_img"`
+	Grad1LoopMs float64 `json:"grad1_loop_ms_per_img"`
+	Grad1Batch  int     `json:"grad1_batch"`
 	// FeatureMs is the cost of one key image's white-box features, per layout (features.Layouts),
 	// in milliseconds: what a meta-classifier's training and a verification pay per image and
 	// per view (a key with control styles reads 1 + controls views).
@@ -121,7 +127,18 @@ func Model(arch string, seconds float64, size int) (ModelResult, error) {
 	res.TrainImgS = rate(func() { step(xb, yb, true); opt.Step(params, 0.01) }, tb, seconds)
 	inf := nn.NewTape(false)
 	res.InferImgS = rate(func() { m.Forward(inf, nn.Const(xi), false); inf.Reset() }, ib, seconds)
-	res.Grad1Ms = 1000 / rate(func() { step(x1, y1, false) }, 1, seconds)
+	res.Grad1LoopMs = 1000 / rate(func() { step(x1, y1, false) }, 1, seconds)
+	res.Grad1Batch = features.ExampleBatch(m)
+	xg, yg := randBatch(r, res.Grad1Batch, size)
+	pe := nn.NewTape(true)
+	pe.PerExample(true)
+	res.Grad1Ms = 1000 / rate(func() {
+		m.Store().ZeroGrad()
+		if err := pe.Backward(nn.CrossEntropy(pe, m.Forward(pe, nn.Const(xg), false), yg)); err != nil {
+			panic(err)
+		}
+		pe.Reset()
+	}, res.Grad1Batch, seconds)
 	if res.FeatureMs, err = featureCosts(m, r, seconds, size); err != nil {
 		return res, err
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"strings"
 
 	"move/internal/classifier"
 	"move/internal/models"
@@ -158,7 +159,7 @@ func (s *Structure) Dim(layout string) int {
 // WhiteBox returns, for each image of the NHWC batch x (normalised as the model expects) and
 // its label, the signs (-1, 0, +1) of the gradient of the cross-entropy with respect to the
 // weights of m in its folded form (see Structure), evaluated in inference mode (batch-norm
-// running statistics), one image at a time.
+// running statistics), one gradient per image from batched passes.
 func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([][]float32, error) {
 	if layout != Full && layout != Compressed && layout != Raw {
 		return nil, fmt.Errorf("unknown white-box layout %q (full, compressed or %s)", layout, Raw)
@@ -175,33 +176,73 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 		return nil, err
 	}
 	dim := st.Dim(layout)
+	// One batched forward and backward pass per chunk, with per-example parameter gradients
+	// (nn.Tape.PerExample): the same gradients as one pass per image, up to the chunk's 1/B
+	// factor, which neither the signs nor the raw layout's normalisation see. Chunks hold at
+	// most exampleFloats gradient values.
+	b := ExampleBatch(m)
+	perEx := true
 	tp := nn.NewTape(true)
+	tp.PerExample(true)
 	out := make([][]float32, n)
-	for i := range n {
-		xi := tensor.From(x.Data[i*h*w*c:(i+1)*h*w*c], 1, h, w, c)
+	for lo := 0; lo < n; {
+		hi := min(n, lo+b)
+		xb := tensor.From(x.Data[lo*h*w*c:hi*h*w*c], hi-lo, h, w, c)
 		m.Store().ZeroGrad()
-		loss := nn.CrossEntropy(tp, m.Forward(tp, nn.Const(xi), false), labels[i:i+1])
-		if err := tp.Backward(loss); err != nil {
-			return nil, err
+		var err error
+		pass := func() {
+			err = tp.Backward(nn.CrossEntropy(tp, m.Forward(tp, nn.Const(xb), false), labels[lo:hi]))
+		}
+		if perEx {
+			if perr := nn.Catch(pass); perr != nil {
+				if !strings.Contains(perr.Error(), "per-example gradients") {
+					panic(perr) // not about per-example support: as without it
+				}
+				// A graph that reaches a weight through an operation without per-example
+				// support (an imported model's Add of a bias, say): one image per pass.
+				tp.Reset()
+				perEx, b = false, 1
+				tp.PerExample(false)
+				continue
+			}
+		} else {
+			pass()
 		}
 		tp.Reset()
-		v := make([]float32, 0, dim)
-		for _, p := range st.Parts {
-			v = appendSigns(v, p, layout)
+		if err != nil {
+			return nil, err
 		}
-		if layout == Raw {
-			var ss float64
-			for _, x := range v {
-				ss += float64(x) * float64(x)
+		for i := lo; i < hi; i++ {
+			v := make([]float32, 0, dim)
+			for _, p := range st.Parts {
+				g := p.Param.Grad.Data
+				if perEx {
+					size := p.Param.Value.Len()
+					g = p.Param.ExGrad.Data[(i-lo)*size : (i-lo+1)*size]
+				}
+				v = appendSigns(v, p, g, layout)
 			}
-			scale := float32(1 / (math.Sqrt(ss/float64(len(v))) + 1e-30))
-			for k := range v {
-				v[k] *= scale
+			if layout == Raw {
+				var ss float64
+				for _, x := range v {
+					ss += float64(x) * float64(x)
+				}
+				scale := float32(1 / (math.Sqrt(ss/float64(len(v))) + 1e-30))
+				for k := range v {
+					v[k] *= scale
+				}
 			}
+			out[i] = v
 		}
-		out[i] = v
+		lo = hi
 	}
 	return out, nil
+}
+
+// ExampleBatch is how many images WhiteBox reads per batched pass for m: 32, or fewer when
+// their per-example gradients would exceed 64 Mi values (256 MiB).
+func ExampleBatch(m models.Model) int {
+	return max(1, min(32, (64<<20)/max(1, m.Store().NumParams())))
 }
 
 func sign(x float32) float32 {
@@ -214,8 +255,9 @@ func sign(x float32) float32 {
 	return 0
 }
 
-func appendSigns(v []float32, p Part, layout string) []float32 {
-	g, s := p.Param.Grad.Data, p.Param.Shape()
+// appendSigns appends the features of part p read from g, a gradient of p.Param.
+func appendSigns(v []float32, p Part, g []float32, layout string) []float32 {
+	s := p.Param.Shape()
 	flip := func(o int) float32 {
 		if p.Flip == nil {
 			return 1

@@ -223,3 +223,79 @@ func TestBlackBoxByHand(t *testing.T) {
 		t.Fatal("flip or shift moved the pixel elsewhere")
 	}
 }
+
+// White-box features of a batch come from one batched pass with per-example gradients: each
+// image's vector is the one it gets alone. A model whose graph reaches a weight through an
+// operation without per-example support (here a broadcast Add of a bias) falls back to one
+// image per pass and gets the same vectors too.
+func TestWhiteBoxBatchedEqualsOneImageAtATime(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const n = 6
+	x := tensor.New(n, 8, 8, 3)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	labels := []int{0, 1, 2, 1, 0, 2}
+	res, _ := models.New("resnet20", 3, 5)
+	randomBN(res, 3)
+	ba := newBiasAddModel(r)
+	tp := nn.NewTape(true)
+	tp.PerExample(true)
+	if err := nn.Catch(func() { tp.Backward(nn.CrossEntropy(tp, ba.Forward(tp, nn.Const(x), false), labels)) }); err == nil || !strings.Contains(err.Error(), "does not support") {
+		t.Fatalf("the bias-add model does not exercise the fallback: %v", err)
+	}
+	for _, m := range []models.Model{res, ba} {
+		for _, layout := range []string{Raw, Full} {
+			all, err := WhiteBox(m, x, labels, layout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				one, err := WhiteBox(m, tensor.From(x.Data[i*8*8*3:(i+1)*8*8*3], 1, 8, 8, 3), labels[i:i+1], layout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				diff := 0
+				for k := range one[0] {
+					if d := math.Abs(float64(all[i][k] - one[0][k])); (layout == Raw && d > 1e-4*(1+math.Abs(float64(one[0][k])))) || (layout == Full && d != 0) {
+						diff++
+					}
+				}
+				if diff > len(one[0])/1000 {
+					t.Errorf("%s %s, image %d: %d of %d entries differ between the batch and the image alone", m.Arch(), layout, i, diff, len(one[0]))
+				}
+			}
+		}
+	}
+}
+
+// biasAddModel is conv, global pooling, a dense layer without bias, and a bias added by a
+// broadcasting nn.Binary (as an imported MatMul+Add graph has it): an operation without
+// per-example gradients reaching a weight.
+type biasAddModel struct {
+	s    *nn.Store
+	conv *nn.Conv
+	w, b *nn.Var
+}
+
+func newBiasAddModel(r *rand.Rand) *biasAddModel {
+	s := nn.NewStore()
+	m := &biasAddModel{s: s, conv: nn.NewConv(s, "conv", 3, 4, 3, 1, 1, false, r)}
+	w, b := tensor.New(3, 4), tensor.New(1, 3)
+	for i := range w.Data {
+		w.Data[i] = float32(r.NormFloat64())
+	}
+	for i := range b.Data {
+		b.Data[i] = float32(r.NormFloat64())
+	}
+	m.w, m.b = s.Param("fc.weight", w), s.Param("fc.bias", b)
+	return m
+}
+
+func (m *biasAddModel) Forward(tp *nn.Tape, x *nn.Var, _ bool) *nn.Var {
+	h := nn.Linear(tp, nn.GlobalAvgPool(tp, nn.ReLU(tp, m.conv.Apply(tp, x))), m.w, nil)
+	return nn.Binary(tp, "Add", h, m.b)
+}
+func (m *biasAddModel) Store() *nn.Store { return m.s }
+func (m *biasAddModel) Arch() string     { return "bias-add" }
+func (m *biasAddModel) Classes() int     { return 3 }

@@ -34,6 +34,20 @@ func Linear(tp *Tape, x, w, b *Var) *Var {
 			}
 			kernels.Gemm(false, false, n, in, out, 1, dy, out, w.Data(), in, beta, dx, in)
 		}
+		if tp.perEx {
+			// Per example: dw[k] += dy[k]ᵀ·x[k] (an outer product), db[k] += dy[k].
+			xd := x.Data()
+			if w.requires {
+				dw := tp.exGrad(w, n)
+				for k := range n {
+					kernels.Gemm(true, false, out, in, 1, 1, dy[k*out:(k+1)*out], out, xd[k*in:(k+1)*in], in, 1, dw[k*out*in:(k+1)*out*in], in)
+				}
+			}
+			if b != nil && b.requires {
+				addTo(tp.exGrad(b, n), dy)
+			}
+			return
+		}
 		if w.requires {
 			kernels.Gemm(true, false, out, in, n, 1, dy, out, x.Data(), in, 1, tp.grad(w), in)
 		}

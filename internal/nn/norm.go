@@ -171,13 +171,18 @@ func batchNorm(tp *Tape, x *Var, bn *BatchNorm, train, relu bool) *Var {
 		for j := range c {
 			s[c+j] = (s[c+j] - float64(mean[j])*s[j]) * float64(invstd[j]) // Σ dy·x̂
 		}
-		if bn.Beta.requires {
+		if tp.perEx && (bn.Beta.requires || bn.Gamma.requires) {
+			if train {
+				panic("nn: per-example gradients of a batch norm in training mode: its batch statistics couple the examples")
+			}
+			bnPerExample(tp, bn, xs[0], rows, c, dy, xd, mean, invstd)
+		} else if bn.Beta.requires {
 			g := tp.grad(bn.Beta)
 			for j := range c {
 				g[j] += float32(s[j])
 			}
 		}
-		if bn.Gamma.requires {
+		if bn.Gamma.requires && !tp.perEx {
 			g := tp.grad(bn.Gamma)
 			for j := range c {
 				g[j] += float32(s[c+j])
@@ -203,4 +208,30 @@ func batchNorm(tp *Tape, x *Var, bn *BatchNorm, train, relu bool) *Var {
 		})
 	})
 	return y
+}
+
+// bnPerExample adds each example's dbeta = Σ dy and dgamma = Σ dy·x̂ (over its rows) to the
+// parameters' ExGrad, for a batch of n examples of rows/n rows each.
+func bnPerExample(tp *Tape, bn *BatchNorm, n, rows, c int, dy, xd, mean, invstd []float32) {
+	var db, dg []float32
+	if bn.Beta.requires {
+		db = tp.exGrad(bn.Beta, n)
+	}
+	if bn.Gamma.requires {
+		dg = tp.exGrad(bn.Gamma, n)
+	}
+	per := rows / n
+	s := make([]float64, 2*c)
+	for k := range n {
+		clear(s)
+		blockSums(s, dy, xd, c, k*per, (k+1)*per)
+		for j := range c {
+			if db != nil {
+				db[k*c+j] += float32(s[j])
+			}
+			if dg != nil {
+				dg[k*c+j] += float32((s[c+j] - float64(mean[j])*s[j]) * float64(invstd[j]))
+			}
+		}
+	}
 }

@@ -11,6 +11,9 @@ import (
 type Var struct {
 	Value *tensor.Tensor
 	Grad  *tensor.Tensor // nil until a gradient reaches it
+	// ExGrad is, for a parameter after a Backward in per-example mode (Tape.PerExample), one
+	// gradient per example of the batch: [N] followed by the parameter's shape.
+	ExGrad *tensor.Tensor
 	// requires marks variables whose gradient is wanted, and those computed from them.
 	requires bool
 	// pooled marks variables whose storage belongs to a tape and is recycled by Reset.
@@ -35,10 +38,13 @@ func (v *Var) Shape() []int { return v.Value.Shape }
 // Data is the value's storage.
 func (v *Var) Data() []float32 { return v.Value.Data }
 
-// ZeroGrad clears the accumulated gradient.
+// ZeroGrad clears the accumulated gradient (and the per-example ones).
 func (v *Var) ZeroGrad() {
 	if v.Grad != nil {
 		clear(v.Grad.Data)
+	}
+	if v.ExGrad != nil {
+		clear(v.ExGrad.Data)
 	}
 }
 
@@ -52,6 +58,34 @@ type Tape struct {
 	used   [][]float32
 	tracer func(Node)
 	limit  int
+	perEx  bool
+}
+
+// PerExample switches per-example gradients on or off. While on, the gradient that an
+// operation on a batch of N examples sends to a parameter (a leaf variable) goes to the
+// parameter's ExGrad, one gradient per example, instead of being summed into its Grad: one
+// batched forward and backward pass gives what N passes of one example each would. They are
+// the gradients of the loss as computed, so with a mean over the batch each is 1/N of its
+// example's own. Conv2D, Linear and batch norm in inference mode support it (batch
+// statistics in training mode couple the examples); any other operation that reaches a
+// parameter panics.
+func (tp *Tape) PerExample(on bool) { tp.perEx = on }
+
+// exGrad returns v's per-example gradient buffer for a batch of n examples, zeroed when it
+// is allocated; it accumulates over Backward calls like Grad, until ZeroGrad.
+func (tp *Tape) exGrad(v *Var, n int) []float32 {
+	if v.ExGrad == nil || v.ExGrad.Shape[0] != n {
+		v.ExGrad = tensor.New(append([]int{n}, v.Value.Shape...)...)
+	}
+	return v.ExGrad.Data
+}
+
+// leafCheck panics when, in per-example mode, an operation without per-example support
+// would sum a gradient into a parameter.
+func (tp *Tape) leafCheck(v *Var) {
+	if tp.perEx && v.requires && !v.pooled {
+		panic("nn: per-example gradients reach a parameter through an operation that does not support them (Conv2D, Linear and inference-mode batch norm do)")
+	}
 }
 
 // Limit makes the tape refuse (panic) to allocate any tensor of more than n elements (0: no
@@ -119,6 +153,7 @@ func (tp *Tape) push(out *Var, step func()) {
 
 // grad returns v's gradient buffer, allocating a zeroed one if none exists yet.
 func (tp *Tape) grad(v *Var) []float32 {
+	tp.leafCheck(v)
 	if v.Grad == nil {
 		if v.pooled {
 			v.Grad = tp.zeros(v.Value.Shape...)
@@ -133,6 +168,7 @@ func (tp *Tape) grad(v *Var) []float32 {
 // overwrite it (a fresh, uninitialised buffer) rather than add to it. Writing fresh buffers
 // instead of zeroing then adding saves a pass over memory for most intermediate values.
 func (tp *Tape) gradFor(v *Var) (buf []float32, overwrite bool) {
+	tp.leafCheck(v)
 	if v.Grad != nil {
 		return v.Grad.Data, false
 	}
@@ -148,6 +184,7 @@ func (tp *Tape) gradFor(v *Var) (buf []float32, overwrite bool) {
 // yet and belongs to the tape, g's storage becomes v's gradient without a copy; otherwise g
 // is added to v's gradient.
 func (tp *Tape) passGrad(v *Var, g []float32) {
+	tp.leafCheck(v)
 	if v.Grad == nil && v.pooled {
 		v.Grad = &tensor.Tensor{Shape: v.Value.Shape, Data: g}
 		return
