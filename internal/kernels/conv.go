@@ -278,6 +278,50 @@ func ConvBackwardData(g ConvGeom, w, dy, dx []float32, accumulate bool) {
 // ConvBackwardWeight adds the weight gradient dyᵀ·col(x) of a convolution to dw.
 func ConvBackwardWeight(g ConvGeom, x, dy, dw []float32) { ConvBackward(g, x, nil, dy, nil, dw) }
 
+// ConvBackwardWeightEach accumulates each example's weight gradient separately:
+// dw[n] += dy[n]ᵀ·col(x[n]) for the N examples, dw holding N gradients of Cout·K values
+// (per-example gradients). The examples are shared among the workers; each builds one
+// example's im2col block (or runs the direct kernel) and writes its gradient without
+// partial sums.
+func ConvBackwardWeightEach(g ConvGeom, x, dy, dw []float32) {
+	K, pix := g.K(), g.Ho*g.Wo
+	size := g.Cout * K
+	if len(dw) < g.N*size {
+		panic(fmt.Sprintf("kernels.ConvBackwardWeightEach: %d values for %d gradients of %d", len(dw), g.N, size))
+	}
+	kern, direct := g.directWeight()
+	parallel.For(g.N, func(lo, hi, _ int) {
+		if direct {
+			ws := g.newDirectWeightScratch()
+			defer ws.free()
+			acc := getBuf(g.KH * g.KW * g.C * g.Cout)
+			defer putBuf(acc)
+			for b := lo; b < hi; b++ {
+				clear(*acc)
+				g.weightGradDirectImage(kern, x, dy, b, *acc, ws)
+				g.addTransposedWeight(dw[b*size:(b+1)*size], *acc)
+			}
+			return
+		}
+		var colBuf *[]float32
+		if !g.pointwise() {
+			colBuf = getBuf(pix * K)
+			defer putBuf(colBuf)
+		}
+		var pcol PackedB
+		for b := lo; b < hi; b++ {
+			r0, r1 := b*pix, (b+1)*pix
+			col := x[r0*g.C : r1*g.C]
+			if !g.pointwise() {
+				g.im2colRows(*colBuf, K, x, r0, r1)
+				col = *colBuf
+			}
+			PackB(&pcol, col, K, false, pix, K, 1)
+			GemmPacked(g.Cout, dy[r0*g.Cout:r1*g.Cout], g.Cout, true, &pcol, dw[b*size:(b+1)*size], K, 0, -1)
+		}
+	})
+}
+
 // ConvBackward accumulates the gradients of a convolution given dy, the gradient of its output:
 // dx += col2im(dy · w) when dx is not nil, and dw += dyᵀ · col(x) when dw is not nil.
 // The weight gradient is reduced from one partial sum per worker, in worker order, so the

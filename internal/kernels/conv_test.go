@@ -124,6 +124,23 @@ func TestConvMatchesReference(t *testing.T) {
 					ConvBackwardWeight(g, x, dy, dw1)
 					_, _, wdw1 := naiveConv(g, x, w, dy)
 					closeTo(t, "dw (split)", dw1, wdw1, 1e-4)
+					// Per example: each example's gradient is the reference's on that
+					// example alone, accumulated onto what dw already held.
+					size := len(w)
+					each := randSlice(r, c.n*size)
+					g1, _ := NewConvGeom(1, c.h, c.w, c.c, c.cout, c.k, c.k, c.s, c.p)
+					want := make([][]float64, c.n)
+					for b := range c.n {
+						xs, ys := c.h*c.w*c.c, g1.Rows()*c.cout
+						_, _, want[b] = naiveConv(g1, x[b*xs:(b+1)*xs], w, dy[b*ys:(b+1)*ys])
+						for i := range want[b] {
+							want[b][i] += float64(each[b*size+i])
+						}
+					}
+					ConvBackwardWeightEach(g, x, dy, each)
+					for b := range c.n {
+						closeTo(t, fmt.Sprintf("dw of example %d", b), each[b*size:(b+1)*size], want[b], 1e-4)
+					}
 				})
 			})
 		}

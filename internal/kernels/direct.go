@@ -120,71 +120,88 @@ func (g ConvGeom) directWeight() (stridedKernel, bool) {
 
 // weightGradDirect adds the weight gradient of the convolution to dw.
 func (g ConvGeom) weightGradDirect(kern stridedKernel, x, dy, dw []float32) {
-	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
-	C, Co := g.C, g.Cout
 	taps := g.KH * g.KW
 	nw := parallel.Workers()
 	partial := make([][]float32, nw) // [tap][ci][co]
 	parallel.For(g.N, func(lo, hi, worker int) {
 		acc := partial[worker]
 		if acc == nil {
-			acc = make([]float32, taps*C*Co)
+			acc = make([]float32, taps*g.C*g.Cout)
 			partial[worker] = acc
 		}
-		xtBuf := getBuf(C * hp * wp)
-		defer putBuf(xtBuf)
-		grid := g.Ho * wp // dy on the padded grid: Ho rows of W+2p pixels
-		dsBuf := getBuf(grid * Co)
-		defer putBuf(dsBuf)
-		xt, ds := *xtBuf, *dsBuf
-		pix := g.Ho * g.Wo
-		steps := (g.Ho-1)*wp + g.Wo
+		ws := g.newDirectWeightScratch()
+		defer ws.free()
 		for b := lo; b < hi; b++ {
-			// xt[ci][y][x]: the image, transposed and zero-padded.
-			clear(xt)
-			img := x[b*g.H*g.W*C : (b+1)*g.H*g.W*C]
-			for y := range g.H {
-				for xx := range g.W {
-					src := img[(y*g.W+xx)*C : (y*g.W+xx+1)*C]
-					o := (y+g.Pad)*wp + xx + g.Pad
-					for ci, v := range src {
-						xt[ci*hp*wp+o] = v
-					}
-				}
-			}
-			// ds[s][oy][x][16]: dy in slivers of 16 output channels on the padded grid.
-			d := dy[b*pix*Co : (b+1)*pix*Co]
-			for s := 0; s < Co/NR; s++ {
-				for oy := range g.Ho {
-					row := ds[(s*grid+oy*wp)*NR : (s*grid+(oy+1)*wp)*NR]
-					gatherRows16(row, d[oy*g.Wo*Co+s*NR:], g.Wo, Co)
-					clear(row[g.Wo*NR:])
-				}
-			}
-			for ky := range g.KH {
-				for kx := range g.KW {
-					tap := ky*g.KW + kx
-					for ci0 := 0; ci0 < C; ci0 += MR {
-						a := &xt[(ci0*hp+ky)*wp+kx]
-						for s := 0; s < Co/NR; s++ {
-							kern(steps, a, hp*wp, &ds[s*grid*NR], &acc[(tap*C+ci0)*Co+s*NR], Co, 1)
-						}
-					}
-				}
-			}
+			g.weightGradDirectImage(kern, x, dy, b, acc, ws)
 		}
 	})
-	// dw[co][tap][ci] += Σ_workers acc[tap][ci][co]
 	for _, acc := range partial {
-		if acc == nil {
-			continue
+		if acc != nil {
+			g.addTransposedWeight(dw, acc)
 		}
-		for tap := range taps {
-			for ci := range C {
-				row := acc[(tap*C+ci)*Co : (tap*C+ci+1)*Co]
-				for co, v := range row {
-					dw[(co*taps+tap)*C+ci] += v
+	}
+}
+
+// directWeightScratch is one worker's buffers for weightGradDirectImage.
+type directWeightScratch struct{ xt, ds *[]float32 }
+
+func (g ConvGeom) newDirectWeightScratch() directWeightScratch {
+	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
+	return directWeightScratch{xt: getBuf(g.C * hp * wp), ds: getBuf(g.Ho * wp * g.Cout)}
+}
+
+func (s directWeightScratch) free() { putBuf(s.xt); putBuf(s.ds) }
+
+// weightGradDirectImage adds image b's weight gradient to acc, laid out [tap][ci][co].
+func (g ConvGeom) weightGradDirectImage(kern stridedKernel, x, dy []float32, b int, acc []float32, ws directWeightScratch) {
+	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
+	C, Co := g.C, g.Cout
+	grid := g.Ho * wp // dy on the padded grid: Ho rows of W+2p pixels
+	xt, ds := *ws.xt, *ws.ds
+	pix := g.Ho * g.Wo
+	steps := (g.Ho-1)*wp + g.Wo
+	// xt[ci][y][x]: the image, transposed and zero-padded.
+	clear(xt)
+	img := x[b*g.H*g.W*C : (b+1)*g.H*g.W*C]
+	for y := range g.H {
+		for xx := range g.W {
+			src := img[(y*g.W+xx)*C : (y*g.W+xx+1)*C]
+			o := (y+g.Pad)*wp + xx + g.Pad
+			for ci, v := range src {
+				xt[ci*hp*wp+o] = v
+			}
+		}
+	}
+	// ds[s][oy][x][16]: dy in slivers of 16 output channels on the padded grid.
+	d := dy[b*pix*Co : (b+1)*pix*Co]
+	for s := 0; s < Co/NR; s++ {
+		for oy := range g.Ho {
+			row := ds[(s*grid+oy*wp)*NR : (s*grid+(oy+1)*wp)*NR]
+			gatherRows16(row, d[oy*g.Wo*Co+s*NR:], g.Wo, Co)
+			clear(row[g.Wo*NR:])
+		}
+	}
+	for ky := range g.KH {
+		for kx := range g.KW {
+			tap := ky*g.KW + kx
+			for ci0 := 0; ci0 < C; ci0 += MR {
+				a := &xt[(ci0*hp+ky)*wp+kx]
+				for s := 0; s < Co/NR; s++ {
+					kern(steps, a, hp*wp, &ds[s*grid*NR], &acc[(tap*C+ci0)*Co+s*NR], Co, 1)
 				}
+			}
+		}
+	}
+}
+
+// addTransposedWeight adds acc[tap][ci][co] to dw[co][tap][ci].
+func (g ConvGeom) addTransposedWeight(dw, acc []float32) {
+	taps, C, Co := g.KH*g.KW, g.C, g.Cout
+	for tap := range taps {
+		for ci := range C {
+			row := acc[(tap*C+ci)*Co : (tap*C+ci+1)*Co]
+			for co, v := range row {
+				dw[(co*taps+tap)*C+ci] += v
 			}
 		}
 	}

@@ -62,32 +62,17 @@ func Conv2D(tp *Tape, x, w, b *Var, stride, pad int) *Var {
 	return y
 }
 
-// convPerExample adds each example's weight and bias gradients to w's and b's ExGrad: the
-// examples are shared among the workers, each running the one-example kernel.
+// convPerExample adds each example's weight and bias gradients to w's and b's ExGrad.
 func convPerExample(tp *Tape, g kernels.ConvGeom, x, w, b *Var, dy []float32) {
-	g1, err := kernels.NewConvGeom(1, g.H, g.W, g.C, g.Cout, g.KH, g.KW, g.Stride, g.Pad)
-	if err != nil {
-		panic("nn.Conv2D: " + err.Error())
-	}
-	xs, ys, ws := g.H*g.W*g.C, g.Ho*g.Wo*g.Cout, w.Value.Len()
-	var dw, db []float32
 	if w.requires {
-		dw = tp.exGrad(w, g.N)
+		kernels.ConvBackwardWeightEach(g, x.Data(), dy, tp.exGrad(w, g.N))
 	}
 	if b != nil && b.requires {
-		db = tp.exGrad(b, g.N)
-	}
-	xd := x.Data()
-	parallel.For(g.N, func(lo, hi, _ int) {
-		for n := lo; n < hi; n++ {
-			if dw != nil {
-				kernels.ConvBackwardWeight(g1, xd[n*xs:(n+1)*xs], dy[n*ys:(n+1)*ys], dw[n*ws:(n+1)*ws])
-			}
-			if db != nil {
-				sumRows(db[n*g.Cout:(n+1)*g.Cout], dy[n*ys:(n+1)*ys])
-			}
+		db, ys := tp.exGrad(b, g.N), g.Ho*g.Wo*g.Cout
+		for n := range g.N {
+			sumRows(db[n*g.Cout:(n+1)*g.Cout], dy[n*ys:(n+1)*ys])
 		}
-	})
+	}
 }
 
 // ConvTranspose2D is the transposed convolution (the gradient of Conv2D with respect to its
