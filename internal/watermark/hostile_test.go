@@ -195,9 +195,17 @@ func TestEmbedResumes(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("the output appeared although the run was interrupted")
 	}
-	k, err := Embed(context.Background(), opts(out))
+	// The resumed run's progress counts only what it styles itself, so its rate and ETA are
+	// its own.
+	ro := opts(out)
+	var seen [][2]int
+	ro.Progress = func(done, total int, _ time.Duration) { seen = append(seen, [2]int{done, total}) }
+	k, err := Embed(context.Background(), ro)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := len(whole.Samples) - 64; len(seen) == 0 || seen[0][1] != want || seen[len(seen)-1] != [2]int{want, want} || seen[0][0] > 64 {
+		t.Fatalf("the resumed run reported progress %v, want counts out of the %d images it styles", seen, want)
 	}
 	if k.Resumed() != 64 {
 		t.Fatalf("resumed %d styled images, want the 64 of the first chunk", k.Resumed())

@@ -103,7 +103,9 @@ type Options struct {
 	Style                 style.Options
 	Force                 bool
 	Command               string
-	Progress              func(done, total int, elapsed time.Duration)
+	// Progress follows the styling: done of total images this run styles (an interrupted
+	// run's finished images, which it resumes from, are counted in neither) in elapsed time.
+	Progress func(done, total int, elapsed time.Duration)
 	// Shards > 1 splits the styling over that many runs: this run (Shard, from 0) styles only
 	// its share into Out (ShardDir names it), and Merge joins the shards. Shard i styles the
 	// chunks i, i+n, i+2n, ... of the sorted selection (a stable assignment of every image), so
@@ -411,7 +413,7 @@ func (p *plan) embed(ctx context.Context) (*Key, error) {
 		}
 	}
 	key := p.newKey()
-	start := time.Now()
+	var start time.Time // when this run styled its first chunk
 	done := 0
 	for s, ci := 0, 0; s < len(jobs); s, ci = s+chunk, ci+1 {
 		if err := ctx.Err(); err != nil {
@@ -432,6 +434,9 @@ func (p *plan) embed(ctx context.Context) (*Key, error) {
 		if written {
 			resumed += len(part)
 		} else {
+			if start.IsZero() {
+				start = time.Now()
+			}
 			paths := make([]string, len(part))
 			for i, jb := range part {
 				paths[i] = jb.src
@@ -455,8 +460,10 @@ func (p *plan) embed(ctx context.Context) (*Key, error) {
 		}
 		key.Samples = append(key.Samples, samples...)
 		done += len(part)
-		if o.Progress != nil {
-			o.Progress(done, total, time.Since(start))
+		if o.Progress != nil && !written {
+			// Finished chunks of an interrupted run come first (they were written in order)
+			// and are not counted again: the rate and the ETA are this run's.
+			o.Progress(done-resumed, total-resumed, time.Since(start))
 		}
 	}
 	if err := os.Remove(filepath.Join(tmp, embedConfig)); err != nil {
