@@ -10,12 +10,19 @@ import (
 )
 
 func benchModel(b *testing.B, arch string, batch int, train, grad bool) {
+	benchModelAt(b, arch, 32, batch, train, grad, false)
+}
+
+// benchModelAt times a forward pass (with the backward pass when grad; per-example parameter
+// gradients when perExample) of arch on batch images of size x size.
+func benchModelAt(b *testing.B, arch string, size, batch int, train, grad, perExample bool) {
 	m, err := models.New(arch, 10, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	x, y := randBatch(rand.New(rand.NewPCG(0, 0)), batch, 32)
+	x, y := randBatch(rand.New(rand.NewPCG(0, 0)), batch, size)
 	tp := nn.NewTape(grad)
+	tp.PerExample(perExample)
 	b.ResetTimer()
 	for range b.N {
 		out := m.Forward(tp, nn.Const(x), train)
@@ -34,6 +41,13 @@ func BenchmarkResNet20Train(b *testing.B) { benchModel(b, "resnet20", 128, true,
 func BenchmarkResNet20Infer(b *testing.B) { benchModel(b, "resnet20", 256, false, false) }
 func BenchmarkResNet20Grad1(b *testing.B) { benchModel(b, "resnet20", 1, false, true) }
 func BenchmarkWRN16Train(b *testing.B)    { benchModel(b, "wrn16-1", 128, true, true) }
+func BenchmarkResNet20PerExample(b *testing.B) {
+	benchModelAt(b, "resnet20", 32, 32, false, true, true)
+}
+func BenchmarkResNet18Train224(b *testing.B) { benchModelAt(b, "resnet18", 224, 16, true, true, false) }
+func BenchmarkResNet18Infer224(b *testing.B) {
+	benchModelAt(b, "resnet18", 224, 32, false, false, false)
+}
 
 // TestFeatureCosts checks that every white-box layout is timed, with a positive cost.
 func TestFeatureCosts(t *testing.T) {

@@ -194,14 +194,20 @@ func (g ConvGeom) weightGradDirectImage(kern stridedKernel, x, dy []float32, b i
 	}
 }
 
-// addTransposedWeight adds acc[tap][ci][co] to dw[co][tap][ci].
+// addTransposedWeight adds acc[tap][ci][co] to dw[co][tap][ci], in 16x16 tiles of (ci, co)
+// so that both sides stay in cache.
 func (g ConvGeom) addTransposedWeight(dw, acc []float32) {
 	taps, C, Co := g.KH*g.KW, g.C, g.Cout
+	const tile = 16
 	for tap := range taps {
-		for ci := range C {
-			row := acc[(tap*C+ci)*Co : (tap*C+ci+1)*Co]
-			for co, v := range row {
-				dw[(co*taps+tap)*C+ci] += v
+		for c0 := 0; c0 < C; c0 += tile {
+			for o0 := 0; o0 < Co; o0 += tile {
+				for co := o0; co < min(Co, o0+tile); co++ {
+					d := dw[(co*taps+tap)*C:]
+					for ci := c0; ci < min(C, c0+tile); ci++ {
+						d[ci] += acc[(tap*C+ci)*Co+co]
+					}
+				}
 			}
 		}
 	}

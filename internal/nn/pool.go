@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"move/internal/parallel"
 )
 
 type poolGeom struct{ n, h, w, c, k, s, p, ho, wo int }
@@ -27,34 +28,55 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 	y := tp.out(tp.alloc(g.n, g.ho, g.wo, g.c), x)
 	yd := y.Data()
 	arg := make([]int32, len(yd)) // flat input index of each maximum
-	pfor(g.n*g.ho, func(lo, hi int) {
+	rows := func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			b, oy := r/g.ho, r%g.ho
 			for ox := range g.wo {
 				o := ((b*g.ho+oy)*g.wo + ox) * g.c
-				for ch := range g.c {
-					best, bi := float32(math.Inf(-1)), int32(-1)
-					for ky := range k {
-						iy := oy*stride - pad + ky
-						if iy < 0 || iy >= g.h {
+				best, bi := yd[o:o+g.c], arg[o:o+g.c]
+				first := true
+				// Window positions outer, channels inner: each step reads one contiguous
+				// pixel. Ties keep the first position, as a scan of each channel would.
+				for ky := range k {
+					iy := oy*stride - pad + ky
+					if iy < 0 || iy >= g.h {
+						continue
+					}
+					for kx := range k {
+						ix := ox*stride - pad + kx
+						if ix < 0 || ix >= g.w {
 							continue
 						}
-						for kx := range k {
-							ix := ox*stride - pad + kx
-							if ix < 0 || ix >= g.w {
-								continue
+						base := ((b*g.h+iy)*g.w + ix) * g.c
+						px := xd[base : base+g.c]
+						if first {
+							copy(best, px)
+							for ch := range bi {
+								bi[ch] = int32(base + ch)
 							}
-							i := ((b*g.h+iy)*g.w+ix)*g.c + ch
-							if v := xd[i]; v > best || bi < 0 {
-								best, bi = v, int32(i)
+							first = false
+							continue
+						}
+						for ch, v := range px {
+							if v > best[ch] {
+								best[ch], bi[ch] = v, int32(base+ch)
 							}
 						}
 					}
-					yd[o+ch], arg[o+ch] = best, bi
+				}
+				if first { // a window wholly in the padding
+					for ch := range best {
+						best[ch], bi[ch] = float32(math.Inf(-1)), -1
+					}
 				}
 			}
 		}
-	})
+	}
+	if n := g.n * g.ho; len(yd)*k*k < 1<<15 {
+		rows(0, n)
+	} else {
+		parallel.For(n, func(lo, hi, _ int) { rows(lo, hi) })
+	}
 	if tp.tracing() {
 		tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
 	}
