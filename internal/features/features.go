@@ -176,10 +176,10 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 		return nil, err
 	}
 	dim := st.Dim(layout)
-	// One batched forward and backward pass per chunk, with per-example parameter gradients
-	// (nn.Tape.PerExample): the same gradients as one pass per image, up to the chunk's 1/B
-	// factor, which neither the signs nor the raw layout's normalisation see. Chunks hold at
-	// most exampleFloats gradient values.
+	// One batched forward and backward pass per chunk of ExampleBatch images, with
+	// per-example parameter gradients (nn.Tape.PerExample): the same gradients as one pass per
+	// image, up to the chunk's 1/B factor, which neither the signs nor the raw layout's
+	// normalisation see.
 	b := ExampleBatch(m)
 	perEx := true
 	tp := nn.NewTape(true)
@@ -235,6 +235,9 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 			out[i] = v
 		}
 		lo = hi
+	}
+	for _, p := range m.Store().Params() {
+		p.ExGrad = nil // up to 256 MiB that the model need not keep
 	}
 	return out, nil
 }
