@@ -223,14 +223,7 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 				v = appendSigns(v, p, g, layout)
 			}
 			if layout == Raw {
-				var ss float64
-				for _, x := range v {
-					ss += float64(x) * float64(x)
-				}
-				scale := float32(1 / (math.Sqrt(ss/float64(len(v))) + 1e-30))
-				for k := range v {
-					v[k] *= scale
-				}
+				divideByRMS(v, 1e-30)
 			}
 			out[i] = v
 		}
@@ -246,6 +239,18 @@ func WhiteBox(m models.Model, x *tensor.Tensor, labels []int, layout string) ([]
 // their per-example gradients would exceed 64 Mi values (256 MiB).
 func ExampleBatch(m models.Model) int {
 	return max(1, min(32, (64<<20)/max(1, m.Store().NumParams())))
+}
+
+// divideByRMS divides v by its root mean square (plus eps, against a zero vector).
+func divideByRMS(v []float32, eps float64) {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	scale := float32(1 / (math.Sqrt(ss/float64(len(v))) + eps))
+	for k := range v {
+		v[k] *= scale
+	}
 }
 
 func sign(x float32) float32 {

@@ -2,7 +2,6 @@ package features
 
 import (
 	"fmt"
-	"math"
 
 	"move/internal/models"
 	"move/internal/nn"
@@ -66,15 +65,7 @@ func InputGradients(m models.Model, x *tensor.Tensor, labels []int, family strin
 	}
 	if family == InputGrad {
 		for i := range n { // each image's gradient divided by its root mean square
-			img := g.Data[i*h*w*c : (i+1)*h*w*c]
-			var ss float64
-			for _, v := range img {
-				ss += float64(v) * float64(v)
-			}
-			scale := float32(1 / (math.Sqrt(ss/float64(len(img))) + 1e-12))
-			for k := range img {
-				img[k] *= scale
-			}
+			divideByRMS(g.Data[i*h*w*c:(i+1)*h*w*c], 1e-12)
 		}
 	}
 	out := make([][]float32, n)

@@ -2,7 +2,7 @@ package nn
 
 import (
 	"fmt"
-	"math"
+
 	"move/internal/parallel"
 )
 
@@ -21,6 +21,41 @@ func newPoolGeom(op string, x *Var, k, s, p int) poolGeom {
 	return g
 }
 
+// visit calls f(input offset, output offset) for every (window, in-range position) of the
+// output rows [lo, hi) (rows of N·Ho), the positions of one window in a row.
+func (g poolGeom) visit(lo, hi int, f func(i, o int)) {
+	for r := lo; r < hi; r++ {
+		b, oy := r/g.ho, r%g.ho
+		for ox := range g.wo {
+			o := ((b*g.ho+oy)*g.wo + ox) * g.c
+			for ky := range g.k {
+				iy := oy*g.s - g.p + ky
+				if iy < 0 || iy >= g.h {
+					continue
+				}
+				for kx := range g.k {
+					ix := ox*g.s - g.p + kx
+					if ix < 0 || ix >= g.w {
+						continue
+					}
+					f(((b*g.h+iy)*g.w+ix)*g.c, o)
+				}
+			}
+		}
+	}
+}
+
+// rows runs fn over the output rows, shared among the workers when the windows hold enough
+// work (a 224-pixel input has few rows, each of them long).
+func (g poolGeom) rows(fn func(lo, hi int)) {
+	n := g.n * g.ho
+	if n*g.wo*g.c*g.k*g.k < 1<<15 {
+		fn(0, n)
+		return
+	}
+	parallel.For(n, func(lo, hi, _ int) { fn(lo, hi) })
+}
+
 // MaxPool2D takes the maximum over k x k windows (padding counts as -inf, as in PyTorch).
 func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 	g := newPoolGeom("MaxPool2D", x, k, stride, pad)
@@ -28,55 +63,27 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 	y := tp.out(tp.alloc(g.n, g.ho, g.wo, g.c), x)
 	yd := y.Data()
 	arg := make([]int32, len(yd)) // flat input index of each maximum
-	rows := func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			b, oy := r/g.ho, r%g.ho
-			for ox := range g.wo {
-				o := ((b*g.ho+oy)*g.wo + ox) * g.c
-				best, bi := yd[o:o+g.c], arg[o:o+g.c]
-				first := true
-				// Window positions outer, channels inner: each step reads one contiguous
-				// pixel. Ties keep the first position, as a scan of each channel would.
-				for ky := range k {
-					iy := oy*stride - pad + ky
-					if iy < 0 || iy >= g.h {
-						continue
-					}
-					for kx := range k {
-						ix := ox*stride - pad + kx
-						if ix < 0 || ix >= g.w {
-							continue
-						}
-						base := ((b*g.h+iy)*g.w + ix) * g.c
-						px := xd[base : base+g.c]
-						if first {
-							copy(best, px)
-							for ch := range bi {
-								bi[ch] = int32(base + ch)
-							}
-							first = false
-							continue
-						}
-						for ch, v := range px {
-							if v > best[ch] {
-								best[ch], bi[ch] = v, int32(base+ch)
-							}
-						}
-					}
+	// Window positions outer, channels inner: each step reads one contiguous pixel. A window
+	// always holds a position in range (2·pad <= k); ties keep the first, as PyTorch does.
+	g.rows(func(lo, hi int) {
+		last := -1
+		g.visit(lo, hi, func(i, o int) {
+			best, bi, px := yd[o:o+g.c], arg[o:o+g.c], xd[i:i+g.c]
+			if o != last {
+				last = o
+				copy(best, px)
+				for ch := range bi {
+					bi[ch] = int32(i + ch)
 				}
-				if first { // a window wholly in the padding
-					for ch := range best {
-						best[ch], bi[ch] = float32(math.Inf(-1)), -1
-					}
+				return
+			}
+			for ch, v := range px {
+				if v > best[ch] {
+					best[ch], bi[ch] = v, int32(i+ch)
 				}
 			}
-		}
-	}
-	if n := g.n * g.ho; len(yd)*k*k < 1<<15 {
-		rows(0, n)
-	} else {
-		parallel.For(n, func(lo, hi, _ int) { rows(lo, hi) })
-	}
+		})
+	})
 	if tp.tracing() {
 		tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
 	}
@@ -99,31 +106,9 @@ func AvgPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 	xd := x.Data()
 	y := tp.out(tp.zeros(g.n, g.ho, g.wo, g.c), x)
 	inv := 1 / float32(k*k)
-	// visit calls f(input offset, output offset) for every (window, in-range position).
-	visit := func(lo, hi int, f func(i, o int)) {
-		for r := lo; r < hi; r++ {
-			b, oy := r/g.ho, r%g.ho
-			for ox := range g.wo {
-				o := ((b*g.ho+oy)*g.wo + ox) * g.c
-				for ky := range k {
-					iy := oy*stride - pad + ky
-					if iy < 0 || iy >= g.h {
-						continue
-					}
-					for kx := range k {
-						ix := ox*stride - pad + kx
-						if ix < 0 || ix >= g.w {
-							continue
-						}
-						f(((b*g.h+iy)*g.w+ix)*g.c, o)
-					}
-				}
-			}
-		}
-	}
 	yd := y.Data()
-	pfor(g.n*g.ho, func(lo, hi int) {
-		visit(lo, hi, func(i, o int) {
+	g.rows(func(lo, hi int) {
+		g.visit(lo, hi, func(i, o int) {
 			for ch := range g.c {
 				yd[o+ch] += inv * xd[i+ch]
 			}
@@ -137,7 +122,7 @@ func AvgPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 			return
 		}
 		dx, dy := tp.grad(x), y.Grad.Data
-		visit(0, g.n*g.ho, func(i, o int) {
+		g.visit(0, g.n*g.ho, func(i, o int) {
 			for ch := range g.c {
 				dx[i+ch] += inv * dy[o+ch]
 			}
