@@ -28,8 +28,8 @@ type Detection struct {
 const detectionInputs, stripOverlays = 200, 20
 
 // detection runs STRIP and Neural Cleanse on MOVE's victim (marked inputs: the key's styled
-// images) and, when the BadNets baseline ran, on its victim (triggered test images), one
-// resumable stage each.
+// images), on a benign model (the same inputs: the unmarked baseline) and, when the BadNets
+// baseline ran, on its victim (triggered test images), one resumable stage each.
 func (r *runner) detection() error {
 	if !r.cfg.Detect {
 		return nil
@@ -54,7 +54,10 @@ func (r *runner) detection() error {
 		name, file, marked, upstream string
 		inputs                       [][]uint8
 	}
-	jobs := []job{{"move", r.path("victim.safetensors"), "the key's styled training images", r.base, styled}}
+	// The unmarked baseline: a benign model read on the same styled images. What a detector
+	// says about it is what it says about a model that carries no mark at all.
+	jobs := []job{{"benign", r.path("benign1.safetensors"), "the key's styled training images (it never trained on them)", r.base, styled},
+		{"move", r.path("victim.safetensors"), "the key's styled training images", r.base, styled}}
 	if r.res.Defences[BadNets] != nil {
 		jobs = append(jobs, job{BadNets, r.path(BadNets, "victim.safetensors"), "test images stamped with the trigger", r.stageHash("badnets-victim"), triggered})
 	}
@@ -70,18 +73,18 @@ func (r *runner) detection() error {
 				return err
 			}
 			if d.STRIP, err = detect.STRIP(v, r.clean, clean, j.inputs, r.test.H, r.test.W, stripOverlays, r.cfg.Seed); err != nil {
-				return fmt.Errorf("STRIP on the %s victim: %w", j.name, err)
+				return fmt.Errorf("STRIP on %s: %w", detectionSubject(j.name), err)
 			}
-			r.log.Printf("STRIP on the %s victim: entropy %.3f clean, %.3f marked; %.0f%% of marked inputs detected at 1%% false rejections",
-				j.name, d.STRIP.MeanClean, d.STRIP.MeanMarked, 100*d.STRIP.Detected)
+			r.log.Printf("STRIP on %s: entropy %.3f clean, %.3f marked; %.0f%% of marked inputs detected at 1%% false rejections",
+				detectionSubject(j.name), d.STRIP.MeanClean, d.STRIP.MeanMarked, 100*d.STRIP.Detected)
 			if d.NC, err = detect.NeuralCleanse(v.Local, v.Norm, r.clean, detect.CleanseOptions{Steps: 60, Batch: 32, Seed: r.cfg.Seed}); err != nil {
-				return fmt.Errorf("Neural Cleanse on the %s victim: %w", j.name, err)
+				return fmt.Errorf("Neural Cleanse on %s: %w", detectionSubject(j.name), err)
 			}
 			h, w := r.test.H, r.test.W
 			box := detect.Region{Y0: h - tr.Margin - tr.Size, Y1: h - tr.Margin, X0: w - tr.Margin - tr.Size, X1: w - tr.Margin}
 			sal, maps, err := detect.Saliency(v.Local, v.Norm, clean, j.inputs, h, w, box)
 			if err != nil {
-				return fmt.Errorf("saliency on the %s victim: %w", j.name, err)
+				return fmt.Errorf("saliency on %s: %w", detectionSubject(j.name), err)
 			}
 			d.Saliency, d.Picture = sal, "saliency-"+j.name+".png"
 			return saliencySheet(r.path(d.Picture), j.inputs, maps, h, w)
@@ -89,7 +92,7 @@ func (r *runner) detection() error {
 		if err != nil {
 			return err
 		}
-		r.log.Printf("Neural Cleanse on the %s victim: smallest mask for class %d, anomaly index %.2f (flagged above 2: %v)", j.name, d.NC.Class, d.NC.Anomaly, d.NC.Flagged)
+		r.log.Printf("Neural Cleanse on %s: smallest mask for class %d, anomaly index %.2f (flagged above 2: %v)", detectionSubject(j.name), d.NC.Class, d.NC.Anomaly, d.NC.Flagged)
 		r.res.Detections = append(r.res.Detections, d)
 	}
 	return nil
@@ -140,4 +143,12 @@ func saliencySheet(path string, imgs [][]uint8, maps [][]float32, h, w int) erro
 		put(detect.Overlay(imgs[i], maps[i]), 1, i)
 	}
 	return data.WritePNG(path, pix, sh, sw, true)
+}
+
+// detectionSubject names the model a detection study read.
+func detectionSubject(victim string) string {
+	if victim == "benign" {
+		return "a benign model (no mark: the baseline)"
+	}
+	return "the " + victim + " victim"
 }

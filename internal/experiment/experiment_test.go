@@ -379,7 +379,7 @@ func TestPipelineResumes(t *testing.T) {
 		t.Errorf("ablation table:\n%s", abl.String())
 	}
 	t.Logf("\n%s", abl.String())
-	if len(res5.Detections) != 2 || res5.Detections[1].Victim != BadNets {
+	if len(res5.Detections) != 3 || res5.Detections[0].Victim != "benign" || res5.Detections[1].Victim != "move" || res5.Detections[2].Victim != BadNets {
 		t.Fatalf("detections: %+v", res5.Detections)
 	}
 	for _, d := range res5.Detections {

@@ -492,7 +492,7 @@ func saliencyPictures(res *Results) []picture {
 		if src == "" {
 			continue
 		}
-		out = append(out, picture{Src: src, Caption: fmt.Sprintf("The %s victim: %s (top) and its Grad-CAM maps (bottom, red).", d.Victim, d.Marked)})
+		out = append(out, picture{Src: src, Caption: fmt.Sprintf("Saliency of %s: %s (top) and its Grad-CAM maps (bottom, red).", detectionSubject(d.Victim), d.Marked)})
 	}
 	return out
 }
