@@ -106,10 +106,10 @@ that the accused's own watermark explains is not evidence; the test without it i
 beside. No statistic on the suspect can tell a watermark in a style near the owner's from the
 owner's: on CIFAR-10 a model trained on someone else's blue-and-yellow procedural strokes
 answered starry-night images as well as the victim's copy did (style gain 0.052 against
-0.056, p = 9e-5). Only the order of the records
-tells who was first, so a record signed after the owner's is refused (a thief could pick a
-style like the owner's as cover), and without --record move warns that it cannot check the
-order. A record's time is only as good as its digest's timestamp at an outside service.
+0.056, p = 9e-5). Only the order of the records tells who was first, so a record signed after
+the owner's is refused (a thief could pick a style like the owner's as cover), and without
+--record move warns that it cannot check the order. A record's time is only as good as its
+digest's timestamp at an outside service.
 
 The test has a margin, --min-delta (default 0.05): H0: mu_S - mu_B <= min-delta against H1:
 mu_S - mu_B > min-delta, and a verdict of "stolen" needs p < alpha. Without a margin (the
