@@ -16,6 +16,7 @@ const ControlSide = 128
 // from any painting an owner picks, and are the same on every machine for the same k.
 func Control(k int) (pix []uint8, h, w int) {
 	rng := rand.New(rand.NewPCG(uint64(k)+1, 0x636f6e74726f6c))
+	const n = ControlSide
 	var palette [5][3]float64
 	for i := range palette {
 		// Saturated colours with varied brightness: hue uniform, HSV-like mixing.
@@ -28,13 +29,6 @@ func Control(k int) (pix []uint8, h, w int) {
 			palette[i][c] = val * (1 - sat + sat*x)
 		}
 	}
-	return paint(rng, palette)
-}
-
-// paint covers a ControlSide canvas (background: the first colour) with 400 soft brush
-// strokes in the palette's colours, their direction, width and length drawn from rng.
-func paint(rng *rand.Rand, palette [5][3]float64) (pix []uint8, h, w int) {
-	const n = ControlSide
 	img := make([]float64, n*n*3)
 	bg := palette[0]
 	for i := 0; i < n*n; i++ {
