@@ -182,6 +182,6 @@ func loadRebuttal(path string, owner *recordReport, stderr io.Writer) (verify.Re
 		return verify.Rebuttal{}, rebuttalReport{}, fmt.Errorf("rebuttal record %s: %w", path, err)
 	}
 	rb := verify.Rebuttal{Name: fmt.Sprintf("%s (%s, registered %s)", k.Style.Origin, filepath.Base(path), p.Created),
-		Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) { return tr.Apply(imgs, h, w), nil }}
+		Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) { return tr.Apply(imgs, h, w), nil }}.Memoised()
 	return rb, rebuttalReport{Record: path, Digest: rec.Digest, Created: p.Created, Style: k.Style.SHA256, Model: p.Victim.SHA256}, nil
 }

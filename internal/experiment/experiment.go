@@ -214,8 +214,8 @@ type runner struct {
 	norm  data.Normalization
 	size  int
 	base  string // hash of the stages up to the trained models: what attacks and metas depend on
-	// restyled memoises, per procedural style, key originals restyled with it (rebuttals).
-	restyled map[int]map[string][]uint8
+	// rebuttal is, per procedural style, the rebuttal of the innocents watermarked with it.
+	rebuttal map[int]verify.Rebuttal
 }
 
 func (r *runner) path(p ...string) string { return filepath.Join(append([]string{r.cfg.Out}, p...)...) }

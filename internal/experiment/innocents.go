@@ -213,7 +213,8 @@ func (r *runner) otherMark(k int) (*data.Set, error) {
 // rebuttals are, for an innocent that carries its own MOVE watermark (someone else's, made
 // before the owner's), that watermark's style: in a dispute its owner shows it with their
 // registration record, and the style-gain test counts it as a control (verify.Rebuttal).
-// Other suspects have none.
+// Other suspects have none. Each style's rebuttal is made once a run and remembers what it
+// restyled, as otherMark embedded it (procedural style k, the profile's transfer).
 func (r *runner) rebuttals(row Row) []verify.Rebuttal {
 	if row.Kind != innocent.OtherMark {
 		return nil
@@ -223,45 +224,24 @@ func (r *runner) rebuttals(row Row) []verify.Rebuttal {
 			continue
 		}
 		k := sp.Style
-		return []verify.Rebuttal{{Name: fmt.Sprintf("its own watermark style (procedural style %d)", k), Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) {
-			return r.restyle(k, imgs, h, w)
-		}}}
+		rb, ok := r.rebuttal[k]
+		if !ok {
+			rb = verify.Rebuttal{Name: fmt.Sprintf("its own watermark style (procedural style %d)", k), Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) {
+				pix, sh, sw := style.Control(k)
+				tr, err := style.New(pix, sh, sw, r.cfg.Profile.Style)
+				if err != nil {
+					return nil, err
+				}
+				return tr.Apply(imgs, h, w), nil
+			}}.Memoised()
+			if r.rebuttal == nil {
+				r.rebuttal = map[int]verify.Rebuttal{}
+			}
+			r.rebuttal[k] = rb
+		}
+		return []verify.Rebuttal{rb}
 	}
 	return nil
-}
-
-// restyle styles imgs with procedural style k and the profile's transfer, as otherMark
-// embedded it, remembering each result for the run.
-func (r *runner) restyle(k int, imgs [][]uint8, h, w int) ([][]uint8, error) {
-	if r.restyled == nil {
-		r.restyled = map[int]map[string][]uint8{}
-	}
-	memo := r.restyled[k]
-	if memo == nil {
-		memo = map[string][]uint8{}
-		r.restyled[k] = memo
-	}
-	var need [][]uint8
-	for _, im := range imgs {
-		if _, ok := memo[string(im)]; !ok {
-			need = append(need, im)
-		}
-	}
-	if len(need) > 0 {
-		pix, sh, sw := style.Control(k)
-		tr, err := style.New(pix, sh, sw, r.cfg.Profile.Style)
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range tr.Apply(need, h, w) {
-			memo[string(need[i])] = o
-		}
-	}
-	out := make([][]uint8, len(imgs))
-	for i, im := range imgs {
-		out[i] = memo[string(im)]
-	}
-	return out, nil
 }
 
 // served runs a degenerate model behind a real Open Inference Protocol server on a free

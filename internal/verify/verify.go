@@ -427,6 +427,38 @@ type Rebuttal struct {
 	Apply func(imgs [][]uint8, h, w int) ([][]uint8, error)
 }
 
+// Memoised returns r with an Apply that remembers each image's restyled version: a rebuttal
+// read for several suspects restyles every key image once. Not for concurrent use.
+func (r Rebuttal) Memoised() Rebuttal {
+	apply, memo := r.Apply, map[string][]uint8{}
+	r.Apply = func(imgs [][]uint8, h, w int) ([][]uint8, error) {
+		var need [][]uint8
+		for _, im := range imgs {
+			if _, ok := memo[string(im)]; !ok {
+				need = append(need, im)
+			}
+		}
+		if len(need) > 0 {
+			got, err := apply(need, h, w)
+			if err != nil {
+				return nil, err
+			}
+			if len(got) != len(need) {
+				return nil, fmt.Errorf("restyled %d of %d images", len(got), len(need))
+			}
+			for i, o := range got {
+				memo[string(need[i])] = o
+			}
+		}
+		out := make([][]uint8, len(imgs))
+		for i, im := range imgs {
+			out[i] = memo[string(im)]
+		}
+		return out, nil
+	}
+	return r
+}
+
 // Verdicts of a test.
 const (
 	Stolen       = "stolen"

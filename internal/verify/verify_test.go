@@ -548,3 +548,33 @@ func TestViewsAreRecordedAndAveraged(t *testing.T) {
 		}
 	}
 }
+
+// A memoised rebuttal restyles each image once, however often it is asked.
+func TestRebuttalMemoised(t *testing.T) {
+	calls, seen := 0, 0
+	rb := Rebuttal{Name: "x", Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) {
+		calls++
+		seen += len(imgs)
+		out := make([][]uint8, len(imgs))
+		for i, im := range imgs {
+			out[i] = []uint8{im[0] + 1}
+		}
+		return out, nil
+	}}.Memoised()
+	a, b, c := []uint8{1}, []uint8{2}, []uint8{3}
+	got, err := rb.Apply([][]uint8{a, b}, 1, 1)
+	if err != nil || got[0][0] != 2 || got[1][0] != 3 {
+		t.Fatalf("first call: %v %v", got, err)
+	}
+	got, err = rb.Apply([][]uint8{b, c, a}, 1, 1)
+	if err != nil || got[0][0] != 3 || got[1][0] != 4 || got[2][0] != 2 {
+		t.Fatalf("second call: %v %v", got, err)
+	}
+	if calls != 2 || seen != 3 {
+		t.Errorf("restyled %d images in %d calls, want each of 3 once", seen, calls)
+	}
+	short := Rebuttal{Apply: func(imgs [][]uint8, h, w int) ([][]uint8, error) { return imgs[:1], nil }}.Memoised()
+	if _, err := short.Apply([][]uint8{a, b}, 1, 1); err == nil {
+		t.Error("a restyling that returns too few images was accepted")
+	}
+}
