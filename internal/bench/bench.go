@@ -125,8 +125,7 @@ func Model(arch string, seconds float64, size int) (ModelResult, error) {
 		tp.Reset()
 	}
 	res.TrainImgS = rate(func() { step(xb, yb, true); opt.Step(params, 0.01) }, tb, seconds)
-	inf := nn.NewTape(false)
-	res.InferImgS = rate(func() { m.Forward(inf, nn.Const(xi), false); inf.Reset() }, ib, seconds)
+	res.InferImgS = rate(func() { models.Eval(m, xi) }, ib, seconds)
 	res.Grad1LoopMs = 1000 / rate(func() { step(x1, y1, false) }, 1, seconds)
 	res.Grad1Batch = features.ExampleBatch(m)
 	xg, yg := randBatch(r, res.Grad1Batch, size)

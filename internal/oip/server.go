@@ -16,6 +16,7 @@ import (
 
 	"move/internal/buildinfo"
 	"move/internal/classifier"
+	"move/internal/models"
 	"move/internal/nn"
 	"move/internal/tensor"
 )
@@ -218,7 +219,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 			c := i % 3
 			x.Data[i] = (v - s.Model.Norm.Mean[c]) / s.Model.Norm.Std[c]
 		}
-		probs = append(probs, nn.SoftmaxProbs(s.Model.Local.Forward(nil, nn.Const(x), false).Value).Data...)
+		probs = append(probs, nn.SoftmaxProbs(models.Eval(s.Model.Local, x)).Data...)
 	}
 	s.Queries += n
 	s.mu.Unlock()

@@ -162,14 +162,11 @@ func distillLoss(v classifier.Model, temperature float64) func(tp *nn.Tape, logi
 		temperature = 4
 	}
 	t := float32(temperature)
-	ttp := nn.NewTape(false)
 	return func(tp *nn.Tape, logits *nn.Var, x *tensor.Tensor, idx []int) *nn.Var {
-		tl := v.Local.Forward(ttp, nn.Const(x), false).Value
-		scaled := tensor.New(tl.Shape...)
-		for i, z := range tl.Data {
+		scaled := models.Eval(v.Local, x)
+		for i, z := range scaled.Data {
 			scaled.Data[i] = z / t
 		}
-		ttp.Reset()
 		target := nn.SoftmaxProbs(scaled)
 		return nn.Scale(tp, nn.KLDiv(tp, nn.Scale(tp, logits, 1/t), target), t*t)
 	}

@@ -150,7 +150,7 @@ func zeroShot(ctx context.Context, v classifier.Model, student models.Model, cfg
 		sLoss = 0
 		for k := range z.StudentSteps {
 			fake := gen.forward(ntp, nn.Const(noise(rng, z.Batch, z.ZDim))).Value
-			tl := teacher.Forward(ntp, nn.Const(fake), false)
+			tl := nn.Const(models.Eval(teacher, fake))
 			student.Store().ZeroGrad()
 			loss := nn.L1Loss(tp, student.Forward(tp, nn.Const(fake), true), tl)
 			l := float64(loss.Data()[0])

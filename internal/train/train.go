@@ -227,13 +227,10 @@ func Logits(m models.Model, set *data.Set, norm data.Normalization, batch int, i
 	}
 	k := m.Classes()
 	out := tensor.New(len(idx), k)
-	tp := nn.NewTape(false)
 	for s := 0; s < len(idx); s += batch {
 		part := idx[s:min(len(idx), s+batch)]
 		x, _ := data.Batch(set, part, norm, data.Augment{}, nil)
-		y := m.Forward(tp, nn.Const(x), false)
-		copy(out.Data[s*k:], y.Data())
-		tp.Reset()
+		copy(out.Data[s*k:], models.Eval(m, x).Data)
 	}
 	return out
 }
