@@ -19,6 +19,9 @@ func init() { channelAsm = cpu.X86.HasAVX512F }
 func addToAVX512(dst, src *float32, n int)
 
 //go:noescape
+func maxToAVX512(dst, src *float32, n int)
+
+//go:noescape
 func add3AVX512(dst, a, b *float32, n, relu int)
 
 //go:noescape

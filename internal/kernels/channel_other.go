@@ -10,6 +10,7 @@ func channelAffine2AVX512(dst, x, dy, k1, k2, k3 *float32, rows, c, accumulate i
 
 func addToAVX512(dst, src *float32, n int)                { panic("unreachable") }
 func add3AVX512(dst, a, b *float32, n, relu int)          { panic("unreachable") }
+func maxToAVX512(dst, src *float32, n int)                { panic("unreachable") }
 func reluMaskAVX512(dy, y *float32, n int)                { panic("unreachable") }
 func reluMaskAddAVX512(dx, dy, y *float32, n int)         { panic("unreachable") }
 func reluAVX512(dst, x *float32, n int)                   { panic("unreachable") }

@@ -19,6 +19,23 @@ func AddTo(dst, src []float32) {
 	}
 }
 
+// MaxTo does dst = src where src > dst (elementwise): dst keeps its value on ties and where
+// src is NaN, as a running maximum that keeps the first of equal values does.
+func MaxTo(dst, src []float32) {
+	n := len(dst)
+	src = src[:n]
+	i := 0
+	if useVecAsm() && n >= 16 {
+		i = n &^ 15
+		maxToAVX512(&dst[0], &src[0], i)
+	}
+	for ; i < n; i++ {
+		if src[i] > dst[i] {
+			dst[i] = src[i]
+		}
+	}
+}
+
 // Add3 writes dst = a + b, or max(a+b, 0) when relu.
 func Add3(dst, a, b []float32, relu bool) {
 	n := len(dst)

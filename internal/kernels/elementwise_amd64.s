@@ -21,6 +21,25 @@ addloop:
 	VZEROUPPER
 	RET
 
+// func maxToAVX512(dst, src *float32, n int)
+// MAXPS returns its first source where it is greater, its second otherwise (NaN and ties
+// included): first = src, second = dst.
+TEXT ·maxToAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+maxloop:
+	VMOVUPS (SI), Z0
+	VMAXPS (DI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ maxloop
+	VZEROUPPER
+	RET
+
 // func add3AVX512(dst, a, b *float32, n, relu int)
 TEXT ·add3AVX512(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -24,6 +25,17 @@ func TestElementwise(t *testing.T) {
 					d := append([]float32(nil), a...)
 					AddTo(d, b)
 					check("AddTo", d, func(i int) float32 { return a[i] + b[i] })
+					// Ties and NaNs keep dst.
+					s := append([]float32(nil), b...)
+					s[0], s[n/2] = a[0], float32(math.NaN())
+					d = append([]float32(nil), a...)
+					MaxTo(d, s)
+					check("MaxTo", d, func(i int) float32 {
+						if s[i] > a[i] {
+							return s[i]
+						}
+						return a[i]
+					})
 					for _, relu := range []bool{false, true} {
 						Add3(d, a, b, relu)
 						check("Add3", d, func(i int) float32 {

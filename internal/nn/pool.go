@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 
+	"move/internal/kernels"
 	"move/internal/parallel"
 )
 
@@ -62,9 +63,16 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 	xd := x.Data()
 	y := tp.out(tp.alloc(g.n, g.ho, g.wo, g.c), x)
 	yd := y.Data()
-	arg := make([]int32, len(yd)) // flat input index of each maximum
 	// Window positions outer, channels inner: each step reads one contiguous pixel. A window
 	// always holds a position in range (2·pad <= k); ties keep the first, as PyTorch does.
+	if tp.tracing() {
+		tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
+	}
+	if !y.requires {
+		maxPoolValues(g, xd, yd)
+		return y
+	}
+	arg := make([]int32, len(yd)) // flat input index of each maximum, for the backward pass
 	g.rows(func(lo, hi int) {
 		last := -1
 		g.visit(lo, hi, func(i, o int) {
@@ -84,9 +92,6 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 			}
 		})
 	})
-	if tp.tracing() {
-		tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
-	}
 	tp.push(y, func() {
 		if y.Grad == nil || !x.requires {
 			return
@@ -97,6 +102,23 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 		}
 	})
 	return y
+}
+
+// maxPoolValues writes the window maxima of xd into yd, without the branches that track
+// where they are (no backward pass will need them).
+func maxPoolValues(g poolGeom, xd, yd []float32) {
+	g.rows(func(lo, hi int) {
+		last := -1
+		g.visit(lo, hi, func(i, o int) {
+			best, px := yd[o:o+g.c], xd[i:i+g.c]
+			if o != last {
+				last = o
+				copy(best, px)
+				return
+			}
+			kernels.MaxTo(best, px)
+		})
+	})
 }
 
 // AvgPool2D averages over k x k windows; padded positions count as zeros in the average

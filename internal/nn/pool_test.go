@@ -17,23 +17,26 @@ func TestMaxPoolMatchesDefinition(t *testing.T) {
 		for i := range x.Data {
 			x.Data[i] = float32(rng.IntN(7)) // ties
 		}
-		y := MaxPool2D(nil, Const(x), c.k, c.s, c.p)
-		ho, wo := y.Shape()[1], y.Shape()[2]
-		for b := range c.n {
-			for oy := range ho {
-				for ox := range wo {
-					for ch := range c.ch {
-						want := float32(math.Inf(-1))
-						for ky := range c.k {
-							for kx := range c.k {
-								iy, ix := oy*c.s-c.p+ky, ox*c.s-c.p+kx
-								if iy >= 0 && iy < c.h && ix >= 0 && ix < c.w {
-									want = max(want, x.Data[((b*c.h+iy)*c.w+ix)*c.ch+ch])
+		// Both paths: the maxima alone (no gradient wanted) and with their positions.
+		for _, xv := range []*Var{Const(x), Leaf(x)} {
+			y := MaxPool2D(NewTape(true), xv, c.k, c.s, c.p)
+			ho, wo := y.Shape()[1], y.Shape()[2]
+			for b := range c.n {
+				for oy := range ho {
+					for ox := range wo {
+						for ch := range c.ch {
+							want := float32(math.Inf(-1))
+							for ky := range c.k {
+								for kx := range c.k {
+									iy, ix := oy*c.s-c.p+ky, ox*c.s-c.p+kx
+									if iy >= 0 && iy < c.h && ix >= 0 && ix < c.w {
+										want = max(want, x.Data[((b*c.h+iy)*c.w+ix)*c.ch+ch])
+									}
 								}
 							}
-						}
-						if got := y.Data()[((b*ho+oy)*wo+ox)*c.ch+ch]; got != want {
-							t.Fatalf("%+v: y[%d][%d][%d][%d] = %g, want %g", c, b, oy, ox, ch, got, want)
+							if got := y.Data()[((b*ho+oy)*wo+ox)*c.ch+ch]; got != want {
+								t.Fatalf("%+v (gradient wanted: %v): y[%d][%d][%d][%d] = %g, want %g", c, xv.RequiresGrad(), b, oy, ox, ch, got, want)
+							}
 						}
 					}
 				}
