@@ -18,6 +18,10 @@ type Rates struct {
 	Train float64 `json:"train"` // training (forward, backward and step) at batch 128
 	Infer float64 `json:"infer"` // inference at batch 256
 	Style float64 `json:"style"` // style transfer with the profile's settings
+	// StylizerSeconds is the time to train one feed-forward stylizer (a profile with
+	// FeedForward pays it per style: the owner's and each control's); Style is then the
+	// stylizer's images per second.
+	StylizerSeconds float64 `json:"stylizer_seconds,omitempty"`
 }
 
 // MeasureRates times a few steps of each kind of work (about ten seconds on 2 cores at
@@ -55,12 +59,14 @@ func MeasureRates(p Profile, size, classes int) (Rates, error) {
 	}
 	r.Train = float64(steps*128) / time.Since(t0).Seconds()
 	x := batch(256)
-	m.Forward(nil, nn.Const(x), false)
+	models.Eval(m, x)
 	t0 = time.Now()
-	m.Forward(nil, nn.Const(x), false)
+	models.Eval(m, x)
 	r.Infer = 256 / time.Since(t0).Seconds()
 	st := p.Style
-	st.Steps = max(1, st.Steps/8) // an eighth of the optimisation, timed and scaled
+	if !p.FeedForward {
+		st.Steps = max(1, st.Steps/8) // an eighth of the optimisation, timed and scaled
+	}
 	spix := make([]uint8, 64*64*3)
 	for i := range spix {
 		spix[i] = uint8(rng.IntN(256))
@@ -70,11 +76,29 @@ func MeasureRates(p Profile, size, classes int) (Rates, error) {
 		return r, err
 	}
 	imgs := make([][]uint8, 16)
+	train := make([]style.Image, len(imgs))
 	for i := range imgs {
 		imgs[i] = make([]uint8, size*size*3)
 		for j := range imgs[i] {
 			imgs[i][j] = uint8(rng.IntN(256))
 		}
+		train[i] = style.Image{Pix: imgs[i], H: size, W: size}
+	}
+	if p.FeedForward {
+		// A twentieth of the stylizer's training, timed and scaled, then its forward passes.
+		feed := style.DefaultFeed()
+		full := feed.Steps
+		feed.Steps = max(1, full/20)
+		t0 = time.Now()
+		sz, err := style.TrainStylizer(tr, train, feed, nil)
+		if err != nil {
+			return r, err
+		}
+		r.StylizerSeconds = time.Since(t0).Seconds() * float64(full) / float64(feed.Steps)
+		t0 = time.Now()
+		sz.Apply(imgs, size, size)
+		r.Style = float64(len(imgs)) / time.Since(t0).Seconds()
+		return r, nil
 	}
 	t0 = time.Now()
 	tr.Apply(imgs, size, size)
@@ -100,7 +124,7 @@ func EstimateRun(p Profile, r Rates, nOwner, nThief, nTest, innocents int, contr
 	if ctl == 0 {
 		ctl = p.Rate * owner
 	}
-	e.Parts["embed"] = sec((p.Rate*owner + float64(controls)*ctl) / r.Style)
+	e.Parts["embed"] = sec((p.Rate*owner+float64(controls)*ctl)/r.Style + float64(1+controls)*r.StylizerSeconds)
 	e.Parts["victim and benign models"] = sec(float64(1+p.Benign) * float64(p.Epochs) * owner / r.Train)
 	zs := float64(p.ZeroShotIters) * 6 * float64(p.ZeroShotBatch) // 5 student steps and a generator step
 	attacks := float64(p.DistillEpochs)*owner*1.3 +               // the teacher's forward pass
@@ -126,8 +150,12 @@ func (e Estimate) String() string {
 			parts = append(parts, fmt.Sprintf("%s %s", k, d.Round(time.Minute)))
 		}
 	}
-	return fmt.Sprintf("about %s (%s), from this machine's %.0f img/s training, %.0f img/s inference, %.1f img/s styling",
-		e.Total.Round(time.Minute), strings.Join(parts, ", "), e.Rates.Train, e.Rates.Infer, e.Rates.Style)
+	styling := fmt.Sprintf("%.1f img/s styling", e.Rates.Style)
+	if e.Rates.StylizerSeconds > 0 {
+		styling += fmt.Sprintf(" after %.0f s training each stylizer", e.Rates.StylizerSeconds)
+	}
+	return fmt.Sprintf("about %s (%s), from this machine's %.0f img/s training, %.0f img/s inference, %s",
+		e.Total.Round(time.Minute), strings.Join(parts, ", "), e.Rates.Train, e.Rates.Infer, styling)
 }
 
 // estimate prints the estimate of this run once the data is known (stages already done are

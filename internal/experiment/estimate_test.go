@@ -45,8 +45,22 @@ func TestMeasureRates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !(r.Train > 0 && r.Infer > r.Train/2 && r.Style > 0) {
+	if !(r.Train > 0 && r.Infer > r.Train/2 && r.Style > 0 && r.StylizerSeconds == 0) {
 		t.Fatalf("rates %+v", r)
+	}
+	// A feed-forward profile pays for training each stylizer, then styles faster than
+	// optimising each image.
+	p.FeedForward = true
+	ff, err := MeasureRates(p, 16, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(ff.StylizerSeconds > 0 && ff.Style > r.Style) {
+		t.Fatalf("feed-forward rates %+v, optimising %+v", ff, r)
+	}
+	e := EstimateRun(p, ff, 1000, 1000, 100, 2, 2)
+	if want := time.Duration(3 * ff.StylizerSeconds * float64(time.Second)); e.Parts["embed"] < want {
+		t.Errorf("embed estimate %v, want at least three stylizers' training (%v)", e.Parts["embed"], want)
 	}
 }
 
