@@ -229,12 +229,19 @@ func hashOf(v any) string {
 // stage runs do unless every artefact exists and the stage record beside the first matches
 // conf; result is stored in the record and read back when the stage is skipped.
 func (r *runner) stage(name string, conf any, artefacts []string, result any, do func() error) error {
+	return r.stageCompat(name, conf, nil, artefacts, result, do)
+}
+
+// stageCompat is stage that also reuses a record written under legacy, the configuration
+// an earlier version of move hashed for the same work (one that named more than the work
+// depends on), keeping its hash so that later stages of that folder stay valid too.
+func (r *runner) stageCompat(name string, conf, legacy any, artefacts []string, result any, do func() error) error {
 	h := hashOf(conf)
 	recPath := r.path("stages", name+".json")
 	rec := StageRecord{Name: name, Hash: h}
 	if b, err := os.ReadFile(recPath); err == nil {
 		var old StageRecord
-		ok := json.Unmarshal(b, &old) == nil && old.Hash == h
+		ok := json.Unmarshal(b, &old) == nil && (old.Hash == h || legacy != nil && old.Hash == hashOf(legacy))
 		for _, a := range artefacts {
 			if _, err := os.Stat(a); err != nil {
 				ok = false
@@ -470,7 +477,13 @@ func (r *runner) trainModels() error {
 		var fig ModelFigure
 		file := r.path(j.name + ".safetensors")
 		conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": j.seed, "upstream": r.upstream()}
-		err := r.stage("train-"+j.name, conf, []string{file}, &fig, func() error {
+		var legacy any
+		if j.name != "victim" {
+			// The benign models never see the watermark: a new one (another style or way of
+			// styling) reuses them. Earlier builds hashed everything upstream.
+			conf, legacy = map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": j.seed, "data": r.stageHash("data")}, conf
+		}
+		err := r.stageCompat("train-"+j.name, conf, legacy, []string{file}, &fig, func() error {
 			set := r.clean
 			if j.name == "victim" {
 				var err error

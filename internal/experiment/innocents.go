@@ -79,23 +79,24 @@ func (r *runner) innocents() error {
 		if file != "" {
 			row.File = filepath.Join("suspects", name+".safetensors")
 		}
+		// An innocent never sees the owner's watermark or the victim: it depends on the data
+		// alone, so a new watermark (another style or way of styling) reuses it. Its agreement
+		// with the victim is a stage of its own.
 		conf := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
-			"rate": p.Rate, "style": p.Style, "upstream": r.base}
+			"rate": p.Rate, "style": p.Style, "data": r.stageHash("data")}
+		legacy := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
+			"rate": p.Rate, "style": p.Style, "upstream": r.base} // as earlier builds hashed it
 		var arts []string
 		if file != "" {
 			arts = []string{file}
 		}
-		err := r.stage(name, conf, arts, &row, func() error {
+		err := r.stageCompat(name, conf, legacy, arts, &row, func() error {
 			t0 := time.Now()
 			m, err := r.makeInnocent(sp, classes)
 			if err != nil {
 				return err
 			}
-			acc, agree, err := steal.Evaluate(classifier.Local(m, r.norm, r.size), v, r.test)
-			if err != nil {
-				return err
-			}
-			row.Arch, row.Accuracy, row.Agreement, row.Seconds = m.Arch(), acc, agree, time.Since(t0).Seconds()
+			row.Arch, row.Accuracy, row.Seconds = m.Arch(), train.Accuracy(m, r.test, r.norm, 256), time.Since(t0).Seconds()
 			if file == "" {
 				return nil
 			}
@@ -104,6 +105,25 @@ func (r *runner) innocents() error {
 			return modelfile.Save(file, m, info, true)
 		})
 		if err != nil {
+			return err
+		}
+		agreeConf := map[string]any{"innocent": r.stageHash(name), "victim": r.stageHash("train-victim")}
+		if err := r.stage("agree-"+name, agreeConf, nil, &row.Agreement, func() error {
+			var s classifier.Model
+			if file != "" {
+				if s, err = r.load(file); err != nil {
+					return err
+				}
+			} else {
+				m, err := r.makeInnocent(sp, classes)
+				if err != nil {
+					return err
+				}
+				s = classifier.Local(m, r.norm, r.size)
+			}
+			_, row.Agreement, err = steal.Evaluate(s, v, r.test)
+			return err
+		}); err != nil {
 			return err
 		}
 		r.res.Rows = append(r.res.Rows, row)

@@ -96,6 +96,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 			sub.Style = abs
 			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
 			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations, sub.Features = false, nil, nil, false, false, nil
+			shareBenign(cfg.Out, sub.Out)
 			log.Printf("sweep style = %s in %s", st, sub.Out)
 			r, err := Run(ctx, sub, log)
 			if err != nil {
@@ -126,6 +127,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 			// false claims.
 			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
 			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations, sub.Features = false, nil, nil, false, false, nil
+			shareBenign(cfg.Out, sub.Out)
 			log.Printf("sweep rate = %g in %s", v, sub.Out)
 			r, err := Run(ctx, sub, log)
 			if err != nil {
@@ -188,4 +190,30 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 		}
 	}
 	return nil
+}
+
+// shareBenign hard-links the benign models of the experiment in from, and their stage
+// records, into the sweep folder to when it has none: they never see the watermark, so a
+// sweep over the watermark's style or rate reuses them (the run checks their configuration
+// as for any stage, and retrains them when it differs). Where linking fails (another file
+// system), the sweep trains its own.
+func shareBenign(from, to string) {
+	recs, _ := filepath.Glob(filepath.Join(from, "stages", "train-benign*.json"))
+	for _, rec := range recs {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(rec), "train-"), ".json")
+		model := filepath.Join(from, name+".safetensors")
+		dst := filepath.Join(to, name+".safetensors")
+		if _, err := os.Stat(dst); err == nil {
+			continue
+		}
+		if os.MkdirAll(filepath.Join(to, "stages"), 0o755) != nil {
+			return
+		}
+		if os.Link(model, dst) != nil {
+			continue
+		}
+		if os.Link(rec, filepath.Join(to, "stages", filepath.Base(rec))) != nil {
+			os.Remove(dst)
+		}
+	}
 }

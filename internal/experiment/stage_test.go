@@ -1,0 +1,41 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A stage reruns when its configuration changes, and reuses a record written under its
+// legacy configuration, keeping that record's hash for the stages after it.
+func TestStageLegacyConfiguration(t *testing.T) {
+	out := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(out, "stages"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{ctx: context.Background(), cfg: Config{Out: out}, res: &Results{},
+		log: Logger{Printf: func(string, ...any) {}}}
+	runs := 0
+	run := func(conf, legacy any) string {
+		var got int
+		if err := r.stageCompat("s", conf, legacy, nil, &got, func() error { runs++; got = runs; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(r.res.Stages[len(r.res.Stages)-1].Hash, "/", got)
+	}
+	old := run(map[string]any{"upstream": "abc"}, nil) // written by an earlier build
+	if runs != 1 {
+		t.Fatalf("%d runs", runs)
+	}
+	if got := run(map[string]any{"data": "d"}, map[string]any{"upstream": "abc"}); got != old || runs != 1 {
+		t.Errorf("under the legacy configuration: %s after %d runs, want the record %s reused", got, runs, old)
+	}
+	if got := run(map[string]any{"data": "d"}, map[string]any{"upstream": "xyz"}); got == old || runs != 2 {
+		t.Errorf("with another legacy configuration: %s after %d runs, want a rerun", got, runs)
+	}
+	if got := run(map[string]any{"data": "d"}, nil); runs != 2 || got != fmt.Sprint(hashOf(map[string]any{"data": "d"}), "/2") {
+		t.Errorf("under the new configuration: %s after %d runs, want its record reused", got, runs)
+	}
+}
