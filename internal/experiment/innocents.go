@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -84,8 +85,9 @@ func (r *runner) innocents() error {
 		// with the victim is a stage of its own.
 		conf := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
 			"rate": p.Rate, "style": p.Style, "data": r.stageHash("data")}
-		legacy := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
-			"rate": p.Rate, "style": p.Style, "upstream": r.base} // as earlier builds hashed it
+		legacy := maps.Clone(conf) // as earlier builds hashed it
+		delete(legacy, "data")
+		legacy["upstream"] = r.base
 		var arts []string
 		if file != "" {
 			arts = []string{file}
