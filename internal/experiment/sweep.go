@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -94,6 +95,9 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 			sub := cfg
 			sub.Out = filepath.Join(cfg.Out, "sweep-style-"+item.Label)
 			sub.Style = abs
+			if sub.ControlStyles, err = swapControl(cfg.ControlStyles, abs, cfg.Style); err != nil {
+				return err
+			}
 			sub.Profile.Innocents, sub.Innocents, sub.InnocentONNX, sub.FalseClaims = 0, 0, nil, false
 			sub.Washing, sub.Adaptive, sub.Defences, sub.Detect, sub.Ablations, sub.Features = false, nil, nil, false, false, nil
 			shareBenign(cfg.Out, sub.Out)
@@ -216,4 +220,25 @@ func shareBenign(from, to string) {
 			os.Remove(dst)
 		}
 	}
+}
+
+// swapControl is the control styles of a sweep run whose owner's style is style: a control
+// image with the same content as style (a sweep over the run's own control images) gives its
+// place to the parent run's style, so that the owner's style is never its own control.
+func swapControl(controls []string, style, parent string) ([]string, error) {
+	want, err := os.ReadFile(style)
+	if err != nil {
+		return nil, fmt.Errorf("style image: %w", err)
+	}
+	out := append([]string(nil), controls...)
+	for i, c := range out {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			return nil, fmt.Errorf("control style image: %w", err)
+		}
+		if bytes.Equal(b, want) {
+			out[i] = parent
+		}
+	}
+	return out, nil
 }
