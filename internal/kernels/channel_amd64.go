@@ -22,6 +22,12 @@ func addToAVX512(dst, src *float32, n int)
 func maxToAVX512(dst, src *float32, n int)
 
 //go:noescape
+func maxArgAVX512(dst *float32, arg *int32, src *float32, n int, base int32)
+
+//go:noescape
+func gatherCols16AVX512(dst, src *float32, kc, ld int)
+
+//go:noescape
 func add3AVX512(dst, a, b *float32, n, relu int)
 
 //go:noescape

@@ -212,8 +212,15 @@ func ConvForwardAffineAdd(g ConvGeom, x, w, y, scale, shift, res []float32) {
 // convForward is ConvForwardAffine that adds into y instead when accumulate (without affine).
 func convForward(g ConvGeom, x, w, y, scale, shift, res []float32, relu, accumulate bool) {
 	K := g.K()
-	var pb PackedB
+	buf := getBuf(K * roundUp(g.Cout, NR))
+	defer putBuf(buf)
+	pb := PackedB{Data: *buf}
 	PackB(&pb, w, K, true, K, g.Cout, 1)
+	convForwardPacked(g, x, &pb, y, scale, shift, res, relu, accumulate)
+}
+
+// convForwardPacked is convForward with the weights packed (PackB of w read transposed).
+func convForwardPacked(g ConvGeom, x []float32, pb *PackedB, y, scale, shift, res []float32, relu, accumulate bool) {
 	t, n := g.tasks()
 	kern, direct := g.direct()
 	parallel.For(n, func(lo, hi, _ int) {
@@ -226,11 +233,11 @@ func convForward(g ConvGeom, x, w, y, scale, shift, res []float32, relu, accumul
 			r0, r1 := g.span(t, i)
 			out := y[r0*g.Cout : r1*g.Cout]
 			if direct {
-				g.directRows(kern, x, &pb, out, r0, r1, accumulate, band)
+				g.directRows(kern, x, pb, out, r0, r1, accumulate, band)
 			} else if g.pointwise() {
-				gemmPacked(r1-r0, x[r0*g.C:r1*g.C], g.C, false, &pb, out, g.Cout, 0, -1, accumulate)
+				gemmPacked(r1-r0, x[r0*g.C:r1*g.C], g.C, false, pb, out, g.Cout, 0, -1, accumulate)
 			} else {
-				gemmSource(r1-r0, g.im2colSource(x, r0), &pb, out, g.Cout, 0, -1, accumulate)
+				gemmSource(r1-r0, g.im2colSource(x, r0), pb, out, g.Cout, 0, -1, accumulate)
 			}
 			switch {
 			case scale != nil && res != nil:
@@ -252,19 +259,11 @@ func ConvBackwardData(g ConvGeom, w, dy, dx []float32, accumulate bool) {
 		k := g.KH
 		gt, err := NewConvGeom(g.N, g.Ho, g.Wo, g.Cout, g.C, k, k, 1, k-1-g.Pad)
 		if err == nil && gt.Ho == g.H && gt.Wo == g.W {
-			// wt[ci][ky][kx][co] = w[co][k-1-ky][k-1-kx][ci]
-			wt := make([]float32, len(w))
-			for co := range g.Cout {
-				for ky := range k {
-					for kx := range k {
-						src := w[((co*k+ky)*k+kx)*g.C:][:g.C]
-						for ci, v := range src {
-							wt[((ci*k+(k-1-ky))*k+(k-1-kx))*g.Cout+co] = v
-						}
-					}
-				}
-			}
-			convForward(gt, dy, wt, dx, nil, nil, nil, false, accumulate)
+			buf := getBuf(gt.K() * roundUp(g.C, NR))
+			defer putBuf(buf)
+			pb := PackedB{Data: *buf}
+			packFlipped(&pb, w, k, g.Cout, g.C)
+			convForwardPacked(gt, dy, &pb, dx, nil, nil, nil, false, accumulate)
 			return
 		}
 	}
@@ -273,6 +272,35 @@ func ConvBackwardData(g ConvGeom, w, dy, dx []float32, accumulate bool) {
 		parallel.For(n, func(lo, hi, _ int) { clear(dx[lo:hi]) })
 	}
 	ConvBackward(g, nil, w, dy, dx, nil)
+}
+
+// packFlipped packs, as PackB(dst, wt, K, true, K, c, 1) would with K = k·k·cout, the
+// flipped, transposed kernel wt[ci][ky][kx][co] = w[co][k-1-ky][k-1-kx][ci] of a stride-1
+// input gradient, reading w directly: a packed row (ky, kx, co) of NR input channels is NR
+// consecutive values of w.
+func packFlipped(dst *PackedB, w []float32, k, cout, c int) {
+	K := k * k * cout
+	np := roundUp(c, NR)
+	if cap(dst.Data) < K*np {
+		dst.Data = make([]float32, K*np)
+	}
+	dst.Data = dst.Data[:K*np]
+	dst.K, dst.N = K, c
+	for p0 := 0; p0 < K; p0 += kcBlock {
+		kc := min(kcBlock, K-p0)
+		base := p0 * np
+		for j0 := 0; j0 < np; j0 += NR {
+			out := dst.Data[base+j0*kc : base+j0*kc+kc*NR]
+			wd := min(NR, c-j0)
+			for p := range kc {
+				q := p0 + p
+				ky, kx, co := q/(k*cout), q/cout%k, q%cout
+				o := out[p*NR : p*NR+NR]
+				copy(o, w[((co*k+(k-1-ky))*k+(k-1-kx))*c+j0:][:wd])
+				clear(o[wd:])
+			}
+		}
+	}
 }
 
 // ConvBackwardWeight adds the weight gradient dyᵀ·col(x) of a convolution to dw.

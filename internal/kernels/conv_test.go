@@ -67,6 +67,7 @@ func TestConvMatchesReference(t *testing.T) {
 		{4, 4, 4, 2, 3, 4, 1, 0},
 		{1, 3, 3, 2, 2, 3, 1, 0},
 		{130, 4, 4, 4, 4, 3, 1, 1},
+		{1, 6, 6, 20, 80, 3, 1, 1}, // an input gradient of two K blocks and a channel tail
 		// Direct convolutions (output width and channels multiples of 16):
 		{2, 32, 32, 16, 32, 3, 2, 1},
 		{1, 16, 16, 3, 16, 3, 1, 1},

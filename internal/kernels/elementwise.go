@@ -36,6 +36,23 @@ func MaxTo(dst, src []float32) {
 	}
 }
 
+// MaxArgTo does, where src[i] > dst[i], dst[i] = src[i] and arg[i] = base + i: a running
+// maximum that keeps the first of equal values (and skips NaNs) and where it came from.
+func MaxArgTo(dst []float32, arg []int32, src []float32, base int32) {
+	n := len(dst)
+	arg, src = arg[:n], src[:n]
+	i := 0
+	if useVecAsm() && n >= 16 {
+		i = n &^ 15
+		maxArgAVX512(&dst[0], &arg[0], &src[0], i, base)
+	}
+	for ; i < n; i++ {
+		if src[i] > dst[i] {
+			dst[i], arg[i] = src[i], base+int32(i)
+		}
+	}
+}
+
 // Add3 writes dst = a + b, or max(a+b, 0) when relu.
 func Add3(dst, a, b []float32, relu bool) {
 	n := len(dst)

@@ -40,6 +40,73 @@ maxloop:
 	VZEROUPPER
 	RET
 
+// lanes is 0, 1, ..., 15: the offsets of a vector's elements.
+DATA lanes<>+0(SB)/4, $0
+DATA lanes<>+4(SB)/4, $1
+DATA lanes<>+8(SB)/4, $2
+DATA lanes<>+12(SB)/4, $3
+DATA lanes<>+16(SB)/4, $4
+DATA lanes<>+20(SB)/4, $5
+DATA lanes<>+24(SB)/4, $6
+DATA lanes<>+28(SB)/4, $7
+DATA lanes<>+32(SB)/4, $8
+DATA lanes<>+36(SB)/4, $9
+DATA lanes<>+40(SB)/4, $10
+DATA lanes<>+44(SB)/4, $11
+DATA lanes<>+48(SB)/4, $12
+DATA lanes<>+52(SB)/4, $13
+DATA lanes<>+56(SB)/4, $14
+DATA lanes<>+60(SB)/4, $15
+GLOBL lanes<>(SB), RODATA|NOPTR, $64
+
+// func maxArgAVX512(dst *float32, arg *int32, src *float32, n int, base int32)
+// Where src > dst (ordered: a NaN compares false), dst = src and arg = base + offset.
+TEXT ·maxArgAVX512(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ arg+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+	SHRQ $4, CX
+	MOVL base+32(FP), AX
+	VPBROADCASTD AX, Z2
+	VPADDD lanes<>(SB), Z2, Z2
+	MOVL $16, DX
+	VPBROADCASTD DX, Z3
+argloop:
+	VMOVUPS (SI), Z0
+	VCMPPS $0x1e, (DI), Z0, K1
+	VMOVUPS Z0, K1, (DI)
+	VMOVDQU32 Z2, K1, (R8)
+	VPADDD Z3, Z2, Z2
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R8
+	DECQ CX
+	JNZ argloop
+	VZEROUPPER
+	RET
+
+// func gatherCols16AVX512(dst, src *float32, kc, ld int)
+// dst[p·16+j] = src[j·ld+p] for p < kc, j < 16 (16 rows of src, transposed); 15·ld must fit
+// in an int32.
+TEXT ·gatherCols16AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ kc+16(FP), CX
+	MOVQ ld+24(FP), DX
+	VPBROADCASTD DX, Z1
+	VPMULLD lanes<>(SB), Z1, Z1
+colloop:
+	KXNORW K1, K1, K1
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $4, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ colloop
+	VZEROUPPER
+	RET
+
 // func add3AVX512(dst, a, b *float32, n, relu int)
 TEXT ·add3AVX512(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI

@@ -36,6 +36,21 @@ func TestElementwise(t *testing.T) {
 						}
 						return a[i]
 					})
+					arg := make([]int32, n)
+					for i := range arg {
+						arg[i] = -1
+					}
+					d = append([]float32(nil), a...)
+					MaxArgTo(d, arg, s, 1000)
+					for i := range d {
+						want, wantArg := a[i], int32(-1)
+						if s[i] > a[i] {
+							want, wantArg = s[i], 1000+int32(i)
+						}
+						if d[i] != want || arg[i] != wantArg {
+							t.Fatalf("MaxArgTo[%d] = %g at %d, want %g at %d", i, d[i], arg[i], want, wantArg)
+						}
+					}
 					for _, relu := range []bool{false, true} {
 						Add3(d, a, b, relu)
 						check("Add3", d, func(i int) float32 {

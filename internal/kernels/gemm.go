@@ -88,6 +88,10 @@ func PackB(dst *PackedB, b []float32, ldb int, transB bool, k, n int, alpha floa
 				gatherRows16AVX512(&out[0], &b[p0*ldb+j0], kc, ldb)
 				continue
 			}
+			if transB && w == NR {
+				packTransposed(out, b[j0*ldb+p0:], ldb, kc, alpha)
+				continue
+			}
 			for p := range kc {
 				o := out[p*NR : p*NR+NR]
 				if transB {
@@ -107,6 +111,28 @@ func PackB(dst *PackedB, b []float32, ldb int, transB bool, k, n int, alpha floa
 				for j := w; j < NR; j++ {
 					o[j] = 0
 				}
+			}
+		}
+	}
+}
+
+// packTransposed writes out[p·NR+j] = alpha·b[j·ldb+p] for j < NR, p < kc (a sliver of NR
+// rows of b, transposed), in blocks of NR x NR so that each row is read in order and the
+// block being written stays in the L1 cache.
+func packTransposed(out, b []float32, ldb, kc int, alpha float32) {
+	if alpha == 1 && useVecAsm() && (NR-1)*ldb < 1<<31 {
+		_ = b[(NR-1)*ldb+kc-1] // bounds, once for the whole sliver
+		_ = out[kc*NR-1]
+		gatherCols16AVX512(&out[0], &b[0], kc, ldb)
+		return
+	}
+	for p0 := 0; p0 < kc; p0 += NR {
+		pe := min(NR, kc-p0)
+		blk := out[p0*NR : (p0+pe)*NR]
+		for j := range NR {
+			row := b[j*ldb+p0 : j*ldb+p0+pe]
+			for pp, v := range row {
+				blk[pp*NR+j] = alpha * v
 			}
 		}
 	}

@@ -126,3 +126,18 @@ func BenchmarkGemm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPackBTransposed packs a convolution's weights ([Cout][K], read transposed) as
+// each forward pass does: resnet18's last 3x3 convolution.
+func BenchmarkPackBTransposed(b *testing.B) {
+	k, n := 4608, 512
+	w := make([]float32, k*n)
+	for i := range w {
+		w[i] = float32(i % 7)
+	}
+	var pb PackedB
+	b.SetBytes(int64(4 * k * n))
+	for b.Loop() {
+		PackB(&pb, w, k, true, k, n, 1)
+	}
+}

@@ -379,6 +379,9 @@ func TestGradients(t *testing.T) {
 		{name: "maxpool3s2p1", shapes: [][]int{{2, 7, 6, 3}},
 			build: func(tp *Tape, in []*Var) *Var { return MaxPool2D(tp, in[0], 3, 2, 1) },
 			ref:   func(in [][]float64) []float64 { return refPool(in[0], 2, 7, 6, 3, 3, 2, 1, true) }},
+		{name: "maxpool3s2p1c17", shapes: [][]int{{1, 5, 5, 17}}, // the vector path's 16 channels and a tail
+			build: func(tp *Tape, in []*Var) *Var { return MaxPool2D(tp, in[0], 3, 2, 1) },
+			ref:   func(in [][]float64) []float64 { return refPool(in[0], 1, 5, 5, 17, 3, 2, 1, true) }},
 		{name: "avgpool2s2", shapes: [][]int{{2, 6, 6, 3}},
 			build: func(tp *Tape, in []*Var) *Var { return AvgPool2D(tp, in[0], 2, 2, 0) },
 			ref:   func(in [][]float64) []float64 { return refPool(in[0], 2, 6, 6, 3, 2, 2, 0, false) }},

@@ -85,11 +85,7 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 				}
 				return
 			}
-			for ch, v := range px {
-				if v > best[ch] {
-					best[ch], bi[ch] = v, int32(i+ch)
-				}
-			}
+			kernels.MaxArgTo(best, bi, px, int32(i))
 		})
 	})
 	tp.push(y, func() {
