@@ -250,7 +250,11 @@ func (r *runner) stageCompat(name string, conf, legacy any, artefacts []string, 
 		if ok && (result == nil || json.Unmarshal(old.Result, result) == nil) {
 			old.Reused = true
 			r.res.Stages = append(r.res.Stages, old)
-			r.log.Printf("[%s] reused (configuration %s)", name, h)
+			if old.Hash != h {
+				r.log.Printf("[%s] reused (configuration %s, recorded as %s by an earlier build)", name, h, old.Hash)
+			} else {
+				r.log.Printf("[%s] reused (configuration %s)", name, h)
+			}
 			return nil
 		}
 	}
