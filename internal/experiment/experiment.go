@@ -195,6 +195,10 @@ type StageRecord struct {
 	Reused  bool            `json:"reused"`
 	Seconds float64         `json:"seconds"`
 	Result  json.RawMessage `json:"result,omitempty"`
+	// Current is, for a record kept under the hash an earlier build computed (Hash), the
+	// hash this build computes for the same work: a sweep folder that links the record
+	// matches it.
+	Current string `json:"current,omitempty"`
 }
 
 // Logger reports progress: a message per stage, and training status within one.
@@ -234,20 +238,28 @@ func (r *runner) stage(name string, conf any, artefacts []string, result any, do
 
 // stageCompat is stage that also reuses a record written under legacy, the configuration
 // an earlier version of move hashed for the same work (one that named more than the work
-// depends on), keeping its hash so that later stages of that folder stay valid too.
+// depends on), keeping its hash so that later stages of that folder stay valid too, and
+// noting this build's hash in it (StageRecord.Current) for the sweep folders that link it.
 func (r *runner) stageCompat(name string, conf, legacy any, artefacts []string, result any, do func() error) error {
 	h := hashOf(conf)
 	recPath := r.path("stages", name+".json")
 	rec := StageRecord{Name: name, Hash: h}
 	if b, err := os.ReadFile(recPath); err == nil {
 		var old StageRecord
-		ok := json.Unmarshal(b, &old) == nil && (old.Hash == h || legacy != nil && old.Hash == hashOf(legacy))
+		ok := json.Unmarshal(b, &old) == nil && (old.Hash == h || old.Current == h || legacy != nil && old.Hash == hashOf(legacy))
 		for _, a := range artefacts {
 			if _, err := os.Stat(a); err != nil {
 				ok = false
 			}
 		}
 		if ok && (result == nil || json.Unmarshal(old.Result, result) == nil) {
+			if old.Hash != h && old.Current != h {
+				old.Current = h // noted once, for the folders that will link this record
+				b, _ := json.MarshalIndent(old, "", "  ")
+				if err := atomicfile.WriteBytes(recPath, true, append(b, '\n')); err != nil {
+					return err
+				}
+			}
 			old.Reused = true
 			r.res.Stages = append(r.res.Stages, old)
 			if old.Hash != h {

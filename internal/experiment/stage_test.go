@@ -32,10 +32,15 @@ func TestStageLegacyConfiguration(t *testing.T) {
 	if got := run(map[string]any{"data": "d"}, map[string]any{"upstream": "abc"}); got != old || runs != 1 {
 		t.Errorf("under the legacy configuration: %s after %d runs, want the record %s reused", got, runs, old)
 	}
-	if got := run(map[string]any{"data": "d"}, map[string]any{"upstream": "xyz"}); got == old || runs != 2 {
-		t.Errorf("with another legacy configuration: %s after %d runs, want a rerun", got, runs)
+	// The record now also answers to the new configuration alone (as in a sweep folder that
+	// links it, whose legacy configuration differs), still under its old hash.
+	if got := run(map[string]any{"data": "d"}, map[string]any{"upstream": "other folder"}); got != old || runs != 1 {
+		t.Errorf("a linked legacy record: %s after %d runs, want the record %s reused", got, runs, old)
 	}
-	if got := run(map[string]any{"data": "d"}, nil); runs != 2 || got != fmt.Sprint(hashOf(map[string]any{"data": "d"}), "/2") {
+	if got := run(map[string]any{"data": "e"}, map[string]any{"upstream": "xyz"}); got == old || runs != 2 {
+		t.Errorf("with another configuration: %s after %d runs, want a rerun", got, runs)
+	}
+	if got := run(map[string]any{"data": "e"}, nil); runs != 2 || got != fmt.Sprint(hashOf(map[string]any{"data": "e"}), "/2") {
 		t.Errorf("under the new configuration: %s after %d runs, want its record reused", got, runs)
 	}
 }
