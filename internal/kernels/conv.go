@@ -279,28 +279,15 @@ func ConvBackwardData(g ConvGeom, w, dy, dx []float32, accumulate bool) {
 // input gradient, reading w directly: a packed row (ky, kx, co) of NR input channels is NR
 // consecutive values of w.
 func packFlipped(dst *PackedB, w []float32, k, cout, c int) {
-	K := k * k * cout
-	np := roundUp(c, NR)
-	if cap(dst.Data) < K*np {
-		dst.Data = make([]float32, K*np)
-	}
-	dst.Data = dst.Data[:K*np]
-	dst.K, dst.N = K, c
-	for p0 := 0; p0 < K; p0 += kcBlock {
-		kc := min(kcBlock, K-p0)
-		base := p0 * np
-		for j0 := 0; j0 < np; j0 += NR {
-			out := dst.Data[base+j0*kc : base+j0*kc+kc*NR]
-			wd := min(NR, c-j0)
-			for p := range kc {
-				q := p0 + p
-				ky, kx, co := q/(k*cout), q/cout%k, q%cout
-				o := out[p*NR : p*NR+NR]
-				copy(o, w[((co*k+(k-1-ky))*k+(k-1-kx))*c+j0:][:wd])
-				clear(o[wd:])
-			}
+	dst.pack(k*k*cout, c, func(out []float32, p0, kc, j0, wd int) {
+		for p := range kc {
+			q := p0 + p
+			ky, kx, co := q/(k*cout), q/cout%k, q%cout
+			o := out[p*NR : p*NR+NR]
+			copy(o, w[((co*k+(k-1-ky))*k+(k-1-kx))*c+j0:][:wd])
+			clear(o[wd:])
 		}
-	}
+	})
 }
 
 // ConvBackwardWeight adds the weight gradient dyᵀ·col(x) of a convolution to dw.

@@ -70,48 +70,53 @@ func roundUp(x, m int) int { return (x + m - 1) / m * m }
 
 // PackB packs op(B) (k x n) scaled by alpha into dst, reusing dst.Data when large enough.
 func PackB(dst *PackedB, b []float32, ldb int, transB bool, k, n int, alpha float32) {
+	dst.pack(k, n, func(out []float32, p0, kc, j0, w int) {
+		if !transB && alpha == 1 && w == NR && useVecAsm() {
+			_ = b[(p0+kc-1)*ldb+j0+NR-1] // bounds, once for the whole sliver
+			gatherRows16AVX512(&out[0], &b[p0*ldb+j0], kc, ldb)
+			return
+		}
+		if transB && w == NR {
+			packTransposed(out, b[j0*ldb+p0:], ldb, kc, alpha)
+			return
+		}
+		for p := range kc {
+			o := out[p*NR : p*NR+NR]
+			if transB {
+				for j := range w {
+					o[j] = alpha * b[(j0+j)*ldb+p0+p]
+				}
+			} else {
+				src := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+w]
+				if alpha == 1 {
+					copy(o, src)
+				} else {
+					for j, v := range src {
+						o[j] = alpha * v
+					}
+				}
+			}
+			for j := w; j < NR; j++ {
+				o[j] = 0
+			}
+		}
+	})
+}
+
+// pack sizes dst for a k x n operand and calls fill for each sliver: out receives columns
+// [j0, j0+w) of rows [p0, p0+kc) (w <= NR; fill zeroes the rest of each NR-wide row).
+func (dst *PackedB) pack(k, n int, fill func(out []float32, p0, kc, j0, w int)) {
 	np := roundUp(n, NR)
-	size := k * np
-	if cap(dst.Data) < size {
-		dst.Data = make([]float32, size)
+	if cap(dst.Data) < k*np {
+		dst.Data = make([]float32, k*np)
 	}
-	dst.Data = dst.Data[:size]
+	dst.Data = dst.Data[:k*np]
 	dst.K, dst.N = k, n
 	for p0 := 0; p0 < k; p0 += kcBlock {
 		kc := min(kcBlock, k-p0)
 		base := p0 * np
 		for j0 := 0; j0 < np; j0 += NR {
-			out := dst.Data[base+j0*kc : base+j0*kc+kc*NR]
-			w := min(NR, n-j0)
-			if !transB && alpha == 1 && w == NR && useVecAsm() {
-				_ = b[(p0+kc-1)*ldb+j0+NR-1] // bounds, once for the whole sliver
-				gatherRows16AVX512(&out[0], &b[p0*ldb+j0], kc, ldb)
-				continue
-			}
-			if transB && w == NR {
-				packTransposed(out, b[j0*ldb+p0:], ldb, kc, alpha)
-				continue
-			}
-			for p := range kc {
-				o := out[p*NR : p*NR+NR]
-				if transB {
-					for j := range w {
-						o[j] = alpha * b[(j0+j)*ldb+p0+p]
-					}
-				} else {
-					src := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+w]
-					if alpha == 1 {
-						copy(o, src)
-					} else {
-						for j, v := range src {
-							o[j] = alpha * v
-						}
-					}
-				}
-				for j := w; j < NR; j++ {
-					o[j] = 0
-				}
-			}
+			fill(dst.Data[base+j0*kc:base+j0*kc+kc*NR], p0, kc, j0, min(NR, n-j0))
 		}
 	}
 }
