@@ -29,22 +29,16 @@ func Eval(m Model, x *tensor.Tensor) *tensor.Tensor {
 	if n <= evalChunk || x.Dim(1)*x.Dim(2) > evalMaxPixels {
 		return m.Forward(nil, nn.Const(x), false).Value
 	}
-	per := len(x.Data) / n
-	chunks := (n + evalChunk - 1) / evalChunk
-	logits := make([]*tensor.Tensor, chunks)
-	parallel.For(chunks, func(lo, hi, _ int) {
+	per, k := len(x.Data)/n, m.Classes()
+	out := tensor.New(n, k)
+	parallel.For((n+evalChunk-1)/evalChunk, func(lo, hi, _ int) {
 		tp := nn.NewTape(false)
 		for c := lo; c < hi; c++ {
 			b0, b1 := c*evalChunk, min(n, (c+1)*evalChunk)
 			xs := tensor.From(x.Data[b0*per:b1*per], append([]int{b1 - b0}, x.Shape[1:]...)...)
-			logits[c] = m.Forward(tp, nn.Const(xs), false).Value.Clone()
+			copy(out.Data[b0*k:b1*k], m.Forward(tp, nn.Const(xs), false).Data())
 			tp.Reset()
 		}
 	})
-	k := logits[0].Dim(1)
-	out := tensor.New(n, k)
-	for c, l := range logits {
-		copy(out.Data[c*evalChunk*k:], l.Data)
-	}
 	return out
 }

@@ -68,24 +68,29 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 	if tp.tracing() {
 		tp.trace(Node{Op: "MaxPool", In: []*Var{x}, Out: y, Ints: map[string][]int{"kernel": {k}, "stride": {stride}, "pad": {pad}}})
 	}
-	if !y.requires {
-		maxPoolValues(g, xd, yd)
-		return y
+	// Positions of the maxima only for a backward pass; without one, the maxima alone.
+	var arg []int32 // flat input index of each maximum
+	if y.requires {
+		arg = make([]int32, len(yd))
 	}
-	arg := make([]int32, len(yd)) // flat input index of each maximum, for the backward pass
 	g.rows(func(lo, hi int) {
 		last := -1
 		g.visit(lo, hi, func(i, o int) {
-			best, bi, px := yd[o:o+g.c], arg[o:o+g.c], xd[i:i+g.c]
-			if o != last {
+			best, px := yd[o:o+g.c], xd[i:i+g.c]
+			switch {
+			case o != last:
 				last = o
 				copy(best, px)
-				for ch := range bi {
-					bi[ch] = int32(i + ch)
+				if arg != nil {
+					for ch := range g.c {
+						arg[o+ch] = int32(i + ch)
+					}
 				}
-				return
+			case arg == nil:
+				kernels.MaxTo(best, px)
+			default:
+				kernels.MaxArgTo(best, arg[o:o+g.c], px, int32(i))
 			}
-			kernels.MaxArgTo(best, bi, px, int32(i))
 		})
 	})
 	tp.push(y, func() {
@@ -98,23 +103,6 @@ func MaxPool2D(tp *Tape, x *Var, k, stride, pad int) *Var {
 		}
 	})
 	return y
-}
-
-// maxPoolValues writes the window maxima of xd into yd, without the branches that track
-// where they are (no backward pass will need them).
-func maxPoolValues(g poolGeom, xd, yd []float32) {
-	g.rows(func(lo, hi int) {
-		last := -1
-		g.visit(lo, hi, func(i, o int) {
-			best, px := yd[o:o+g.c], xd[i:i+g.c]
-			if o != last {
-				last = o
-				copy(best, px)
-				return
-			}
-			kernels.MaxTo(best, px)
-		})
-	})
 }
 
 // AvgPool2D averages over k x k windows; padded positions count as zeros in the average
