@@ -71,10 +71,14 @@ architecture, recipe and seed), stolen by the same attacks, and its test run on 
 against the same reference; the table then compares its p-values and its harmlessness with
 MOVE's. badnets: a patch trigger on the same share of training images, relabelled to class 0.
 dataset-inference (Maini et al. 2021): no watermark; a confidence regressor learns on MOVE's
-victim to tell the owner's training images from public ones by their blind-walk distances to
-the decision boundary, and each suspect is tested on others (it protects the data: a model
-trained on the owner's own data is flagged by design). It tests the thefts, the independent
-model and the first 19 innocents (one of each kind), and is recomputed on every run.
+victim to tell the owner's training images from public ones by their distances to the
+decision boundary, and each suspect is tested on others (it protects the data: a model
+trained on the owner's own data is flagged by design), in both settings: black-box (blind
+walks, m = the black-box m) and white-box (column dataset-inference-white: MinGD, the
+smallest L2 and Linf gradient-descent perturbations to each other class, m = the white-box
+m). It tests the thefts, the independent model and the first 19 innocents (one of each
+kind); each suspect's test is a stage. It reads the gap between the victim's accuracy on
+its training images and on unseen ones, which the run prints.
 move-patch: MOVE's patch-based variant (the paper's Table 9): the same images the key styles
 carry BadNets' white square instead of the style, labels unchanged; MOVE's benign models,
 meta-classifier recipe and test, in both modes (columns move-patch-white and -black).

@@ -6,10 +6,14 @@
 // those distances, and tests a suspect: on private and public images it has not seen, are
 // the regressor's scores higher for the private ones (one-tailed t-test)?
 //
-// Distances are black-box (Maini et al.'s "blind walk": from the image, equal steps along a
-// random direction until the predicted class changes, for several directions), so the test
-// needs only answers. It protects the data rather than the model: a model trained
-// independently on the owner's own data is flagged too, by design.
+// Distances come in the two settings of Maini et al.: black-box (BlindWalk, their "blind
+// walk": from the image, equal steps along a random direction until the predicted class
+// changes, for several directions), which needs only answers, and white-box (MinGD: the
+// smallest L2 and Linf perturbations found by gradient descent in input space that make the
+// model answer each other class), which needs the suspect's weights. Dataset inference
+// protects the data rather than the model: a model trained independently on the owner's own
+// data is flagged too, by design. It reads the gap between how a model treats its training
+// images and unseen ones, so it needs a victim that generalises imperfectly.
 package datasetinference
 
 import (
@@ -24,6 +28,15 @@ import (
 	"move/internal/meta"
 	"move/internal/stats"
 )
+
+// Features maps images (RGB, h x w) to one distance vector each: a model's view of how far
+// each image lies from its decision boundaries.
+type Features func(imgs [][]uint8, h, w int) ([][]float32, error)
+
+// BlindWalk is the black-box distance of p (Distances with o).
+func BlindWalk(p classifier.Prober, o Options) Features {
+	return func(imgs [][]uint8, h, w int) ([][]float32, error) { return Distances(p, imgs, h, w, o) }
+}
 
 // Options configure the blind walk and the test.
 type Options struct {
@@ -108,22 +121,20 @@ func Distances(p classifier.Prober, imgs [][]uint8, h, w int, o Options) ([][]fl
 	return out, nil
 }
 
-// Regressor is the owner's confidence regressor: a logistic regression on blind-walk
-// distances, fitted on the victim, that scores how much an image looks like training data.
+// Regressor is the owner's confidence regressor: a logistic regression on distances,
+// fitted on the victim, that scores how much an image looks like training data.
 type Regressor struct {
-	c    *meta.Classifier
-	Opts Options
+	c *meta.Classifier
 }
 
-// FitRegressor learns on the victim to tell private (training) images from public ones by
-// their distances.
-func FitRegressor(victim classifier.Prober, private, public [][]uint8, h, w int, o Options) (*Regressor, float64, error) {
-	o.defaults()
-	dp, err := Distances(victim, private, h, w, o)
+// FitRegressor learns on the victim's distances to tell private (training) images from
+// public ones, and returns its accuracy on those images.
+func FitRegressor(victim Features, private, public [][]uint8, h, w int, seed uint64) (*Regressor, float64, error) {
+	dp, err := victim(private, h, w)
 	if err != nil {
 		return nil, 0, fmt.Errorf("distances of the private images: %w", err)
 	}
-	dq, err := Distances(victim, public, h, w, o)
+	dq, err := victim(public, h, w)
 	if err != nil {
 		return nil, 0, fmt.Errorf("distances of the public images: %w", err)
 	}
@@ -132,11 +143,11 @@ func FitRegressor(victim classifier.Prober, private, public [][]uint8, h, w int,
 	for i := range dp {
 		ys[i] = 1
 	}
-	c, err := meta.Fit(xs, ys, meta.Info{Mode: "dataset-inference", Layout: "blind-walk"}, meta.Options{Hidden: []int{}, Seed: o.Seed})
+	c, err := meta.Fit(xs, ys, meta.Info{Mode: "dataset-inference", Layout: "distances"}, meta.Options{Hidden: []int{}, Seed: seed})
 	if err != nil {
 		return nil, 0, err
 	}
-	return &Regressor{c: c, Opts: o}, c.Accuracy(xs, ys), nil
+	return &Regressor{c: c}, c.Accuracy(xs, ys), nil
 }
 
 // Result is a dataset-inference test of one suspect.
@@ -151,12 +162,12 @@ type Result struct {
 // Verify scores the suspect's distances on private and public images the regressor never
 // saw and tests H1: the private images' mean score exceeds the public ones' by more than
 // margin (Welch's one-tailed t-test).
-func (r *Regressor) Verify(suspect classifier.Prober, private, public [][]uint8, h, w int, alpha, margin float64) (*Result, error) {
+func (r *Regressor) Verify(suspect Features, private, public [][]uint8, h, w int, alpha, margin float64) (*Result, error) {
 	if len(private) < 2 || len(public) < 2 {
 		return nil, errors.New("dataset inference needs at least 2 private and 2 public images")
 	}
 	score := func(imgs [][]uint8) ([]float64, error) {
-		d, err := Distances(suspect, imgs, h, w, r.Opts)
+		d, err := suspect(imgs, h, w)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package datasetinference
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -90,20 +91,102 @@ func TestVerifyCopyAndIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Directions: 6, Steps: 40, StepL2: 0.25, Seed: 5}
-	reg, acc, err := FitRegressor(victim, privFit, pubFit, 16, 16, o)
+	black := func(c classifier.Model) Features { return BlindWalk(c, o) }
+	white := func(c classifier.Model) Features {
+		f, err := MinGD(c, GDOptions{Steps: 15, StepL2: 0.1, StepLinf: 2.0 / 255})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, mode := range []struct {
+		name string
+		f    func(classifier.Model) Features
+		m    int
+	}{{"black", black, 100}, {"white", white, 30}} {
+		reg, acc, err := FitRegressor(mode.f(victim), privFit, pubFit, 16, 16, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := reg.Verify(mode.f(victim), privTest[:mode.m], pubTest[:mode.m], 16, 16, 0.01, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := reg.Verify(mode.f(independent), privTest[:mode.m], pubTest[:mode.m], 16, 16, 0.01, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s-box: regressor accuracy %.2f; victim p %.3g delta %.3f; independent p %.3g delta %.3f", mode.name, acc, v.P, v.DeltaMu, in.P, in.DeltaMu)
+		if !v.Stolen || in.Stolen || in.P < 0.05 {
+			t.Errorf("%s-box: victim p %.3g (want < 0.01), independent p %.3g (want > 0.05)", mode.name, v.P, in.P)
+		}
+	}
+}
+
+// MinGD's distances: K-1 sorted L2 distances then K-1 sorted Linf ones, each bounded by
+// (Steps+1) steps; reproducible, and the same (to a step) whatever pairs share a batch
+// (images in inference mode do not see each other); descent reaches other classes (a step up the loss
+// instead of down reaches none); a remote classifier has no gradients.
+func TestMinGD(t *testing.T) {
+	m, _ := models.New("resnet20", 4, 1)
+	set := data.Synthetic(8, 4, 16, 2)
+	var imgs [][]uint8
+	for i := range set.Len() {
+		imgs = append(imgs, set.Image(i))
+	}
+	local := classifier.Local(m, data.Stats(set), 16)
+	o := GDOptions{Steps: 20, StepL2: 1, StepLinf: 8.0 / 255, Batch: 5}
+	f, err := MinGD(local, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := reg.Verify(victim, privTest, pubTest, 16, 16, 0.01, 0)
+	a, err := f(imgs, 16, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := reg.Verify(independent, privTest, pubTest, 16, 16, 0.01, 0)
+	b, _ := f(imgs, 16, 16)
+	var reached [2]int // L2, Linf
+	for i := range a {
+		if len(a[i]) != 6 {
+			t.Fatalf("image %d: %d distances, want 2 x 3", i, len(a[i]))
+		}
+		for k, d := range a[i] {
+			limit := float32(21 * 1)
+			if k >= 3 {
+				limit = 21 * 8
+			}
+			if d != b[i][k] || d < 0 || d > limit+1e-4 || (k%3 > 0 && d < a[i][k-1]) {
+				t.Fatalf("image %d: %v then %v", i, a[i], b[i])
+			}
+			if d < limit-1e-4 {
+				reached[k/3]++
+			}
+		}
+	}
+	if reached[0] == 0 || reached[1] == 0 {
+		t.Errorf("descent never reached another class: %v", a)
+	}
+	o.Batch = 1
+	one, _ := MinGD(local, o)
+	c, err := one(imgs, 16, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("regressor accuracy %.2f; victim p %.3g delta %.3f; independent p %.3g delta %.3f", acc, v.P, v.DeltaMu, in.P, in.DeltaMu)
-	if !v.Stolen || in.Stolen || in.P < 0.05 {
-		t.Errorf("victim p %.3g (want < 0.01), independent p %.3g (want > 0.05)", v.P, in.P)
+	// Float rounding differs with the batch's size, and descent with large steps clipped at
+	// the image's bounds amplifies it: the two may differ by a step, not more.
+	for i := range a {
+		for k := range a[i] {
+			step := 1.0
+			if k >= 3 {
+				step = 8
+			}
+			if math.Abs(float64(a[i][k]-c[i][k])) > step+1e-3 {
+				t.Fatalf("image %d: %v in batches of 5, %v one by one", i, a[i], c[i])
+			}
+		}
+	}
+	t.Logf("image 0: %v", a[0])
+	if _, err := MinGD(classifier.Remote(constant{}, 16), o); err == nil {
+		t.Error("MinGD of a remote classifier: no error")
 	}
 }

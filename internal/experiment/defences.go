@@ -1,10 +1,12 @@
 package experiment
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"text/tabwriter"
 
@@ -306,45 +308,104 @@ func writeDefences(w io.Writer, res *Results) {
 // independent control): its walks are the costliest test of the experiment.
 const diInnocents = 19
 
+// diFit is what dataset inference learnt on the victim in one mode: the regressor's accuracy
+// on the images it was fitted on, and the victim's accuracy on the owner's training images
+// and on the test set, whose gap is the signal dataset inference reads.
+type diFit struct {
+	RegressorAccuracy float64 `json:"regressor_accuracy"`
+	TrainAccuracy     float64 `json:"victim_train_accuracy"`
+	TestAccuracy      float64 `json:"victim_test_accuracy"`
+}
+
 // datasetInference runs dataset inference (Maini et al.) against MOVE's own victim and
-// suspects: it needs no watermark, only the owner's private training images. The confidence
-// regressor learns on the victim, from blind-walk distances, to tell 200 of the owner's
-// training images from 200 test images (fewer on a smaller data set); each suspect is then tested on other private and
-// public images (the profile's black-box m of each): every theft, the independent control and
-// the first diInnocents innocents.
+// suspects, in both settings: it needs no watermark, only the owner's private training
+// images. In each mode the confidence regressor learns on the victim, from its distances
+// (black-box: blind walks; white-box: MinGD), to tell 200 of the owner's training images
+// from 200 test images (fewer on a smaller data set); each suspect is then tested on other
+// private and public images, m of each (the profile's black-box or white-box m, as MOVE):
+// every theft, the independent control and the first diInnocents innocents; white-box
+// skips suspects served over HTTP (no weights). Each suspect's test is a stage of its own.
 func (r *runner) datasetInference() error {
-	p := r.cfg.Profile
-	res := &DefenceResult{Name: DatasetInference}
 	victim, err := r.load(r.path("victim.safetensors"))
 	if err != nil {
 		return err
 	}
-	for _, m := range r.res.Models {
-		if m.Name == "victim" {
-			res.Victim = m
+	for _, mode := range []string{"black", "white"} {
+		if err := r.datasetInferenceMode(victim, mode); err != nil {
+			return fmt.Errorf("dataset inference (%s-box): %w", mode, err)
 		}
 	}
+	return nil
+}
+
+// datasetInferenceMode is datasetInference in one mode: the result is DatasetInference
+// (black-box) or DatasetInference+"-white".
+func (r *runner) datasetInferenceMode(victim classifier.Model, mode string) error {
+	p := r.cfg.Profile
+	name := DatasetInference
 	m := p.MBlack
+	if mode == "white" {
+		name, m = DatasetInference+"-white", p.MWhite
+	}
+	res := &DefenceResult{Name: name}
+	for _, f := range r.res.Models {
+		if f.Name == "victim" {
+			res.Victim = f
+		}
+	}
 	fitN := min(200, r.clean.Len()-m, r.test.Len()-m) // 200 of each unless the data set is smaller
 	if fitN < 10 {
-		return fmt.Errorf("dataset inference needs %d + 10 training and test images, has %d and %d", m, r.clean.Len(), r.test.Len())
+		return fmt.Errorf("needs %d + 10 training and test images, has %d and %d", m, r.clean.Len(), r.test.Len())
 	}
 	privFit, privTest, err := datasetinference.Split(r.clean, fitN, m, r.cfg.Seed+11)
 	if err != nil {
-		return fmt.Errorf("dataset inference, the owner's images: %w", err)
+		return fmt.Errorf("the owner's images: %w", err)
 	}
 	pubFit, pubTest, err := datasetinference.Split(r.test, fitN, m, r.cfg.Seed+12)
 	if err != nil {
-		return fmt.Errorf("dataset inference, the public images: %w", err)
+		return fmt.Errorf("the public images: %w", err)
 	}
-	o := datasetinference.Options{Seed: r.cfg.Seed + 13}
+	walk := datasetinference.Options{Seed: r.cfg.Seed + 13}
+	var gd datasetinference.GDOptions
+	distances := func(c classifier.Model) (datasetinference.Features, error) {
+		if mode == "white" {
+			return datasetinference.MinGD(c, gd)
+		}
+		return datasetinference.BlindWalk(c, walk), nil
+	}
 	h, w := r.test.H, r.test.W
-	r.log.Printf("dataset inference: fitting the confidence regressor on the victim")
-	reg, acc, err := datasetinference.FitRegressor(victim, privFit, pubFit, h, w, o)
-	if err != nil {
+	fitConf := map[string]any{"victim": r.stageHash("train-victim"), "data": r.stageHash("data"), "mode": mode, "fit": fitN, "m": m,
+		"walk": walk, "gd": gd, "seed": r.cfg.Seed}
+	var reg *datasetinference.Regressor
+	var regAcc float64
+	fitReg := func() error { // lazily: only when a suspect's test is not reused
+		if reg != nil {
+			return nil
+		}
+		r.log.Printf("dataset inference (%s-box): fitting the confidence regressor on the victim", mode)
+		f, err := distances(victim)
+		if err != nil {
+			return err
+		}
+		reg, regAcc, err = datasetinference.FitRegressor(f, privFit, pubFit, h, w, r.cfg.Seed+14)
 		return err
 	}
-	res.Setup = map[string]any{"regressor_accuracy": acc, "walk": o}
+	var fit diFit
+	if err := r.stage("di-"+mode+"-fit", fitConf, nil, &fit, func() error {
+		if err := fitReg(); err != nil {
+			return err
+		}
+		fit.RegressorAccuracy = regAcc
+		fit.TrainAccuracy = train.Accuracy(victim.Local, r.clean, r.norm, 256)
+		fit.TestAccuracy = train.Accuracy(victim.Local, r.test, r.norm, 256)
+		return nil
+	}); err != nil {
+		return err
+	}
+	r.log.Printf("dataset inference (%s-box): regressor accuracy %.3f; the victim's accuracy %.2f%% on the owner's training images, %.2f%% on the test set",
+		mode, fit.RegressorAccuracy, 100*fit.TrainAccuracy, 100*fit.TestAccuracy)
+	res.Setup = map[string]any{"mode": mode, "fit": fit, "fit_images": fitN, "m": m, "walk": walk, "gd": gd}
+	fitHash := hashOf(fitConf)
 	innocents := 0
 	for _, mr := range r.res.Rows {
 		if err := r.ctx.Err(); err != nil {
@@ -357,26 +418,71 @@ func (r *runner) datasetInference() error {
 				continue
 			}
 		}
-		s, stop, err := r.suspectModel(mr)
+		if mode == "white" && (mr.Served != "" || mr.Front != "") {
+			continue // answers only: no weights to descend
+		}
+		id, err := r.suspectID(mr)
 		if err != nil {
 			return err
 		}
-		v, err := reg.Verify(s, privTest, pubTest, h, w, p.Alpha, 0)
-		stop()
-		if err != nil {
-			return fmt.Errorf("dataset inference on %s: %w", mr.Attack, err)
-		}
-		row := DefenceRow{Attack: mr.Attack, Label: mr.Label, Stolen: mr.Stolen, Accuracy: mr.Accuracy, Agreement: mr.Agreement,
-			P: v.P, DeltaMu: v.DeltaMu, Verdict: v.Stolen, Outcome: "not stolen"}
-		if v.Stolen {
-			row.Outcome = "stolen"
+		row := DefenceRow{Attack: mr.Attack, Label: mr.Label, Stolen: mr.Stolen, Accuracy: mr.Accuracy, Agreement: mr.Agreement}
+		conf := map[string]any{"fit": fitHash, "suspect": id}
+		if err := r.stage("di-"+mode+"-"+mr.Attack, conf, nil, &row, func() error {
+			if err := fitReg(); err != nil {
+				return err
+			}
+			s, stop, err := r.suspectModel(mr)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			f, err := distances(s)
+			if err != nil {
+				return err
+			}
+			v, err := reg.Verify(f, privTest, pubTest, h, w, p.Alpha, 0)
+			if err != nil {
+				return fmt.Errorf("on %s: %w", mr.Attack, err)
+			}
+			row.P, row.DeltaMu, row.Verdict, row.Outcome = v.P, v.DeltaMu, v.Stolen, "not stolen"
+			if v.Stolen {
+				row.Outcome = "stolen"
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		res.Rows = append(res.Rows, row)
-		r.log.Printf("dataset inference %s: p %.3g, delta %+.3f", mr.Attack, v.P, v.DeltaMu)
+		r.log.Printf("dataset inference (%s-box) %s: p %.3g, delta %+.3f", mode, mr.Attack, row.P, row.DeltaMu)
 	}
 	if r.res.Defences == nil {
 		r.res.Defences = map[string]*DefenceResult{}
 	}
-	r.res.Defences[DatasetInference] = res
+	r.res.Defences[name] = res
 	return nil
+}
+
+// suspectID names what a suspect is, for the stages that test it: its model file's SHA-256
+// (and the front it is served behind), or the degenerate kind and seed of a served one.
+func (r *runner) suspectID(row Row) (string, error) {
+	if row.Served != "" {
+		return fmt.Sprintf("served %s %s seed %d", row.Served, row.Attack, r.cfg.Seed), nil
+	}
+	f := row.File
+	if f == "" {
+		f = filepath.Join("suspects", row.Attack+".safetensors")
+	}
+	if !filepath.IsAbs(f) {
+		f = r.path(f)
+	}
+	fh, err := os.Open(f)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", fmt.Errorf("%s: %w", f, err)
+	}
+	return fmt.Sprintf("%x front %q", h.Sum(nil), row.Front), nil
 }

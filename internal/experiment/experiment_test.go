@@ -293,6 +293,23 @@ func TestPipelineResumes(t *testing.T) {
 	if di == nil || len(di.Rows) != len(res4.Rows) {
 		t.Fatalf("dataset inference: %+v", di)
 	}
+	// White-box dataset inference reads weights: every suspect but the served ones.
+	served := 0
+	for _, row := range res4.Rows {
+		if row.Served != "" || row.Front != "" {
+			served++
+		}
+	}
+	if diw := res4.Defences[DatasetInference+"-white"]; diw == nil || len(diw.Rows) != len(res4.Rows)-served || served == 0 {
+		t.Fatalf("white-box dataset inference, %d served suspects: %+v", served, diw)
+	}
+	for _, d := range []*DefenceResult{di, res4.Defences[DatasetInference+"-white"]} {
+		for _, row := range d.Rows {
+			if !(row.P >= 0 && row.P <= 1) || row.Outcome == "" {
+				t.Errorf("%s %s: p %g, verdict %q", d.Name, row.Attack, row.P, row.Outcome)
+			}
+		}
+	}
 	// MOVE's patch variant: its own victim on the training set with a white square, not the
 	// style, on the very images the key styles; MOVE's benign models, meta recipe and test.
 	for _, mode := range []string{"white", "black"} {
@@ -333,9 +350,17 @@ func TestPipelineResumes(t *testing.T) {
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
 	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students"}
+	logs.Reset()
 	res5, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Dataset inference's tests are stages: the same suspects are not walked again.
+	if strings.Contains(logs.String(), "fitting the confidence regressor") || regexp.MustCompile(`\[di-\w+-\S+\] running`).MatchString(logs.String()) {
+		t.Errorf("dataset inference ran again:\n%s", logs.String())
+	}
+	if a, b := res4.Defences[DatasetInference+"-white"].Rows, res5.Defences[DatasetInference+"-white"].Rows; len(a) != len(b) || a[0] != b[0] {
+		t.Errorf("reused white-box dataset inference: %+v, then %+v", a, b)
 	}
 	for _, row := range res5.Rows {
 		f := row.Families

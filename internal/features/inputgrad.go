@@ -98,22 +98,31 @@ func InputGradients(m models.Model, x *tensor.Tensor, labels []int, family strin
 // InputGradient is the gradient of the cross-entropy of m at labels with respect to its
 // input x (NHWC), per image: the gradient of each image's own loss (not of the batch mean).
 func InputGradient(m models.Model, x *tensor.Tensor, labels []int) (*tensor.Tensor, error) {
+	g, _, err := InputGradientLogits(m, x, labels)
+	return g, err
+}
+
+// InputGradientLogits is InputGradient that also returns the logits [N][K] of the forward
+// pass the gradient came from.
+func InputGradientLogits(m models.Model, x *tensor.Tensor, labels []int) (g, logits *tensor.Tensor, err error) {
 	n := x.Shape[0]
 	st := m.Store()
 	st.Freeze(true)
 	defer st.Freeze(false)
 	tp := nn.NewTape(true)
 	xv := nn.Leaf(x.Clone())
-	loss := nn.CrossEntropy(tp, m.Forward(tp, xv, false), labels)
+	out := m.Forward(tp, xv, false)
+	logits = out.Value.Clone()
+	loss := nn.CrossEntropy(tp, out, labels)
 	if err := tp.Backward(loss); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tp.Reset()
-	g := xv.Grad
+	g = xv.Grad
 	for i := range g.Data { // the loss is the batch mean: each image's own loss is n times its share
 		g.Data[i] *= float32(n)
 	}
-	return g, nil
+	return g, logits, nil
 }
 
 // viewShifts are the augmented views of a key image that an input-gradient test averages
