@@ -58,6 +58,10 @@ func (o *Options) defaults() {
 	}
 }
 
+// walkBatch is how many steps of a blind walk are asked at once: a walk stops at the batch
+// in which the class changes.
+const walkBatch = 8
+
 // Distances returns, for each image, its blind-walk distances along o.Directions random
 // directions (Gaussian, scaled to StepL2 per step), sorted from the shortest: the L2 length
 // walked when p's top class first differs from its class at the image (Steps+1 steps when it
@@ -83,8 +87,8 @@ func Distances(p classifier.Prober, imgs [][]uint8, h, w int, o Options) ([][]fl
 		}
 		start := classifier.Top1(base[i])
 		rng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
-		dist := make([]float32, 0, o.Directions)
-		for range o.Directions {
+		dirs := make([][]float64, o.Directions)
+		for k := range dirs {
 			dir := make([]float64, d)
 			var norm float64
 			for j := range dir {
@@ -92,28 +96,54 @@ func Distances(p classifier.Prober, imgs [][]uint8, h, w int, o Options) ([][]fl
 				norm += dir[j] * dir[j]
 			}
 			scale := o.StepL2 / math.Sqrt(norm)
-			// Every step of the walk in one batch.
-			walk := make([][]uint8, o.Steps)
-			for k := range walk {
-				q := make([]uint8, d)
-				for j, v := range img {
-					x := float64(v) + 255*float64(k+1)*scale*dir[j]
-					q[j] = uint8(math.Round(math.Min(255, math.Max(0, x))))
+			for j := range dir {
+				dir[j] *= scale
+			}
+			dirs[k] = dir
+		}
+		// The walks go out walkBatch steps at a time, all directions together, each walk
+		// stopping at the batch in which the class changes.
+		steps := make([]int, o.Directions)
+		for k := range steps {
+			steps[k] = o.Steps + 1
+		}
+		for lo := 0; lo < o.Steps; lo += walkBatch {
+			var walk [][]uint8
+			var who []int // direction of each image of walk
+			for k, dir := range dirs {
+				if steps[k] <= o.Steps {
+					continue
 				}
-				walk[k] = q
+				for s := lo; s < min(lo+walkBatch, o.Steps); s++ {
+					q := make([]uint8, d)
+					for j, v := range img {
+						x := float64(v) + 255*float64(s+1)*dir[j]
+						q[j] = uint8(math.Round(math.Min(255, math.Max(0, x))))
+					}
+					walk = append(walk, q)
+					who = append(who, k)
+				}
+			}
+			if len(walk) == 0 {
+				break
 			}
 			probs, err := p.Probs(walk, h, w)
 			if err != nil {
 				return nil, err
 			}
-			steps := o.Steps + 1
-			for k, pr := range probs {
-				if classifier.Top1(pr) != start {
-					steps = k + 1
-					break
+			if len(probs) != len(walk) {
+				return nil, fmt.Errorf("%d answers for %d images", len(probs), len(walk))
+			}
+			for q, pr := range probs {
+				k := who[q]
+				if steps[k] > o.Steps && classifier.Top1(pr) != start {
+					steps[k] = lo + q%min(walkBatch, o.Steps-lo) + 1
 				}
 			}
-			dist = append(dist, float32(float64(steps)*o.StepL2))
+		}
+		dist := make([]float32, o.Directions)
+		for k, n := range steps {
+			dist[k] = float32(float64(n) * o.StepL2)
 		}
 		slices.Sort(dist)
 		out[i] = dist

@@ -3,6 +3,7 @@ package datasetinference
 import (
 	"context"
 	"math"
+	"slices"
 	"math/rand/v2"
 	"testing"
 
@@ -15,19 +16,26 @@ import (
 // Walks are reproducible, sorted, and bounded; a model that answers one class everywhere
 // never crosses a boundary.
 func TestDistances(t *testing.T) {
+	// A briefly trained model: an untrained one answers one class everywhere.
 	m, _ := models.New("resnet20", 4, 1)
-	set := data.Synthetic(6, 4, 16, 2)
+	set := data.Synthetic(64, 4, 16, 2)
+	c := train.Default()
+	c.Epochs, c.BatchSize, c.Seed, c.Norm, c.Augment = 10, 16, 1, data.Stats(set), data.Augment{}
+	if _, err := train.Fit(context.Background(), m, set, c, train.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	var imgs [][]uint8
-	for i := range set.Len() {
+	for i := range 6 {
 		imgs = append(imgs, set.Image(i))
 	}
 	local := classifier.Local(m, data.Stats(set), 16)
-	o := Options{Directions: 4, Steps: 10, StepL2: 1, Seed: 3}
+	o := Options{Directions: 4, Steps: 10, StepL2: 1, Seed: 3} // two batches of steps (walkBatch)
 	a, err := Distances(local, imgs, 16, 16, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := Distances(local, imgs, 16, 16, o)
+	crossed := 0
 	for i := range a {
 		if len(a[i]) != 4 {
 			t.Fatalf("%d distances", len(a[i]))
@@ -36,10 +44,49 @@ func TestDistances(t *testing.T) {
 			if a[i][k] != b[i][k] || a[i][k] < 1 || a[i][k] > 11 || (k > 0 && a[i][k] < a[i][k-1]) {
 				t.Fatalf("image %d: %v then %v", i, a[i], b[i])
 			}
+			if a[i][k] < 11 {
+				crossed++
+			}
 		}
 	}
-	c, _ := Distances(constant{}, imgs, 16, 16, o)
-	for _, d := range c {
+	if crossed == 0 {
+		t.Fatalf("no walk crossed a boundary: %v (accuracy %.2f)", a, train.Accuracy(m, set, data.Stats(set), 64))
+	}
+	// The batched, early-stopping walks find what walking every step of one direction at a
+	// time finds.
+	for i, img := range imgs {
+		rng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
+		base, _ := local.Probs([][]uint8{img}, 16, 16)
+		var want []float32
+		for range o.Directions {
+			dir := make([]float64, len(img))
+			var n2 float64
+			for j := range dir {
+				dir[j] = rng.NormFloat64()
+				n2 += dir[j] * dir[j]
+			}
+			steps := o.Steps + 1
+			for k := 1; k <= o.Steps; k++ {
+				q := make([]uint8, len(img))
+				for j, v := range img {
+					x := float64(v) + 255*float64(k)*(o.StepL2/math.Sqrt(n2)*dir[j])
+					q[j] = uint8(math.Round(math.Min(255, math.Max(0, x))))
+				}
+				pr, _ := local.Probs([][]uint8{q}, 16, 16)
+				if classifier.Top1(pr[0]) != classifier.Top1(base[0]) {
+					steps = k
+					break
+				}
+			}
+			want = append(want, float32(float64(steps)*o.StepL2))
+		}
+		slices.Sort(want)
+		if !slices.Equal(want, a[i]) {
+			t.Errorf("image %d: distances %v, one step at a time %v", i, a[i], want)
+		}
+	}
+	cd, _ := Distances(constant{}, imgs, 16, 16, o)
+	for _, d := range cd {
 		if d[0] != 11 {
 			t.Fatalf("a constant model's boundary at %v", d)
 		}
