@@ -3,8 +3,8 @@ package datasetinference
 import (
 	"context"
 	"math"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"move/internal/classifier"
