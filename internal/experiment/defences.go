@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"move/internal/datasetinference"
 	"move/internal/modelfile"
 	"move/internal/models"
+	"move/internal/stats"
 	"move/internal/steal"
 	"move/internal/train"
 )
@@ -444,13 +446,22 @@ func (r *runner) datasetInferenceMode(victim classifier.Model, mode string) erro
 			if err != nil {
 				return fmt.Errorf("on %s: %w", mr.Attack, err)
 			}
-			row.P, row.DeltaMu, row.Verdict, row.Outcome = v.P, v.DeltaMu, v.Stolen, "not stolen"
-			if v.Stolen {
-				row.Outcome = "stolen"
-			}
+			row.P, row.DeltaMu = v.P, v.DeltaMu
 			return nil
 		}); err != nil {
 			return err
+		}
+		// As MOVE's and BadNets' verdicts: a suspect that classifies the test images no better
+		// than chance is no evidence either way.
+		n := r.test.Len()
+		chance := stats.BinomialUpper(int(math.Round(mr.Accuracy*float64(n))), n, 1/float64(max(2, len(r.test.Classes))))
+		switch {
+		case chance >= p.Alpha:
+			row.Verdict, row.Outcome = false, "inconclusive"
+		case row.P < p.Alpha:
+			row.Verdict, row.Outcome = true, "stolen"
+		default:
+			row.Verdict, row.Outcome = false, "not stolen"
 		}
 		res.Rows = append(res.Rows, row)
 		r.log.Printf("dataset inference (%s-box) %s: p %.3g, delta %+.3f", mode, mr.Attack, row.P, row.DeltaMu)

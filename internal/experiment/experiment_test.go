@@ -308,6 +308,9 @@ func TestPipelineResumes(t *testing.T) {
 			if !(row.P >= 0 && row.P <= 1) || row.Outcome == "" {
 				t.Errorf("%s %s: p %g, verdict %q", d.Name, row.Attack, row.P, row.Outcome)
 			}
+			if row.Attack == "innocent-constant-1" && row.Outcome != "inconclusive" {
+				t.Errorf("%s: the constant answer is %q, want inconclusive", d.Name, row.Outcome)
+			}
 		}
 	}
 	// MOVE's patch variant: its own victim on the training set with a white square, not the
