@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"move/internal/classifier"
 	"move/internal/data"
@@ -101,6 +102,9 @@ type Options struct {
 	Alpha    float64 // significance level (default 0.01)
 	MinDelta float64 // margin: H1 is mean(suspect - reference) > MinDelta
 	Seed     uint64  // which test images
+	// Sources are the classes the triggered test images are drawn from (default: every class
+	// but the target; an entangled watermark is learnt on one source class).
+	Sources []int
 }
 
 // Result is one verification.
@@ -125,7 +129,8 @@ type Result struct {
 	Verdict   string  `json:"verdict"` // stolen, not stolen, inconclusive
 }
 
-// Verify tests whether suspect carries the trigger: on opts.M test images of other classes,
+// Verify tests whether suspect carries the trigger: on opts.M test images of other classes
+// (of opts.Sources when set),
 // stamped, the suspect's target-class probability against the reference's; the verdict is
 // "inconclusive" for a suspect that does not classify the same images without the trigger
 // better than chance.
@@ -144,12 +149,12 @@ func Verify(suspect, ref classifier.Prober, test *data.Set, t Trigger, opts Opti
 	}
 	var others []int
 	for i, l := range test.Labels {
-		if l != t.Target {
+		if l != t.Target && (len(opts.Sources) == 0 || slices.Contains(opts.Sources, l)) {
 			others = append(others, i)
 		}
 	}
 	if len(others) < opts.M {
-		return nil, fmt.Errorf("%d test images outside the target class, %d asked for", len(others), opts.M)
+		return nil, fmt.Errorf("%d test images outside the target class (of classes %v), %d asked for", len(others), opts.Sources, opts.M)
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x76657269))
 	rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })

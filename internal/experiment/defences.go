@@ -15,10 +15,13 @@ import (
 	"move/internal/classifier"
 	"move/internal/data"
 	"move/internal/datasetinference"
+	"move/internal/ewe"
 	"move/internal/modelfile"
 	"move/internal/models"
+	"move/internal/nn"
 	"move/internal/stats"
 	"move/internal/steal"
+	"move/internal/tensor"
 	"move/internal/train"
 )
 
@@ -26,10 +29,11 @@ import (
 const (
 	BadNets          = "badnets"
 	DatasetInference = "dataset-inference"
+	EWE              = "ewe"
 )
 
 // Defences are the baselines by name, and MOVE's patch-based variant (MovePatch).
-var Defences = []string{BadNets, DatasetInference, MovePatch}
+var Defences = []string{BadNets, DatasetInference, EWE, MovePatch}
 
 // DefenceResult is one baseline defence's run: its own watermarked victim, the registry's
 // attacks against that victim, and its verification of every suspect.
@@ -67,6 +71,8 @@ func (r *runner) defences() error {
 			err = r.badNets()
 		case DatasetInference:
 			err = r.datasetInference()
+		case EWE:
+			err = r.entangled()
 		case MovePatch:
 			err = r.movePatch()
 		}
@@ -93,7 +99,7 @@ func (r *runner) badNets() error {
 		marked, _, err := badnets.Mark(r.clean, tr, p.Rate, r.cfg.Seed)
 		return marked, err
 	}
-	victim, err := r.defenceVictim(BadNets, conf, mark, desc, role, &res.Victim)
+	victim, err := r.defenceVictim(BadNets, conf, mark, nil, desc, role, &res.Victim)
 	if err != nil {
 		return err
 	}
@@ -121,6 +127,67 @@ func (r *runner) badNets() error {
 	return nil
 }
 
+// entangled watermarks the owner's training set with entangled watermarks (Jia et al.):
+// the BadNets trigger on the profile's rate of source-class images added to it, labelled
+// class 0, and the victim trained with the SNNL term that entangles them with class 0's clean
+// images (MOVE's victim recipe and seed otherwise); it is stolen by the same attacks and every
+// suspect is verified by the trigger test on stamped source-class test images.
+func (r *runner) entangled() error {
+	p := r.cfg.Profile
+	w := ewe.Default(r.size, p.Rate)
+	res := &DefenceResult{Name: EWE, Setup: w}
+	conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": r.victimSeed(), "watermark": w, "data": r.stageHash("data")}
+	desc := fmt.Sprintf("the owner's clean data and %g of its size in class-%d images stamped with a %dx%d trigger, labelled class %d, entangled (SNNL weight %g)",
+		w.Rate, w.Source, w.Trigger.Size, w.Trigger.Size, w.Trigger.Target, w.Kappa)
+	var isWM []bool
+	mark := func() (*data.Set, error) {
+		marked, wm, err := ewe.Mark(r.clean, w, r.cfg.Seed)
+		isWM = wm
+		return marked, err
+	}
+	lossFor := func(m models.Model, marked *data.Set) (lossFunc, error) { return ewe.Loss(m, marked, isWM, w) }
+	victim, err := r.defenceVictim(EWE, conf, mark, lossFor, desc, "victim watermarked with entangled watermarks (a patch trigger on one class, entangled with the target class)", &res.Victim)
+	if err != nil {
+		return err
+	}
+	_, ref, err := r.benignModels()
+	if err != nil {
+		return err
+	}
+	opts := badnets.Options{M: p.MBlack, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7, Sources: []int{w.Source}}
+	if n := r.classCount(w.Source); n < opts.M {
+		opts.M = n // a small test set: every source-class image
+	}
+	err = r.defenceSuspects(EWE, victim, func(row DefenceRow, _ Row, s classifier.Model) error {
+		v, err := badnets.Verify(s, ref, r.test, w.Trigger, opts)
+		if err != nil {
+			return fmt.Errorf("entangled-watermark verification of %s: %w", row.Attack, err)
+		}
+		row.P, row.DeltaMu, row.Verdict, row.Outcome, row.Success = v.P, v.DeltaMu, v.Stolen, v.Verdict, v.SuccessRate
+		res.Rows = append(res.Rows, row)
+		if row.Stolen {
+			r.log.Printf("ewe %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", row.Attack, 100*row.Accuracy, 100*row.Success, row.P)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.addDefence(res)
+	return nil
+}
+
+// classCount is how many test images are of class c.
+func (r *runner) classCount(c int) int {
+	n := 0
+	for _, l := range r.test.Labels {
+		if l == c {
+			n++
+		}
+	}
+	return n
+}
+
 // addDefence records a defence's run in the results.
 func (r *runner) addDefence(res *DefenceResult) {
 	if r.res.Defences == nil {
@@ -129,9 +196,15 @@ func (r *runner) addDefence(res *DefenceResult) {
 	r.res.Defences[res.Name] = res
 }
 
+// lossFunc is a training loss (train.Options.Loss).
+type lossFunc = func(tp *nn.Tape, logits *nn.Var, x *tensor.Tensor, idx []int) *nn.Var
+
 // defenceVictim trains (stage NAME-victim) the victim of a defence with a watermark of its own:
-// MOVE's victim recipe and seed on the training set mark returns, saved as OUT/NAME/victim.
-func (r *runner) defenceVictim(name string, conf map[string]any, mark func() (*data.Set, error), dataDesc, role string, fig *ModelFigure) (classifier.Model, error) {
+// MOVE's victim recipe and seed on the training set mark returns, saved as OUT/NAME/victim;
+// with the loss lossFor returns for the network and that set when lossFor is not nil (the
+// cross-entropy with its labels otherwise).
+func (r *runner) defenceVictim(name string, conf map[string]any, mark func() (*data.Set, error), lossFor func(models.Model, *data.Set) (lossFunc, error),
+	dataDesc, role string, fig *ModelFigure) (classifier.Model, error) {
 	p := r.cfg.Profile
 	if err := os.MkdirAll(r.path(name, "suspects"), 0o755); err != nil {
 		return classifier.Model{}, err
@@ -148,8 +221,13 @@ func (r *runner) defenceVictim(name string, conf map[string]any, mark func() (*d
 			return err
 		}
 		info := r.modelInfo(name, dataDesc, seed)
-		fr, err := train.Fit(r.ctx, m, marked, r.recipe(p.Epochs, seed), train.Options{Checkpoint: vfile + ".ckpt", Info: info,
-			Progress: func(s train.Status) { r.log.Progress(name+"-victim", s) }})
+		o := train.Options{Checkpoint: vfile + ".ckpt", Info: info, Progress: func(s train.Status) { r.log.Progress(name+"-victim", s) }}
+		if lossFor != nil {
+			if o.Loss, err = lossFor(m, marked); err != nil {
+				return err
+			}
+		}
+		fr, err := train.Fit(r.ctx, m, marked, r.recipe(p.Epochs, seed), o)
 		if err != nil {
 			return err
 		}
@@ -251,7 +329,7 @@ func writeDefences(w io.Writer, res *Results) {
 	head := "suspect\tstolen\tmove white p\tmove black p"
 	for _, d := range names {
 		head += fmt.Sprintf("\t%s acc %%\t%s dmu\t%s p", d, d, d)
-		if d == BadNets {
+		if d == BadNets || d == EWE {
 			head += "\ttrigger %"
 		}
 	}
@@ -291,7 +369,7 @@ func writeDefences(w io.Writer, res *Results) {
 			default:
 				line += "-\t-\t-\t"
 			}
-			if d == BadNets {
+			if d == BadNets || d == EWE {
 				if ok {
 					line += fmt.Sprintf("%.0f\t", 100*dr.Success)
 				} else {

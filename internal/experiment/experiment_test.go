@@ -254,7 +254,7 @@ func TestPipelineResumes(t *testing.T) {
 
 	// BadNets beside MOVE: its own victim, stolen by the paper's attacks, each suspect and every
 	// model that never saw a victim verified by the trigger test; MOVE's stages are reused.
-	cfg.Defences = []string{BadNets, DatasetInference, MovePatch}
+	cfg.Defences = []string{BadNets, DatasetInference, EWE, MovePatch}
 	logs.Reset()
 	res4, err := Run(context.Background(), cfg, log)
 	if err != nil {
@@ -288,6 +288,12 @@ func TestPipelineResumes(t *testing.T) {
 		if row.Attack == "innocent-constant-1" && (row.Verdict || row.Outcome != "inconclusive") {
 			t.Errorf("badnets convicted the constant answer: %+v", row)
 		}
+	}
+	// Entangled watermarks: a victim of its own, the same thefts and suspects as BadNets.
+	if ew := res4.Defences[EWE]; ew == nil || ew.Victim.Accuracy <= 0 || len(ew.Rows) != len(bn.Rows) {
+		t.Fatalf("ewe: %+v", ew)
+	} else if _, err := os.Stat(filepath.Join(cfg.Out, EWE, "suspects", "distill.safetensors")); err != nil {
+		t.Error(err)
 	}
 	di := res4.Defences[DatasetInference]
 	if di == nil || len(di.Rows) != len(res4.Rows) {
@@ -346,7 +352,7 @@ func TestPipelineResumes(t *testing.T) {
 	}
 	var cmpTable bytes.Buffer
 	writeDefences(&cmpTable, res4)
-	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "move-patch-black p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
+	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "ewe p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "move-patch-black p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())

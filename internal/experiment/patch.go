@@ -46,7 +46,7 @@ func (r *runner) movePatch() error {
 	setup := map[string]any{"patch": patch, "transformed": len(pairs)}
 	white := &DefenceResult{Name: MovePatch + "-white", Setup: setup}
 	black := &DefenceResult{Name: MovePatch + "-black", Setup: setup}
-	victim, err := r.defenceVictim(MovePatch, conf, mark, desc, "victim watermarked with MOVE's patch variant (a white square, labels unchanged)", &white.Victim)
+	victim, err := r.defenceVictim(MovePatch, conf, mark, nil, desc, "victim watermarked with MOVE's patch variant (a white square, labels unchanged)", &white.Victim)
 	if err != nil {
 		return err
 	}

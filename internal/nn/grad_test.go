@@ -460,6 +460,11 @@ func TestGradients(t *testing.T) {
 				}
 				return out
 			}},
+		{name: "snnl", shapes: [][]int{{6, 3}},
+			build: func(tp *Tape, in []*Var) *Var {
+				return SNNL(tp, in[0], snnlLabels, snnlInclude, 1.5)
+			},
+			ref: func(in [][]float64) []float64 { return []float64{refSNNL(in[0], 3, snnlLabels, snnlInclude, 1.5)} }},
 		{name: "mse", shapes: [][]int{{3, 5}},
 			build: func(tp *Tape, in []*Var) *Var { return MSELoss(tp, in[0], target.Data) },
 			ref: func(in [][]float64) []float64 {
@@ -629,4 +634,47 @@ func TestTapeReuse(t *testing.T) {
 		t.Errorf("a repeated step made %v allocations", allocs)
 	}
 	_ = fmt.Sprint()
+}
+
+// Row 4 is excluded; row 5's label has no other included row, so it adds no term but is a
+// neighbour of the others.
+var (
+	snnlLabels  = []int{0, 1, 0, 1, 0, 2}
+	snnlInclude = []bool{true, true, true, true, false, true}
+)
+
+// refSNNL is the soft nearest-neighbour loss by its definition, in float64.
+func refSNNL(h []float64, d int, labels []int, include []bool, temp float64) float64 {
+	var loss float64
+	n := 0
+	for i := range labels {
+		if include[i] {
+			n++
+		}
+	}
+	for i := range labels {
+		if !include[i] {
+			continue
+		}
+		var num, den float64
+		for j := range labels {
+			if j == i || !include[j] {
+				continue
+			}
+			var s float64
+			for k := range d {
+				v := h[i*d+k] - h[j*d+k]
+				s += v * v
+			}
+			e := math.Exp(-s / temp)
+			den += e
+			if labels[j] == labels[i] {
+				num += e
+			}
+		}
+		if num > 0 {
+			loss -= math.Log(num / den)
+		}
+	}
+	return loss / float64(n)
 }
