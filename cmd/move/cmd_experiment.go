@@ -81,7 +81,7 @@ kind); each suspect's test is a stage. It reads the gap between the victim's acc
 its training images and on unseen ones, which the run prints.
 ewe (entangled watermarks, Jia et al. 2021): the same trigger on 10% (the rate) of the training
 set's size in extra images of class 1, labelled class 0, and the victim's loss adds the soft
-nearest-neighbour loss between those and class 0's clean images (weight 2, on the pooled
+nearest-neighbour loss between those and class 0's clean images (weight 0.5, on the pooled
 features), maximised, so that a student learning class 0 learns the watermark with it; the
 trigger test on stamped class-1 test images.
 move-patch: MOVE's patch-based variant (the paper's Table 9): the same images the key styles
