@@ -86,14 +86,13 @@ func MinGD(m classifier.Model, o GDOptions) (Features, error) {
 					return nil, err
 				}
 			}
-			start := make([]int, len(imgs))
+			added := make([]int, len(imgs)) // this norm's distances of each image, sorted
 			for _, p := range pairs {
 				out[p.img] = append(out[p.img], p.dist)
-				start[p.img]++
+				added[p.img]++
 			}
 			for i := range out {
-				tail := out[i][len(out[i])-start[i]:]
-				slices.Sort(tail)
+				slices.Sort(out[i][len(out[i])-added[i]:])
 			}
 		}
 		return out, nil
