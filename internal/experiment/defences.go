@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"text/tabwriter"
 
@@ -108,15 +107,21 @@ func (r *runner) badNets() error {
 		return err
 	}
 	opts := badnets.Options{M: p.MBlack, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7}
-	err = r.defenceSuspects(BadNets, victim, func(row DefenceRow, _ Row, s classifier.Model) error {
+	return r.triggerTests(res, victim, ref, tr, opts)
+}
+
+// triggerTests steals a trigger-watermarked victim (defenceSuspects), runs the trigger test
+// (badnets.Verify) on every suspect against the reference, and records the defence.
+func (r *runner) triggerTests(res *DefenceResult, victim, ref classifier.Model, tr badnets.Trigger, opts badnets.Options) error {
+	err := r.defenceSuspects(res.Name, victim, func(row DefenceRow, _ Row, s classifier.Model) error {
 		v, err := badnets.Verify(s, ref, r.test, tr, opts)
 		if err != nil {
-			return fmt.Errorf("badnets verification of %s: %w", row.Attack, err)
+			return fmt.Errorf("%s verification of %s: %w", res.Name, row.Attack, err)
 		}
 		row.P, row.DeltaMu, row.Verdict, row.Outcome, row.Success = v.P, v.DeltaMu, v.Stolen, v.Verdict, v.SuccessRate
 		res.Rows = append(res.Rows, row)
 		if row.Stolen {
-			r.log.Printf("badnets %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", row.Attack, 100*row.Accuracy, 100*row.Success, row.P)
+			r.log.Printf("%s %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", res.Name, row.Attack, 100*row.Accuracy, 100*row.Success, row.P)
 		}
 		return nil
 	})
@@ -158,23 +163,7 @@ func (r *runner) entangled() error {
 	if n := r.classCount(w.Source); n < opts.M {
 		opts.M = n // a small test set: every source-class image
 	}
-	err = r.defenceSuspects(EWE, victim, func(row DefenceRow, _ Row, s classifier.Model) error {
-		v, err := badnets.Verify(s, ref, r.test, w.Trigger, opts)
-		if err != nil {
-			return fmt.Errorf("entangled-watermark verification of %s: %w", row.Attack, err)
-		}
-		row.P, row.DeltaMu, row.Verdict, row.Outcome, row.Success = v.P, v.DeltaMu, v.Stolen, v.Verdict, v.SuccessRate
-		res.Rows = append(res.Rows, row)
-		if row.Stolen {
-			r.log.Printf("ewe %s: accuracy %.2f%%, trigger success %.0f%%, p %.3g", row.Attack, 100*row.Accuracy, 100*row.Success, row.P)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	r.addDefence(res)
-	return nil
+	return r.triggerTests(res, victim, ref, w.Trigger, opts)
 }
 
 // classCount is how many test images are of class c.
@@ -557,13 +546,7 @@ func (r *runner) suspectID(row Row) (string, error) {
 	if row.Served != "" {
 		return fmt.Sprintf("served %s %s seed %d", row.Served, row.Attack, r.cfg.Seed), nil
 	}
-	f := row.File
-	if f == "" {
-		f = filepath.Join("suspects", row.Attack+".safetensors")
-	}
-	if !filepath.IsAbs(f) {
-		f = r.path(f)
-	}
+	f := r.rowFile(row)
 	fh, err := os.Open(f)
 	if err != nil {
 		return "", err

@@ -295,6 +295,19 @@ func serveOIP(ctx context.Context, srv0 *oip.Server) (*oip.Client, func(), error
 	return c, stop, nil
 }
 
+// rowFile is the path of a row's model file: Row.File (under OUT unless absolute), or the
+// attack's file in OUT/suspects.
+func (r *runner) rowFile(row Row) string {
+	f := row.File
+	if f == "" {
+		f = filepath.Join("suspects", row.Attack+".safetensors")
+	}
+	if !filepath.IsAbs(f) {
+		f = r.path(f)
+	}
+	return f
+}
+
 // suspectModel loads the suspect of a row: its file (served behind its front when it has
 // one), or a served degenerate model.
 func (r *runner) suspectModel(row Row) (classifier.Model, func(), error) {
@@ -305,14 +318,7 @@ func (r *runner) suspectModel(row Row) (classifier.Model, func(), error) {
 		}
 		return classifier.Remote(c, r.size), stop, nil
 	}
-	f := row.File
-	if f == "" {
-		f = filepath.Join("suspects", row.Attack+".safetensors")
-	}
-	if !filepath.IsAbs(f) {
-		f = r.path(f)
-	}
-	m, err := r.load(f)
+	m, err := r.load(r.rowFile(row))
 	if err != nil {
 		return classifier.Model{}, nil, err
 	}
