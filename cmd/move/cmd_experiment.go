@@ -102,9 +102,13 @@ input-grad-students (input-grad with the owner's own students on both sides: two
 distilled from the victim with it, two distilled from benign models with them; trained on
 every key sample without the control contrast, each key image scored by the mean over 8
 augmented views of it; on CIFAR-10 it flags students and also a model trained on the
-owner's own clean images, so it is reported, not a verdict). The last
-two train their extra models first (in OUT/owner). The table and the report show the
-families side by side.
+owner's own clean images, so it is reported, not a verdict), and input-grad-sim (no
+classifier: the cosine between the suspect's full-resolution input gradient and the
+victim's at each key image, averaged over 8 augmented views, paired against the
+reference's). weights-same-init and input-grad-students train their extra models first (in
+OUT/owner). The table and the report show the families side by side. --student-arch ARCH
+adds a label-query student of another architecture than the victim's as a suspect: the
+weight families cannot read it, the input-gradient ones can.
 
 Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
 the gradients themselves instead of their signs, and with no meta-classifier at all (the
@@ -166,6 +170,7 @@ EXIT STATUS
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			transfer := transferFlag(fs)
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
+			studentArch := fs.String("student-arch", "", "add a label-query student of this architecture (another than the victim's) as a suspect")
 			onnxOpts := onnxFlags(fs)
 			if err := parse(fs, args); err != nil {
 				return err
@@ -183,7 +188,7 @@ EXIT STATUS
 			}
 			p.FeedForward = *transfer == "feedforward"
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -209,6 +214,7 @@ type experimentOptions struct {
 	ONNX             modelfile.ONNXDefaults
 	FalseClaims      bool
 	Washing          bool
+	StudentArch      string
 	Defences         []string
 	Detect           bool
 	Ablations        bool
@@ -274,7 +280,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Features: o.Features}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Features: o.Features}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

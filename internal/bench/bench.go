@@ -173,6 +173,26 @@ func featureCosts(m models.Model, r *rand.Rand, seconds float64, size int) (map[
 		}
 		out[l] = 1000 / per
 	}
+	// The similarity family (features.GradSimilarity) reads full-resolution unit input
+	// gradients, one backward pass per batch.
+	x := tensor.New(n, size, size, 3)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = r.IntN(m.Classes())
+	}
+	var ferr error
+	per := rate(func() {
+		if _, err := features.UnitInputGradients(m, x, labels); err != nil {
+			ferr = err
+		}
+	}, n, seconds/float64(len(features.Layouts)))
+	if ferr != nil {
+		return nil, fmt.Errorf("%s features: %w", features.GradSimilarity, ferr)
+	}
+	out[features.GradSimilarity] = 1000 / per
 	return out, nil
 }
 

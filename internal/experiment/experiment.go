@@ -56,6 +56,10 @@ type Config struct {
 	// fine-pruning, quantisation, distillation under strong augmentation, served fronts) as
 	// suspects, after the multi-stage thefts.
 	Washing bool `json:"washing,omitempty"`
+	// StudentArch, when set, adds a label-query student of that architecture (another than
+	// the victim's) as a suspect: the weight-gradient families cannot read it, the
+	// input-gradient ones can.
+	StudentArch string `json:"student_arch,omitempty"`
 	// Adaptive are the shares of the owner's clean data with which the adaptive sweep washes
 	// every student (adaptive.go); none: no sweep.
 	Adaptive []float64 `json:"adaptive,omitempty"`
@@ -621,6 +625,49 @@ func (r *runner) steal(washing bool) error {
 		r.res.Rows = append(r.res.Rows, row)
 		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", a.Name, 100*row.Accuracy, 100*row.Agreement)
 	}
+	if !washing && r.cfg.StudentArch != "" {
+		return r.crossArch(v)
+	}
+	return nil
+}
+
+// crossArch steals the victim by label queries into a model of Config.StudentArch.
+func (r *runner) crossArch(v classifier.Model) error {
+	a, err := steal.Lookup("labelquery")
+	if err != nil {
+		return err
+	}
+	if err := models.Known(r.cfg.StudentArch); err != nil {
+		return err
+	}
+	set, err := a.TrainingSet(r.sources())
+	if err != nil {
+		return err
+	}
+	cfg := r.attackConfig(a, r.cfg.Seed+299)
+	cfg.Arch = r.cfg.StudentArch
+	name := a.Name + "-" + cfg.Arch
+	file := r.path("suspects", name+".safetensors")
+	row := Row{Attack: name, Label: a.Label + " (" + cfg.Arch + ")", Stolen: true}
+	err = r.stage("steal-"+name, map[string]any{"cfg": cfg, "upstream": r.base}, []string{file}, &row, func() error {
+		res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+name, s) })
+		if err != nil {
+			return err
+		}
+		acc, agree, err := steal.Evaluate(classifier.Local(res.Model, r.norm, r.size), v, r.test)
+		if err != nil {
+			return err
+		}
+		row.Arch, row.Accuracy, row.Agreement, row.Queries, row.Seconds = res.Model.Arch(), acc, agree, res.Queries, res.Seconds
+		info := r.modelInfo(name, a.Summary+", into a "+cfg.Arch, cfg.Train.Seed)
+		info.Extra = map[string]any{"steal": row}
+		return modelfile.Save(file, res.Model, info, true)
+	})
+	if err != nil {
+		return err
+	}
+	r.res.Rows = append(r.res.Rows, row)
+	r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", name, 100*row.Accuracy, 100*row.Agreement)
 	return nil
 }
 

@@ -34,8 +34,11 @@ import (
 // Measured on CIFAR-10 quick it sees every student, and it accuses a model trained on the
 // owner's own clean images: it recognises what the owner's data teaches, not the external
 // feature, so it is reported beside the verdict, never the verdict (README).
+//
+// input-grad-sim trains nothing: each key image's score is the cosine between the suspect's
+// input gradient and the victim's (verify.Similar), against the same reference.
 var familyLayouts = func() map[string]string {
-	m := map[string]string{"weights-same-init": features.Compressed, "input-grad-students": features.InputGrad}
+	m := map[string]string{"weights-same-init": features.Compressed, "input-grad-students": features.InputGrad, features.GradSimilarity: features.GradSimilarity}
 	for f, l := range features.Families {
 		m[f] = l
 	}
@@ -43,7 +46,7 @@ var familyLayouts = func() map[string]string {
 }()
 
 // Families are the white-box feature families, in the order tables print them.
-var Families = []string{"weights", "weights-full", "weights-raw", "weights-same-init", "input-grad", "input-sign", "input-grad-students"}
+var Families = []string{"weights", "weights-full", "weights-raw", "weights-same-init", "input-grad", "input-sign", "input-grad-students", features.GradSimilarity}
 
 // ParseFamilies checks a list of family names; "all" stands for every family.
 func ParseFamilies(names []string) ([]string, error) {
@@ -154,6 +157,11 @@ func (r *runner) families() error {
 	for _, name := range r.cfg.Features {
 		var c *meta.Classifier
 		switch name {
+		case features.GradSimilarity:
+			if err := r.similarity(victim, ref, pairs); err != nil {
+				return err
+			}
+			continue
 		case "weights": // the table's white-box column
 		case "weights-same-init":
 			same, hashes, err := r.sameInitBenign()
@@ -256,4 +264,43 @@ func familyCell(v *Verdict) string {
 		return fmt.Sprintf("%.3g i", v.P)
 	}
 	return fmt.Sprintf("%.3g", v.P)
+}
+
+// similarity verifies every local suspect with the input-gradient similarity test
+// (verify.Similar): agreement with the victim's input gradients, against the table's benign
+// reference, on the white-box classifier's held-out key samples and with its m.
+func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair) error {
+	p := r.cfg.Profile
+	wm, err := meta.Load(r.path("meta-white.safetensors"))
+	if err != nil {
+		return err
+	}
+	name := features.GradSimilarity
+	for i := range r.res.Rows {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		row := &r.res.Rows[i]
+		if row.Families == nil {
+			row.Families = map[string]*Verdict{}
+		}
+		if row.Served != "" || row.Front != "" {
+			continue
+		}
+		s, stop, err := r.suspectModel(*row)
+		if err != nil {
+			return err
+		}
+		if s.Local == nil {
+			stop()
+			continue
+		}
+		res, err := verify.Similar(victim, s, ref, pairs, wm.Info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+		stop()
+		if err != nil {
+			return fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, name, err)
+		}
+		row.Families[name] = verdictOf(res)
+	}
+	return nil
 }

@@ -11,11 +11,11 @@ import (
 	"math/rand/v2"
 
 	"move/internal/classifier"
-
 	"move/internal/data"
 	"move/internal/features"
 	"move/internal/meta"
 	"move/internal/stats"
+	"move/internal/tensor"
 	"move/internal/watermark"
 )
 
@@ -78,23 +78,11 @@ func observe(mode, layout string, m classifier.Model, pairs []watermark.Pair, vi
 			return nil, errors.New("white-box features need the model's weights (a model file), not an endpoint")
 		}
 		for v := range views {
-			s := &data.Set{H: h, W: w}
-			for _, p := range pairs {
-				img := view(p, v)
-				if m.Size > 0 && (h != m.Size || w != m.Size) {
-					img = data.Resize(img, h, w, m.Size, m.Size)
-				}
-				s.Pixels = append(s.Pixels, img...)
-				s.Labels = append(s.Labels, p.Label)
+			imgs, labels := make([][]uint8, len(pairs)), make([]int, len(pairs))
+			for i, p := range pairs {
+				imgs[i], labels[i] = view(p, v), p.Label
 			}
-			if m.Size > 0 {
-				s.H, s.W = m.Size, m.Size
-			}
-			idx := make([]int, s.Len())
-			for i := range idx {
-				idx[i] = i
-			}
-			x, y := data.Batch(s, idx, m.Norm, data.Augment{}, nil)
+			x, y := whiteBatch(m, imgs, labels, h, w)
 			var f [][]float32
 			var err error
 			if features.IsInput(layout) {
@@ -134,6 +122,27 @@ func observe(mode, layout string, m classifier.Model, pairs []watermark.Pair, vi
 		return nil, fmt.Errorf("unknown mode %q (white or black)", mode)
 	}
 	return o, nil
+}
+
+// whiteBatch is the batch a white-box feature reads: the images (h x w, RGB) resized to the
+// model's input size and normalised as the model was trained, with their labels.
+func whiteBatch(m classifier.Model, imgs [][]uint8, labels []int, h, w int) (*tensor.Tensor, []int) {
+	s := &data.Set{H: h, W: w}
+	for i, img := range imgs {
+		if m.Size > 0 && (h != m.Size || w != m.Size) {
+			img = data.Resize(img, h, w, m.Size, m.Size)
+		}
+		s.Pixels = append(s.Pixels, img...)
+		s.Labels = append(s.Labels, labels[i])
+	}
+	if m.Size > 0 {
+		s.H, s.W = m.Size, m.Size
+	}
+	idx := make([]int, s.Len())
+	for i := range idx {
+		idx[i] = i
+	}
+	return data.Batch(s, idx, m.Norm, data.Augment{}, nil)
 }
 
 func argmaxes(probs [][]float32) []int {

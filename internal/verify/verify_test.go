@@ -229,6 +229,33 @@ func TestOwnershipEndToEnd(t *testing.T) {
 				}
 			}
 		}
+		// The input-gradient similarity test (features.GradSimilarity): no classifier, the
+		// victim's gradients are the reference, the unseen benign model the test's. The copy
+		// is flagged; in this world the test also accuses the independent model (measured:
+		// p = 0.002, its gradients agree with the victim's by 0.06 more than the reference's)
+		// and misses the distilled resnet20 (p = 0.26) while it flags the distilled wrn16-1
+		// (p = 0.002): logged, not asserted; with CIFAR-10's figures in the README, the reason
+		// the family is not the default.
+		held := make([]int, len(pairs))
+		for i := range held {
+			held[i] = i
+		}
+		for _, name := range []string{"copy", "independent", "distilled resnet20", "distilled wrn16-1"} {
+			r, err := Similar(wrap(victim), wrap(suspects[name]), wrap(ref), pairs, held, Options{Seed: 2})
+			if err != nil {
+				t.Fatalf("similarity, %s: %v", name, err)
+			}
+			t.Logf("similarity white-box: %s p=%.3g dmu=%.3f stolen=%v", name, r.P, r.DeltaMu, r.Stolen)
+			if r.M != 10 || len(r.ProbSuspect) != 10 {
+				t.Errorf("similarity, %s: m = %d with %d scores, want 10", name, r.M, len(r.ProbSuspect))
+			}
+			if name == "copy" && (!r.Stolen || math.Abs(r.ProbSuspect[0]-1) > 1e-6) {
+				t.Errorf("similarity: the copy got p = %g, stolen %v, first score %g (want 1)", r.P, r.Stolen, r.ProbSuspect[0])
+			}
+		}
+		if _, err := Similar(wrap(victim), wrap(victim), wrap(ref), pairs, []int{0, len(pairs)}, Options{}); err == nil {
+			t.Error("similarity on a key sample that is not in the key: no error")
+		}
 	}
 
 	// With control styles: the classifier contrasts the owner's style with two styles the
