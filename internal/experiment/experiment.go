@@ -29,6 +29,7 @@ import (
 	"move/internal/meta"
 	"move/internal/modelfile"
 	"move/internal/models"
+	"move/internal/stats"
 	"move/internal/steal"
 	"move/internal/style"
 	"move/internal/train"
@@ -108,6 +109,11 @@ type Verdict struct {
 	// them: what the statistics alone would have said.
 	Rebuttals   []string `json:"rebuttals,omitempty"`
 	UnrebuttedP float64  `json:"unrebutted_p,omitempty"`
+	// Effect is the decisive test's standardized effect per key image (stats.EffectSize:
+	// its statistic over the square root of N, the pairs it read), beyond its margin: what
+	// says how many key images a test needs to see this suspect (stats.SamplesToReject).
+	Effect float64 `json:"effect,omitempty"`
+	N      int     `json:"n,omitempty"`
 }
 
 // Row is one suspect of the table.
@@ -853,6 +859,13 @@ func verdictOf(res *verify.Result) *Verdict {
 		ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
 	if res.GainUnrebutted != nil {
 		v.Rebuttals, v.UnrebuttedP = res.Rebuttals, res.GainUnrebutted.P
+	}
+	t := res.Test
+	if res.Gain != nil {
+		t = *res.Gain
+	}
+	if e := stats.EffectSize(t); !math.IsNaN(e) && !math.IsInf(e, 0) {
+		v.Effect, v.N = e, t.N
 	}
 	return v
 }

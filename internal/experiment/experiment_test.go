@@ -7,6 +7,7 @@ import (
 	"fmt"
 	imgpng "image/png"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"move/internal/features"
 	"move/internal/steal"
 	"move/internal/train"
 
@@ -358,7 +360,7 @@ func TestPipelineResumes(t *testing.T) {
 	t.Logf("\n%s", cmpTable.String())
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
-	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students"}
+	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity}
 	logs.Reset()
 	res5, err := Run(context.Background(), cfg, log)
 	if err != nil {
@@ -379,8 +381,14 @@ func TestPipelineResumes(t *testing.T) {
 		if raw := row.Ablations[AblationRaw]; (raw == nil) != (f["weights-raw"] == nil) || raw != nil && raw.P != f["weights-raw"].P {
 			t.Errorf("%s: the raw-gradient family and ablation differ: %+v, %+v", row.Attack, f["weights-raw"], raw)
 		}
-		if local := row.Served == "" && row.Front == ""; local != (f["input-grad"] != nil) || local != (f["input-grad-students"] != nil) {
-			t.Errorf("%s (local %v): input-grad verdicts %+v, with students %+v", row.Attack, local, f["input-grad"], f["input-grad-students"])
+		if local := row.Served == "" && row.Front == ""; local != (f["input-grad"] != nil) || local != (f["input-grad-students"] != nil) || local != (f[features.GradSimilarity] != nil) {
+			t.Errorf("%s (local %v): input-grad verdicts %+v, with students %+v, similarity %+v", row.Attack, local, f["input-grad"], f["input-grad-students"], f[features.GradSimilarity])
+		}
+		if sim := f[features.GradSimilarity]; sim != nil && (sim.M != res5.Config.Profile.MWhite || sim.N != sim.M || len(sim.ProbSuspect) != sim.M) {
+			t.Errorf("%s: similarity verdict read %d images (n %d, %d scores), want m = %d", row.Attack, sim.M, sim.N, len(sim.ProbSuspect), res5.Config.Profile.MWhite)
+		}
+		if row.Attack == "copy" && f[features.GradSimilarity] != nil && math.Abs(f[features.GradSimilarity].ProbSuspect[0]-1) > 1e-6 {
+			t.Errorf("the copy's input gradients are the victim's: similarity %g, want 1", f[features.GradSimilarity].ProbSuspect[0])
 		}
 	}
 	for _, f := range []string{"input-grad", "weights-same-init", "input-grad-students"} {
@@ -406,6 +414,12 @@ func TestPipelineResumes(t *testing.T) {
 		t.Errorf("families table:\n%s", fam.String())
 	}
 	t.Logf("\n%s", fam.String())
+	var pw bytes.Buffer
+	writePower(&pw, res5)
+	if !strings.Contains(pw.String(), "black gain (n)") || !strings.Contains(pw.String(), "Direct-copy") || strings.Contains(pw.String(), "Independent") {
+		t.Errorf("power table:\n%s", pw.String())
+	}
+	t.Logf("\n%s", pw.String())
 	for _, row := range res5.Rows {
 		d, raw := row.Ablations[AblationDirect], row.Ablations[AblationRaw]
 		if d == nil || d.M != res5.Config.Profile.MBlack || (row.Served == "" && row.Front == "" && raw == nil) {

@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 	"move/internal/classifier"
 	"move/internal/features"
 	"move/internal/meta"
+	"move/internal/stats"
 	"move/internal/verify"
 	"move/internal/watermark"
 )
@@ -247,6 +249,53 @@ func writeFamilies(w io.Writer, res *Results) {
 		fmt.Fprintf(tw, "%s\t%v\t", row.Label, row.Stolen)
 		for _, f := range fams {
 			fmt.Fprintf(tw, "%s\t", familyCell(row.Families[f]))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// writePower prints, for every theft, each test's standardized effect per key image and how
+// many key images a test of that effect needs before a sample that shows it exactly gets
+// p < alpha (stats.SamplesToReject): the black-box style-gain test and each white-box family.
+func writePower(w io.Writer, res *Results) {
+	fams := res.Config.Features
+	if len(fams) == 0 {
+		return
+	}
+	alpha := res.Config.Profile.Alpha
+	fmt.Fprintf(w, "\nper-image effect of each test on the thefts (statistic / sqrt(n), beyond the margin) and the key\n")
+	fmt.Fprintf(w, "images a test of that effect needs for p < %g (- none: no effect, or more than 10,000):\n", alpha)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "suspect\tblack gain (n)\tneeds\t")
+	for _, f := range fams {
+		fmt.Fprintf(tw, "%s\tneeds\t", f)
+	}
+	fmt.Fprintln(tw)
+	cell := func(v *Verdict, withN bool) string {
+		if v == nil || v.N == 0 {
+			return "-\t-"
+		}
+		need := "-"
+		if n := stats.SamplesToReject(v.Effect, alpha, 10000); n > 0 {
+			need = fmt.Sprint(n)
+		}
+		e := fmt.Sprintf("%+.2f", v.Effect)
+		if math.Abs(v.Effect) >= 100 { // scores that barely vary: a huge statistic
+			e = fmt.Sprintf("%+.0e", v.Effect)
+		}
+		if withN {
+			return fmt.Sprintf("%s (%d)\t%s", e, v.N, need)
+		}
+		return fmt.Sprintf("%s\t%s", e, need)
+	}
+	for _, row := range res.Rows {
+		if !row.Stolen {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t", row.Label, cell(row.Black, true))
+		for _, f := range fams {
+			fmt.Fprintf(tw, "%s\t", cell(row.Families[f], false))
 		}
 		fmt.Fprintln(tw)
 	}

@@ -27,6 +27,7 @@ func WriteReport(res *Results) error {
 	var table, defences bytes.Buffer
 	WriteTable(&table, res)
 	writeFamilies(&defences, res)
+	writePower(&defences, res)
 	writeAblations(&defences, res)
 	writeDefences(&defences, res)
 	writeDetections(&defences, res)

@@ -40,6 +40,7 @@ func WriteTable(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "shares the victim's robustness to restyling in general, and for a constant answer), for comparison")
 	writeInnocents(w, res)
 	writeFamilies(w, res)
+	writePower(w, res)
 	writeAblations(w, res)
 	writeDefences(w, res)
 	writeDetections(w, res)

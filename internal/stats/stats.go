@@ -168,3 +168,33 @@ func MedianP(ps []float64) float64 {
 	}
 	return (c[n/2-1] + c[n/2]) / 2
 }
+
+// SamplesToReject is the smallest number of pairs n (at most maxN) at which a one-tailed
+// paired t-test at level alpha rejects a sample whose standardized mean difference is d
+// (mean of the differences over their standard deviation): t = d·√n against the t quantile
+// with n−1 degrees of freedom. A sample of that size that shows the effect exactly is flagged,
+// so a test of n pairs has about even odds of seeing it. It returns 0 when d ≤ 0 or n would
+// exceed maxN.
+func SamplesToReject(d, alpha float64, maxN int) int {
+	if !(d > 0) || math.IsInf(d, 0) {
+		if math.IsInf(d, 1) {
+			return 2
+		}
+		return 0
+	}
+	for n := 2; n <= maxN; n++ {
+		if pFromT(d*math.Sqrt(float64(n)), float64(n-1), Greater) < alpha {
+			return n
+		}
+	}
+	return 0
+}
+
+// EffectSize is the standardized mean difference of a paired test's sample (its statistic
+// over √n): the per-pair effect, independent of how many pairs were read.
+func EffectSize(r Result) float64 {
+	if r.N < 1 {
+		return math.NaN()
+	}
+	return r.Statistic / math.Sqrt(float64(r.N))
+}

@@ -66,3 +66,25 @@ func TestDegenerate(t *testing.T) {
 		t.Fatalf("median %g", got)
 	}
 }
+
+// Reference values from the t table: t(0.99, 8) = 2.896 < 3 = 1·√9 while t(0.99, 7) = 2.998 >
+// 2.83 = 1·√8; t(0.99, 24) = 2.492 < 2.5 = 0.5·√25 while t(0.99, 23) = 2.500 > 2.449 = 0.5·√24.
+func TestSamplesToReject(t *testing.T) {
+	for _, c := range []struct {
+		d     float64
+		alpha float64
+		want  int
+	}{{1, 0.01, 9}, {0.5, 0.01, 25}, {0, 0.01, 0}, {-1, 0.01, 0}, {0.01, 0.01, 0}, {math.Inf(1), 0.01, 2}} {
+		if got := SamplesToReject(c.d, c.alpha, 1000); got != c.want {
+			t.Errorf("SamplesToReject(%g, %g) = %d, want %d", c.d, c.alpha, got, c.want)
+		}
+	}
+	r, err := PairedT([]float64{3, 4, 5, 6}, []float64{1, 1, 1, 1}, Greater)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// differences 2, 3, 4, 5: mean 3.5, sd 1.291: d = 2.711
+	if got := EffectSize(r); math.Abs(got-3.5/math.Sqrt(5.0/3)) > 1e-12 {
+		t.Errorf("effect size %g, want %g", got, 3.5/math.Sqrt(5.0/3))
+	}
+}
