@@ -38,6 +38,7 @@ EXIT STATUS
 			detectFlag := fs.Bool("detect", false, "run the detection studies (see move help experiment)")
 			defences := defenceFlag(fs)
 			families := familiesFlag(fs)
+			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
 			transfer := transferFlag(fs)
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "a sweep (see move help experiment; repeatable)")
@@ -52,7 +53,7 @@ EXIT STATUS
 			p := experiment.Demo()
 			p.FeedForward = *transfer == "feedforward"
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }

@@ -88,27 +88,27 @@ move-patch: MOVE's patch-based variant (the paper's Table 9): the same images th
 carry BadNets' white square instead of the style, labels unchanged; MOVE's benign models,
 meta-classifier recipe and test, in both modes (columns move-patch-white and -black).
 
-White-box feature families (--features all, or names): every suspect is verified in white-box
-mode again with a meta-classifier of each family, trained on the same victim, benign models
-and key and tested against the same reference with the same m: weights (the paper's signs
-of the loss gradient with respect to every weight, compressed per kernel: the table's
-white-box column), weights-full (every sign), weights-raw (the gradients, not their signs),
-input-grad and input-sign (the gradient with respect to each transformed image, its
-direction or its signs, pooled: they need no weight alignment, so a student trained from
-its own initialisation, or a suspect of another architecture, is readable),
-weights-same-init (the paper's classifier trained against two benign models that start
-from the victim's initial weights, so that lineage cannot separate the classes) and
-input-grad-students (input-grad with the owner's own students on both sides: two
-distilled from the victim with it, two distilled from benign models with them; trained on
-every key sample without the control contrast, each key image scored by the mean over 8
-augmented views of it; on CIFAR-10 it flags students and also a model trained on the
-owner's own clean images, so it is reported, not a verdict), and input-grad-sim (no
-classifier: the cosine between the suspect's full-resolution input gradient and the
-victim's at each key image, averaged over 8 augmented views, paired against the
-reference's). weights-same-init and input-grad-students train their extra models first (in
-OUT/owner). The table and the report show the families side by side. --student-arch ARCH
-adds a label-query student of another architecture than the victim's as a suspect: the
-weight families cannot read it, the input-gradient ones can.
+White-box feature families (--features all, or names): every suspect is verified in
+white-box mode again with a meta-classifier of each family, trained on the same victim,
+benign models and key and tested against the same reference with the same m: weights (the
+paper's signs of the loss gradient with respect to every weight, compressed per kernel),
+weights-full (every sign), weights-raw (the gradients, not their signs), input-grad and
+input-sign (the gradient with respect to each transformed image, its direction or its signs,
+pooled: they need no weight alignment, so a student trained from its own initialisation, or
+a suspect of another architecture, is readable), weights-same-init (the paper's classifier
+trained against two benign models that start from the victim's initial weights, so that
+lineage cannot separate the classes: the table's white-box column unless --white-family
+weights) and input-grad-students (input-grad with the owner's own students on both sides:
+two distilled from the victim with it, two distilled from benign models with them; trained
+on every key sample without the control contrast, each key image scored by the mean over 8
+augmented views of it; on CIFAR-10 it flags students and also a model trained on the owner's
+own clean images, so it is reported, not a verdict), and input-grad-sim (no classifier: the
+cosine between the suspect's full-resolution input gradient and the victim's at each key
+image, averaged over 8 augmented views, paired against the reference's). weights-same-init
+and input-grad-students train their extra models first (in OUT/owner). The table and the
+report show the families side by side. --student-arch ARCH adds a label-query student of
+another architecture than the victim's as a suspect: the weight families cannot read it, the
+input-gradient ones can.
 
 Ablations (--ablations): every suspect is verified again with a white-box meta-classifier on
 the gradients themselves instead of their signs, and with no meta-classifier at all (the
@@ -167,6 +167,7 @@ EXIT STATUS
 			defences := defenceFlag(fs)
 			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
 			families := familiesFlag(fs)
+			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			transfer := transferFlag(fs)
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
@@ -188,7 +189,7 @@ EXIT STATUS
 			}
 			p.FeedForward = *transfer == "feedforward"
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -219,6 +220,7 @@ type experimentOptions struct {
 	Detect           bool
 	Ablations        bool
 	Features         []string
+	WhiteFamily      string
 	Command          string
 }
 
@@ -280,7 +282,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Features: o.Features}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Features: o.Features, WhiteFamily: o.WhiteFamily}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

@@ -71,6 +71,9 @@ type Config struct {
 	// Features are the white-box feature families every suspect is verified with too, side by
 	// side (families.go).
 	Features []string `json:"features,omitempty"`
+	// WhiteFamily is the white-box family of the table's verdict: weights-same-init (the
+	// default, DefaultWhiteFamily) or weights (the paper's classifier). Run records the choice.
+	WhiteFamily string `json:"white_family,omitempty"`
 	// Ablations verifies every suspect with MOVE's ablations too (ablation.go).
 	Ablations bool `json:"ablations,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
@@ -314,6 +317,12 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 		if !slices.Contains(Defences, d) {
 			return nil, fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(Defences, ", "))
 		}
+	}
+	if cfg.WhiteFamily == "" {
+		cfg.WhiteFamily = DefaultWhiteFamily
+	}
+	if !slices.Contains(WhiteFamilies, cfg.WhiteFamily) {
+		return nil, fmt.Errorf("the table's white-box family must be one of %s, got %q", strings.Join(WhiteFamilies, ", "), cfg.WhiteFamily)
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Out, "stages"), 0o755); err != nil {
 		return nil, err
@@ -776,7 +785,16 @@ func (r *runner) metaAndVerify() error {
 	for _, mode := range features.Modes {
 		file := r.path("meta-" + mode + ".safetensors")
 		mo, conf := r.metaOptions(mode, len(pairs), up)
-		info, err := r.metaStage("meta-"+mode, file, conf, victim, benign, pairs, mo)
+		trainers := benign
+		if mode == features.White && r.cfg.WhiteFamily == "weights-same-init" {
+			// Benign models from the victim's initial weights: lineage separates nothing.
+			same, hashes, err := r.sameInitBenign()
+			if err != nil {
+				return err
+			}
+			trainers, conf["benign"] = same, hashes
+		}
+		info, err := r.metaStage("meta-"+mode, file, conf, victim, trainers, pairs, mo)
 		if err != nil {
 			return err
 		}
