@@ -82,6 +82,9 @@ func (r *runner) falseClaims() error {
 		var res ClaimResult
 		conf := map[string]any{"scenario": sc.name, "upstream": r.base, "tries": r.cfg.Profile.ClaimStyles,
 			"controls": r.stageHash("controls"), "contrast": verify.Contrast, "v": 1}
+		if sc.name == ClaimPublic && r.cfg.WhiteFamily != "weights" {
+			conf["white"] = r.cfg.WhiteFamily // the same-init protocol trains the claimant's benign models
+		}
 		if err := r.stage("claim-"+sc.name, conf, nil, &res, func() error {
 			res = ClaimResult{Scenario: sc.name, Verdicts: map[string]*Verdict{}}
 			return sc.run(&res)
@@ -125,8 +128,9 @@ func (r *runner) claimKey(dir, out string, k int, rate float64) ([]watermark.Pai
 	return watermark.LoadPairs(key, 0)
 }
 
-// claimTest trains both meta-classifiers of a claimant and tests the target with them.
-func (r *runner) claimTest(victim classifier.Model, benign []classifier.Model, ref, target classifier.Model, pairs []watermark.Pair) (map[string]*Verdict, error) {
+// claimTest trains both meta-classifiers of a claimant and tests the target with them; the
+// white-box one against whiteBenign when given (the same-init protocol), else against benign.
+func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classifier.Model, ref, target classifier.Model, pairs []watermark.Pair) (map[string]*Verdict, error) {
 	p := r.cfg.Profile
 	out := map[string]*Verdict{}
 	for _, mode := range features.Modes {
@@ -138,7 +142,11 @@ func (r *runner) claimTest(victim classifier.Model, benign []classifier.Model, r
 		if mode == features.Black {
 			maxTrain = max(p.MetaTrainBlack, len(pairs))
 		}
-		c, err := verify.TrainMeta(victim, benign, pairs, verify.MetaOptions{Mode: mode, Layout: "compressed", MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo})
+		trainers := benign
+		if mode == features.White && whiteBenign != nil {
+			trainers = whiteBenign
+		}
+		c, err := verify.TrainMeta(victim, trainers, pairs, verify.MetaOptions{Mode: mode, Layout: "compressed", MaxTrain: maxTrain, Seed: r.cfg.Seed, Fit: fo})
 		if err != nil {
 			return nil, fmt.Errorf("%s-box meta-classifier: %w", mode, err)
 		}
@@ -232,7 +240,30 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	if err != nil {
 		return err
 	}
-	if c.Verdicts, err = r.claimTest(victim, benign, ref, tm, pairs); err != nil {
+	// Under the same-init protocol (Config.WhiteFamily) the white-box classifier's benign
+	// models start from the claimant's victim's initial weights: here the public model itself,
+	// fine-tuned on the claimant's images without the style.
+	var same []classifier.Model
+	if r.cfg.WhiteFamily == "weights-same-init" {
+		clean, err := data.LoadFolder(filepath.Join(dir, "train"), data.FolderOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range 2 {
+			bm, binfo, err := modelfile.Load(target, r.cfg.onnx())
+			if err != nil {
+				return err
+			}
+			bc := r.recipe(p.FinetuneEpochs, r.cfg.Seed+502+uint64(i))
+			bc.LR = 0.01
+			if _, err := train.Fit(r.ctx, bm, clean, bc, train.Options{Progress: func(s train.Status) { r.log.Progress("claim-public", s) }}); err != nil {
+				return err
+			}
+			same = append(same, classifier.Local(bm, binfo.Norm, binfo.InputSize))
+		}
+		c.Description += "; the white-box classifier's benign models start from the claimant's victim's initial weights (the public model, fine-tuned on the claimant's clean images)"
+	}
+	if c.Verdicts, err = r.claimTest(victim, benign, same, ref, tm, pairs); err != nil {
 		return err
 	}
 	c.Convicted = convicted(c.Verdicts)
@@ -269,7 +300,7 @@ func (r *runner) claimShopping(c *ClaimResult, target string) error {
 		if err != nil {
 			return err
 		}
-		vs, err := r.claimTest(victim, benign[:1], ref, tm, pairs)
+		vs, err := r.claimTest(victim, benign[:1], nil, ref, tm, pairs)
 		if err != nil {
 			return err
 		}
@@ -316,7 +347,7 @@ func (r *runner) claimWeak(c *ClaimResult, target string) error {
 	if err != nil {
 		return err
 	}
-	if c.Verdicts, err = r.claimTest(victim, weak[:1], weak[1], tm, pairs); err != nil {
+	if c.Verdicts, err = r.claimTest(victim, weak[:1], nil, weak[1], tm, pairs); err != nil {
 		return err
 	}
 	c.Convicted = convicted(c.Verdicts)
