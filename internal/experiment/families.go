@@ -200,31 +200,10 @@ func (r *runner) families() error {
 				return err
 			}
 		}
-		for i := range r.res.Rows {
-			if err := r.ctx.Err(); err != nil {
-				return err
-			}
-			row := &r.res.Rows[i]
-			if row.Families == nil {
-				row.Families = map[string]*Verdict{}
-			}
-			if c == nil {
-				row.Families[name] = row.White
-				continue
-			}
-			if row.Served != "" || row.Front != "" {
-				continue // served: no weights to read, and no server to start
-			}
-			s, stop, err := r.suspectModel(*row)
-			if err != nil {
-				return err
-			}
-			v, err := r.verifyWhite(c, *row, s, ref, pairs)
-			stop()
-			if err != nil {
-				return err
-			}
-			row.Families[name] = v
+		if err := r.verifyRows(name, c == nil, func(row Row, s classifier.Model) (*Verdict, error) {
+			return r.verifyWhite(c, row, s, ref, pairs)
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -335,7 +314,22 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	if err != nil {
 		return err
 	}
-	name := features.GradSimilarity
+	return r.verifyRows(features.GradSimilarity, false, func(row Row, s classifier.Model) (*Verdict, error) {
+		if s.Local == nil {
+			return nil, nil
+		}
+		res, err := verify.Similar(victim, s, ref, pairs, wm.Info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+		if err != nil {
+			return nil, fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, features.GradSimilarity, err)
+		}
+		return verdictOf(res), nil
+	})
+}
+
+// verifyRows gives every suspect of the table a verdict of family name: the table's white-box
+// verdict itself when table is set, else verdict(row, suspect) for each suspect with a model
+// file (served ones have no weights to read).
+func (r *runner) verifyRows(name string, table bool, verdict func(Row, classifier.Model) (*Verdict, error)) error {
 	for i := range r.res.Rows {
 		if err := r.ctx.Err(); err != nil {
 			return err
@@ -344,23 +338,23 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 		if row.Families == nil {
 			row.Families = map[string]*Verdict{}
 		}
-		if row.Served != "" || row.Front != "" {
+		if table {
+			row.Families[name] = row.White
 			continue
+		}
+		if row.Served != "" || row.Front != "" {
+			continue // served: no weights to read, and no server to start
 		}
 		s, stop, err := r.suspectModel(*row)
 		if err != nil {
 			return err
 		}
-		if s.Local == nil {
-			stop()
-			continue
-		}
-		res, err := verify.Similar(victim, s, ref, pairs, wm.Info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+		v, err := verdict(*row, s)
 		stop()
 		if err != nil {
-			return fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, name, err)
+			return err
 		}
-		row.Families[name] = verdictOf(res)
+		row.Families[name] = v
 	}
 	return nil
 }
