@@ -23,6 +23,7 @@ import (
 type trainOptions struct {
 	data, arch, out, checkpoint string
 	init                        string
+	initSeed                    *uint64 // a fresh --arch from this seed's initial weights (nil: --seed's)
 	cfg                         train.Config
 	perClass, size              int
 	force, jsonOut, noAugment   bool
@@ -32,14 +33,15 @@ type trainOptions struct {
 
 // trainReport is move train's JSON output.
 type trainReport struct {
-	Model   string              `json:"model"`
-	Arch    string              `json:"arch"`
-	Seed    uint64              `json:"seed"`
-	Version string              `json:"version"`
-	Command string              `json:"command"`
-	Config  train.Config        `json:"config"`
-	Epochs  []train.EpochResult `json:"epochs"`
-	Seconds float64             `json:"seconds"`
+	Model    string              `json:"model"`
+	Arch     string              `json:"arch"`
+	Seed     uint64              `json:"seed"`
+	InitSeed *uint64             `json:"init_seed,omitempty"`
+	Version  string              `json:"version"`
+	Command  string              `json:"command"`
+	Config   train.Config        `json:"config"`
+	Epochs   []train.EpochResult `json:"epochs"`
+	Seconds  float64             `json:"seconds"`
 }
 
 func init() {
@@ -50,6 +52,12 @@ func init() {
 CIFAR-10 binary directory, or "synthetic[:N]") and evaluates it on DIR/test after every
 epoch when present. The recipe defaults to the MOVE paper's: SGD lr 0.1, momentum 0.9, weight
 decay 5e-4, batch 128, cosine decay, random crop + flip.
+
+--init-seed N starts a fresh --arch from the initial weights seed N gives (the data order
+and augmentation still follow --seed): with the victim's --seed and the clean data it trains
+a benign model from the victim's initial weights, the kind the default white-box classifier
+(weights-same-init; move experiment) trains against, so that lineage cannot tell the victim
+from the benign models and only the external feature can.
 
 After every epoch the state is saved to a checkpoint (default OUT.ckpt); running the same
 command again resumes from it. The checkpoint is removed when training ends.
@@ -77,6 +85,14 @@ EXIT STATUS
 			milestones := fs.String("milestones", "", "epochs at which the step schedule multiplies the rate by --gamma (comma-separated)")
 			floatIn(fs, &o.cfg.Gamma, "gamma", o.cfg.Gamma, openClosed(0, 1), "step schedule factor")
 			fs.Uint64Var(&o.cfg.Seed, "seed", 0, "random seed (initialisation, shuffling, augmentation)")
+			fs.Func("init-seed", "initialise the fresh --arch from this seed instead of --seed's (the victim's seed: a benign model from the victim's initial weights, as the default white-box classifier trains against)", func(v string) error {
+				var n uint64
+				if _, err := fmt.Sscan(v, &n); err != nil {
+					return fmt.Errorf("%q is not a seed", v)
+				}
+				o.initSeed = &n
+				return nil
+			})
 			intIn(fs, &o.perClass, "limit", 0, 0, 1<<24, "use at most this many training images per class (0: all; test gets a fifth)")
 			intIn(fs, &o.size, "size", 0, 0, 1024, "resize images to SIZE x SIZE (0: keep)")
 			fs.BoolVar(&o.noAugment, "no-augment", false, "train without crop and flip")
@@ -116,6 +132,9 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 		return err
 	}
 	var start models.Model
+	if o.init != "" && o.initSeed != nil {
+		return errors.New("--init and --init-seed both say where the weights start: give one")
+	}
 	if o.init != "" {
 		m, info, err := modelfile.Load(o.init, o.onnx)
 		if err != nil {
@@ -160,7 +179,11 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	}
 	m := start
 	if m == nil {
-		if m, err = models.New(o.arch, len(trainSet.Classes), o.cfg.Seed); err != nil {
+		seed := o.cfg.Seed
+		if o.initSeed != nil {
+			seed = *o.initSeed
+		}
+		if m, err = models.New(o.arch, len(trainSet.Classes), seed); err != nil {
 			return err
 		}
 	} else if m.Classes() != len(trainSet.Classes) {
@@ -200,7 +223,7 @@ func runTrain(ctx context.Context, o trainOptions, cmdline string, stdout, stder
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(trainReport{Model: o.out, Arch: o.arch, Seed: o.cfg.Seed, Version: buildinfo.Version,
+		return enc.Encode(trainReport{Model: o.out, Arch: o.arch, Seed: o.cfg.Seed, InitSeed: o.initSeed, Version: buildinfo.Version,
 			Command: cmdline, Config: o.cfg, Epochs: res.Epochs, Seconds: res.Seconds})
 	}
 	acc := "n/a"
