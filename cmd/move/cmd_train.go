@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,8 +87,8 @@ EXIT STATUS
 			floatIn(fs, &o.cfg.Gamma, "gamma", o.cfg.Gamma, openClosed(0, 1), "step schedule factor")
 			fs.Uint64Var(&o.cfg.Seed, "seed", 0, "random seed (initialisation, shuffling, augmentation)")
 			fs.Func("init-seed", "initialise the fresh --arch from this seed instead of --seed's (the victim's seed: a benign model from the victim's initial weights, as the default white-box classifier trains against)", func(v string) error {
-				var n uint64
-				if _, err := fmt.Sscan(v, &n); err != nil {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
 					return fmt.Errorf("%q is not a seed", v)
 				}
 				o.initSeed = &n

@@ -222,20 +222,14 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	if err != nil {
 		return err
 	}
-	m, info, err := modelfile.Load(target, r.cfg.onnx())
-	if err != nil {
-		return err
-	}
 	set, err := data.LoadFolder(r.path("claims", "public", "marked", "train"), data.FolderOptions{})
 	if err != nil {
 		return err
 	}
-	cfg := r.recipe(p.FinetuneEpochs, r.cfg.Seed+501)
-	cfg.LR = 0.01
-	if _, err := train.Fit(r.ctx, m, set, cfg, train.Options{Progress: func(s train.Status) { r.log.Progress("claim-public", s) }}); err != nil {
+	victim, err := r.finetunePublic(target, set, r.cfg.Seed+501)
+	if err != nil {
 		return err
 	}
-	victim := classifier.Local(m, info.Norm, info.InputSize)
 	tm, benign, ref, err := r.accused(target)
 	if err != nil {
 		return err
@@ -244,22 +238,17 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	// models start from the claimant's victim's initial weights: here the public model itself,
 	// fine-tuned on the claimant's images without the style.
 	var same []classifier.Model
-	if r.cfg.WhiteFamily == "weights-same-init" {
+	if r.cfg.WhiteFamily == SameInitFamily {
 		clean, err := data.LoadFolder(filepath.Join(dir, "train"), data.FolderOptions{})
 		if err != nil {
 			return err
 		}
 		for i := range 2 {
-			bm, binfo, err := modelfile.Load(target, r.cfg.onnx())
+			b, err := r.finetunePublic(target, clean, r.cfg.Seed+502+uint64(i))
 			if err != nil {
 				return err
 			}
-			bc := r.recipe(p.FinetuneEpochs, r.cfg.Seed+502+uint64(i))
-			bc.LR = 0.01
-			if _, err := train.Fit(r.ctx, bm, clean, bc, train.Options{Progress: func(s train.Status) { r.log.Progress("claim-public", s) }}); err != nil {
-				return err
-			}
-			same = append(same, classifier.Local(bm, binfo.Norm, binfo.InputSize))
+			same = append(same, b)
 		}
 		c.Description += "; the white-box classifier's benign models start from the claimant's victim's initial weights (the public model, fine-tuned on the claimant's clean images)"
 	}
@@ -268,6 +257,21 @@ func (r *runner) claimPublic(c *ClaimResult, target string) error {
 	}
 	c.Convicted = convicted(c.Verdicts)
 	return nil
+}
+
+// finetunePublic fine-tunes the public model (target's file, loaded afresh) on set for the
+// profile's fine-tuning epochs at learning rate 0.01, seeded by seed.
+func (r *runner) finetunePublic(target string, set *data.Set, seed uint64) (classifier.Model, error) {
+	m, info, err := modelfile.Load(target, r.cfg.onnx())
+	if err != nil {
+		return classifier.Model{}, err
+	}
+	cfg := r.recipe(r.cfg.Profile.FinetuneEpochs, seed)
+	cfg.LR = 0.01
+	if _, err := train.Fit(r.ctx, m, set, cfg, train.Options{Progress: func(s train.Status) { r.log.Progress("claim-public", s) }}); err != nil {
+		return classifier.Model{}, err
+	}
+	return classifier.Local(m, info.Norm, info.InputSize), nil
 }
 
 // claimShopping: the claimant's model is the experiment's independent model (trained on the

@@ -596,7 +596,6 @@ func (r *runner) steal(washing bool) error {
 	if err != nil {
 		return err
 	}
-	up := r.base
 	if err := os.MkdirAll(r.path("suspects"), 0o755); err != nil {
 		return err
 	}
@@ -610,35 +609,10 @@ func (r *runner) steal(washing bool) error {
 		if err != nil {
 			return err
 		}
-		file := r.path("suspects", a.Name+".safetensors")
 		row := Row{Attack: a.Name, Label: a.Label, Stolen: a.Stolen, Front: a.Serve}
-		conf := map[string]any{"cfg": cfg, "upstream": up}
-		if a.Serve != "" {
-			conf["serve"] = a.Serve
-		}
-		err = r.stage("steal-"+a.Name, conf, []string{file}, &row, func() error {
-			res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+a.Name, s) })
-			if err != nil {
-				return err
-			}
-			served, err := steal.Served(a, res.Model, r.norm, r.size)
-			if err != nil {
-				return err
-			}
-			acc, agree, err := steal.Evaluate(served, v, r.test)
-			if err != nil {
-				return err
-			}
-			row.Arch, row.Accuracy, row.Agreement, row.Queries, row.Seconds = res.Model.Arch(), acc, agree, res.Queries, res.Seconds
-			info := r.modelInfo(a.Name, a.Summary, cfg.Train.Seed)
-			info.Extra = map[string]any{"steal": row}
-			return modelfile.Save(file, res.Model, info, true)
-		})
-		if err != nil {
+		if err := r.stealRow(v, a, cfg, set, row, a.Summary); err != nil {
 			return err
 		}
-		r.res.Rows = append(r.res.Rows, row)
-		r.log.Printf("%s: accuracy %.2f%%, agreement with the victim %.2f%%", a.Name, 100*row.Accuracy, 100*row.Agreement)
 	}
 	if !washing && r.cfg.StudentArch != "" {
 		return r.crossArch(v)
@@ -661,20 +635,35 @@ func (r *runner) crossArch(v classifier.Model) error {
 	}
 	cfg := r.attackConfig(a, r.cfg.Seed+299)
 	cfg.Arch = r.cfg.StudentArch
-	name := a.Name + "-" + cfg.Arch
+	row := Row{Attack: a.Name + "-" + cfg.Arch, Label: a.Label + " (" + cfg.Arch + ")", Stolen: a.Stolen}
+	return r.stealRow(v, a, cfg, set, row, a.Summary+", into a "+cfg.Arch)
+}
+
+// stealRow steals the victim v with attack a's configuration cfg on set (a stage, file
+// suspects/ATTACK.safetensors, ATTACK being row.Attack), serves the result as the attack says,
+// measures it on the test set and adds row to the table.
+func (r *runner) stealRow(v classifier.Model, a steal.Attack, cfg steal.Config, set *data.Set, row Row, summary string) error {
+	name := row.Attack
 	file := r.path("suspects", name+".safetensors")
-	row := Row{Attack: name, Label: a.Label + " (" + cfg.Arch + ")", Stolen: true}
-	err = r.stage("steal-"+name, map[string]any{"cfg": cfg, "upstream": r.base}, []string{file}, &row, func() error {
+	conf := map[string]any{"cfg": cfg, "upstream": r.base}
+	if a.Serve != "" {
+		conf["serve"] = a.Serve
+	}
+	err := r.stage("steal-"+name, conf, []string{file}, &row, func() error {
 		res, err := steal.Run(r.ctx, v, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("steal-"+name, s) })
 		if err != nil {
 			return err
 		}
-		acc, agree, err := steal.Evaluate(classifier.Local(res.Model, r.norm, r.size), v, r.test)
+		served, err := steal.Served(a, res.Model, r.norm, r.size)
+		if err != nil {
+			return err
+		}
+		acc, agree, err := steal.Evaluate(served, v, r.test)
 		if err != nil {
 			return err
 		}
 		row.Arch, row.Accuracy, row.Agreement, row.Queries, row.Seconds = res.Model.Arch(), acc, agree, res.Queries, res.Seconds
-		info := r.modelInfo(name, a.Summary+", into a "+cfg.Arch, cfg.Train.Seed)
+		info := r.modelInfo(name, summary, cfg.Train.Seed)
 		info.Extra = map[string]any{"steal": row}
 		return modelfile.Save(file, res.Model, info, true)
 	})
@@ -786,7 +775,7 @@ func (r *runner) metaAndVerify() error {
 		file := r.path("meta-" + mode + ".safetensors")
 		mo, conf := r.metaOptions(mode, len(pairs), up)
 		trainers := benign
-		if mode == features.White && r.cfg.WhiteFamily == "weights-same-init" {
+		if mode == features.White && r.cfg.WhiteFamily == SameInitFamily {
 			// Benign models from the victim's initial weights: lineage separates nothing.
 			same, hashes, err := r.sameInitBenign()
 			if err != nil {

@@ -40,7 +40,7 @@ import (
 // input-grad-sim trains nothing: each key image's score is the cosine between the suspect's
 // input gradient and the victim's (verify.Similar), against the same reference.
 var familyLayouts = func() map[string]string {
-	m := map[string]string{"weights-same-init": features.Compressed, "input-grad-students": features.InputGrad, features.GradSimilarity: features.GradSimilarity}
+	m := map[string]string{SameInitFamily: features.Compressed, "input-grad-students": features.InputGrad, features.GradSimilarity: features.GradSimilarity}
 	for f, l := range features.Families {
 		m[f] = l
 	}
@@ -53,13 +53,18 @@ var familyLayouts = func() map[string]string {
 // weights flags the copy, fine-tuning and the adaptive attack where the paper's flags only the
 // adaptive attack, clears a clean model from the victim's initial weights, and accuses no
 // innocent (README, "What each mode detects").
-var WhiteFamilies = []string{"weights-same-init", "weights"}
+var WhiteFamilies = []string{SameInitFamily, "weights"}
 
-// DefaultWhiteFamily is the table's white-box family unless Config.WhiteFamily says otherwise.
-const DefaultWhiteFamily = "weights-same-init"
+// SameInitFamily is the paper's classifier trained against benign models from the victim's
+// initial weights; DefaultWhiteFamily is the table's white-box family unless
+// Config.WhiteFamily says otherwise.
+const (
+	SameInitFamily     = "weights-same-init"
+	DefaultWhiteFamily = SameInitFamily
+)
 
 // Families are the white-box feature families, in the order tables print them.
-var Families = []string{"weights", "weights-full", "weights-raw", "weights-same-init", "input-grad", "input-sign", "input-grad-students", features.GradSimilarity}
+var Families = []string{"weights", "weights-full", "weights-raw", SameInitFamily, "input-grad", "input-sign", "input-grad-students", features.GradSimilarity}
 
 // ParseFamilies checks a list of family names; "all" stands for every family.
 func ParseFamilies(names []string) ([]string, error) {
@@ -176,7 +181,7 @@ func (r *runner) families() error {
 			}
 			continue
 		case name == r.cfg.WhiteFamily: // the table's white-box column
-		case name == "weights-same-init":
+		case name == SameInitFamily:
 			same, hashes, err := r.sameInitBenign()
 			if err != nil {
 				return err
@@ -314,11 +319,15 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	if err != nil {
 		return err
 	}
+	test, err := verify.NewSimilarityTest(victim, ref, pairs, wm.Info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+	if err != nil {
+		return fmt.Errorf("the %s test: %w", features.GradSimilarity, err)
+	}
 	return r.verifyRows(features.GradSimilarity, false, func(row Row, s classifier.Model) (*Verdict, error) {
 		if s.Local == nil {
 			return nil, nil
 		}
-		res, err := verify.Similar(victim, s, ref, pairs, wm.Info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+		res, err := test.Run(s)
 		if err != nil {
 			return nil, fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, features.GradSimilarity, err)
 		}

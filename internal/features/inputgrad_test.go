@@ -159,11 +159,7 @@ func TestInputGradientsArePermutationInvariant(t *testing.T) {
 	randomBN(p, 5)
 	perm := rand.New(rand.NewPCG(9, 9)).Perm(64)
 	permuteChannels(p, perm)
-	r := rand.New(rand.NewPCG(5, 6))
-	x := tensor.New(3, 32, 32, 3)
-	for i := range x.Data {
-		x.Data[i] = float32(r.NormFloat64())
-	}
+	x := randomImages(3, 32, 32, 5)
 	labels := []int{2, 0, 1}
 	for _, family := range []string{InputGrad, InputSign} {
 		a, err := InputGradients(m, x, labels, family)

@@ -110,6 +110,7 @@ func TestSimilarityIsPermutationInvariant(t *testing.T) {
 	}
 }
 
+// randomImages is n standard-normal images of h x w x 3, from seed.
 func randomImages(n, h, w int, seed uint64) *tensor.Tensor {
 	r := rand.New(rand.NewPCG(seed, seed+1))
 	x := tensor.New(n, h, w, 3)

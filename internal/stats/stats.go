@@ -176,10 +176,10 @@ func MedianP(ps []float64) float64 {
 // so a test of n pairs has about even odds of seeing it. It returns 0 when d ≤ 0 or n would
 // exceed maxN.
 func SamplesToReject(d, alpha float64, maxN int) int {
-	if !(d > 0) || math.IsInf(d, 0) {
-		if math.IsInf(d, 1) {
-			return 2
-		}
+	switch {
+	case math.IsInf(d, 1):
+		return 2
+	case !(d > 0):
 		return 0
 	}
 	for n := 2; n <= maxN; n++ {

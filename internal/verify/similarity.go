@@ -7,33 +7,34 @@ import (
 
 	"move/internal/classifier"
 	"move/internal/features"
-	"move/internal/stats"
 	"move/internal/watermark"
 )
 
-// Similar tests suspect against benign with the input-gradient similarity family
-// (features.GradSimilarity) on m of the key samples held (the owner-styled images): each
-// image's score is the cosine between the model's input gradient and the victim's
-// (features.Similarity), averaged over its features.MaxViews augmented views, and the
+// SimilarityTest is the input-gradient similarity test (features.GradSimilarity) of one
+// victim against one benign reference on m of the key samples held (the owner-styled
+// images): each image's score is the cosine between a model's input gradient and the
+// victim's (features.Similarity), averaged over its features.MaxViews augmented views, and a
 // suspect's scores are paired against the benign model's (one-tailed paired t-test,
 // H1: mean(S) − mean(B) > o.MinDelta): does the suspect's loss fall the way the victim's does,
-// more than a clean model's trained on the victim's own data? The images are drawn as Run draws them from the same
-// held-out list and seed. A suspect that is no working classifier on the owner's images is
-// "inconclusive", as under Run.
-func Similar(victim, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, o Options) (*Result, error) {
+// more than a clean model's trained on the victim's own data? The images are drawn as Run
+// draws them from the same held-out list and seed. The victim's gradients and the reference's
+// scores are computed once, for every suspect the test reads.
+type SimilarityTest struct {
+	o      Options
+	pairs  []watermark.Pair
+	held   []int
+	idx    []int         // the m sampled key samples
+	victim [][][]float64 // [view][image] the victim's unit input gradients
+	ref    []float64     // the benign reference's scores
+}
+
+// NewSimilarityTest prepares the test of victim against benign (see SimilarityTest).
+func NewSimilarityTest(victim, benign classifier.Model, pairs []watermark.Pair, held []int, o Options) (*SimilarityTest, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	if victim.Local == nil {
 		return nil, errors.New("the similarity test needs the victim's weights")
-	}
-	for _, x := range []struct {
-		name string
-		m    classifier.Model
-	}{{"suspect", suspect}, {"benign model", benign}} {
-		if x.m.Local == nil {
-			return nil, fmt.Errorf("%s: white-box features need the model's weights (a model file), not an endpoint", x.name)
-		}
 	}
 	if o.M <= 0 {
 		o.M = 10
@@ -50,95 +51,88 @@ func Similar(victim, suspect, benign classifier.Model, pairs []watermark.Pair, h
 		}
 	}
 	m := min(o.M, len(held))
-	rng := rand.New(rand.NewPCG(o.Seed, 0x76657269))
-	perm := rng.Perm(len(held))[:m]
-	idx := make([]int, m)
+	perm := rand.New(rand.NewPCG(o.Seed, 0x76657269)).Perm(len(held))[:m]
+	t := &SimilarityTest{o: o, pairs: pairs, held: held, idx: make([]int, m)}
 	for i, j := range perm {
-		idx[i] = held[j]
+		t.idx[i] = held[j]
 	}
-	h, w := pairs[idx[0]].H, pairs[idx[0]].W
-	// grads returns a model's unit input gradients on each view of the sampled images.
-	grads := func(name string, mod classifier.Model) ([][][]float64, error) {
-		out := make([][][]float64, features.MaxViews)
-		for v := range features.MaxViews {
-			imgs, labels := make([][]uint8, m), make([]int, m)
-			for i, k := range idx {
-				imgs[i], labels[i] = features.View(pairs[k].Styled, h, w, v), pairs[k].Label
-			}
-			x, y := whiteBatch(mod, imgs, labels, h, w)
-			g, err := features.UnitInputGradients(mod.Local, x, y)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			out[v] = g
-		}
-		return out, nil
-	}
-	gv, err := grads("victim", victim)
-	if err != nil {
+	var err error
+	if t.victim, err = t.grads("victim", victim); err != nil {
 		return nil, err
 	}
-	score := func(name string, mod classifier.Model) ([]float64, error) {
-		g, err := grads(name, mod)
+	if t.ref, err = t.score("benign model", benign); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// grads returns a model's unit input gradients on each view of the sampled images.
+func (t *SimilarityTest) grads(name string, mod classifier.Model) ([][][]float64, error) {
+	if mod.Local == nil {
+		return nil, fmt.Errorf("%s: white-box features need the model's weights (a model file), not an endpoint", name)
+	}
+	h, w := t.pairs[t.idx[0]].H, t.pairs[t.idx[0]].W
+	out := make([][][]float64, features.MaxViews)
+	for v := range features.MaxViews {
+		imgs, labels := make([][]uint8, len(t.idx)), make([]int, len(t.idx))
+		for i, k := range t.idx {
+			imgs[i], labels[i] = features.View(t.pairs[k].Styled, h, w, v), t.pairs[k].Label
+		}
+		x, y := whiteBatch(mod, imgs, labels, h, w)
+		g, err := features.UnitInputGradients(mod.Local, x, y)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		out := make([]float64, m)
-		for v := range features.MaxViews {
-			s, err := features.Similarity(g[v], gv[v])
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			for i, x := range s {
-				out[i] += x / float64(features.MaxViews)
-			}
-		}
-		return out, nil
+		out[v] = g
 	}
-	ps, err := score("suspect", suspect)
+	return out, nil
+}
+
+// score returns a model's per-image scores: the mean over views of its gradients' cosine
+// with the victim's.
+func (t *SimilarityTest) score(name string, mod classifier.Model) ([]float64, error) {
+	g, err := t.grads(name, mod)
 	if err != nil {
 		return nil, err
 	}
-	pb, err := score("benign model", benign)
-	if err != nil {
-		return nil, err
-	}
-	shifted := make([]float64, m)
-	for i, v := range pb {
-		shifted[i] = v + o.MinDelta
-	}
-	t, err := stats.PairedT(ps, shifted, stats.Greater)
-	if err != nil {
-		return nil, err
-	}
-	t.DeltaMu += o.MinDelta
-	res := &Result{Mode: features.White, M: m, Alpha: o.Alpha, Samples: idx, Test: t, ProbSuspect: ps, ProbBenign: pb,
-		P: t.P, PMedian: t.P, PHarmonic: t.P, DeltaMu: t.DeltaMu, MinDelta: o.MinDelta}
-	// Is the suspect a working classifier on the owner's images (every held-out original)?
-	orig := make([][]uint8, len(held))
-	for i, k := range held {
-		orig[i] = pairs[k].Orig
-	}
-	probs, err := suspect.Probs(orig, h, w)
-	if err != nil {
-		return nil, fmt.Errorf("suspect: %w", err)
-	}
-	correct := 0
-	for i, p := range argmaxes(probs) {
-		if p == pairs[held[i]].Label {
-			correct++
+	out := make([]float64, len(t.idx))
+	for v := range features.MaxViews {
+		s, err := features.Similarity(g[v], t.victim[v])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for i, x := range s {
+			out[i] += x / float64(features.MaxViews)
 		}
 	}
-	res.KeyAccuracyN = len(held)
-	res.KeyAccuracy = float64(correct) / float64(len(held))
-	res.KeyAccuracyP = stats.BinomialUpper(correct, len(held), 1/float64(max(2, len(probs[0]))))
-	switch {
-	case res.KeyAccuracyP >= o.Alpha:
-		res.Verdict = Inconclusive
-	case res.P < o.Alpha && res.DeltaMu >= res.MinDelta:
-		res.Verdict, res.Stolen = Stolen, true
-	default:
-		res.Verdict = NotStolen
+	return out, nil
+}
+
+// Run tests suspect. A suspect that is no working classifier on the owner's images is
+// "inconclusive", as under the package's Run.
+func (t *SimilarityTest) Run(suspect classifier.Model) (*Result, error) {
+	ps, err := t.score("suspect", suspect)
+	if err != nil {
+		return nil, err
 	}
+	tt, err := aboveMargin(ps, t.ref, t.o.MinDelta, false)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Mode: features.White, M: len(t.idx), Alpha: t.o.Alpha, Samples: t.idx, Test: tt, ProbSuspect: ps,
+		ProbBenign: t.ref, P: tt.P, PMedian: tt.P, PHarmonic: tt.P, DeltaMu: tt.DeltaMu, MinDelta: t.o.MinDelta}
+	if err := res.keyAccuracyLocal(suspect, t.pairs, t.held); err != nil {
+		return nil, err
+	}
+	res.decide(t.o.Alpha, true)
 	return res, nil
+}
+
+// Similar runs the similarity test of victim against benign on one suspect (SimilarityTest).
+func Similar(victim, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, o Options) (*Result, error) {
+	t, err := NewSimilarityTest(victim, benign, pairs, held, o)
+	if err != nil {
+		return nil, err
+	}
+	return t.Run(suspect)
 }

@@ -695,21 +695,10 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 		for i := range m {
 			ps[i], pb[i] = ss[i].score(), sb[i].score()
 		}
-		// The margin: test the suspect against the reference shifted up by δ.
-		shifted := make([]float64, len(pb))
-		for i, v := range pb {
-			shifted[i] = v + o.MinDelta
-		}
-		var t stats.Result
-		if o.Test == "welch" {
-			t, err = stats.WelchT(ps, shifted, stats.Greater)
-		} else {
-			t, err = stats.PairedT(ps, shifted, stats.Greater)
-		}
+		t, err := aboveMargin(ps, pb, o.MinDelta, o.Test == "welch")
 		if err != nil {
 			return nil, err
 		}
-		t.DeltaMu += o.MinDelta // report mean(S) - mean(B) itself
 		p := t.P
 		var self stats.Result
 		if views > 1 {
@@ -717,26 +706,20 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 			// above the margin. A stolen model must pass both tests; rejecting only when both
 			// reject (an intersection-union test, Berger 1982) keeps the level alpha, and its
 			// p-value is the larger of the two.
-			margin := make([]float64, m)
-			for i := range margin {
-				margin[i] = o.MinDelta
-			}
-			if self, err = stats.PairedT(ps, margin, stats.Greater); err != nil {
+			if self, err = aboveMargin(ps, make([]float64, m), o.MinDelta, false); err != nil {
 				return nil, err
 			}
-			self.DeltaMu += o.MinDelta
 			p = max(p, self.P)
 		}
 		if r == 0 && views > 1 {
 			own, ref := make([]float64, m), make([]float64, m)
 			for i := range m {
-				own[i], ref[i] = ss[i].owner, sb[i].owner+o.MinDelta
+				own[i], ref[i] = ss[i].owner, sb[i].owner
 			}
-			u, err := stats.PairedT(own, ref, stats.Greater)
+			u, err := aboveMargin(own, ref, o.MinDelta, false)
 			if err != nil {
 				return nil, err
 			}
-			u.DeltaMu += o.MinDelta
 			res.Unspecific = &u
 		}
 		if r == 0 {
@@ -754,34 +737,17 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 	}
 	// Is the suspect a working classifier on the owner's images? A local model is asked about
 	// every held-out original (cheap, no queries); a remote one about those it was tested on.
-	acc := res.Samples
-	var pred []int
-	classes := cacheS[acc[0]].classes
 	if suspect.IsLocal() {
-		acc = held
-		orig := make([][]uint8, len(acc))
-		for i, k := range acc {
-			orig[i] = pairs[k].Orig
+		if err := res.keyAccuracyLocal(suspect, pairs, held); err != nil {
+			return nil, err
 		}
-		probs, err := suspect.Probs(orig, pairs[acc[0]].H, pairs[acc[0]].W)
-		if err != nil {
-			return nil, fmt.Errorf("suspect: %w", err)
-		}
-		pred = argmaxes(probs)
 	} else {
-		for _, k := range acc {
+		var pred []int
+		for _, k := range res.Samples {
 			pred = append(pred, cacheS[k].pred)
 		}
+		res.keyAccuracy(pred, res.Samples, pairs, cacheS[res.Samples[0]].classes)
 	}
-	correct := 0
-	for i, k := range acc {
-		if pred[i] == pairs[k].Label {
-			correct++
-		}
-	}
-	res.KeyAccuracyN = len(acc)
-	res.KeyAccuracy = float64(correct) / float64(len(acc))
-	res.KeyAccuracyP = stats.BinomialUpper(correct, len(acc), 1/float64(max(2, classes)))
 
 	if mode == features.Black && views > 1 {
 		if err := gainTest(res, suspect, benign, pairs, held, views, o); err != nil {
@@ -805,15 +771,68 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 		res.PMedian, res.PHarmonic = res.Gain.P, res.Gain.P
 		res.MinDelta, specific = res.GainMargin, true
 	}
+	res.decide(o.Alpha, specific)
+	return res, nil
+}
+
+// aboveMargin tests H1: mean(s) − mean(b) > margin, paired (or Welch's when welch), against b
+// shifted up by the margin; DeltaMu reports mean(s) − mean(b) itself.
+func aboveMargin(s, b []float64, margin float64, welch bool) (stats.Result, error) {
+	shifted := make([]float64, len(b))
+	for i, v := range b {
+		shifted[i] = v + margin
+	}
+	test := stats.PairedT
+	if welch {
+		test = stats.WelchT
+	}
+	t, err := test(s, shifted, stats.Greater)
+	t.DeltaMu += margin
+	return t, err
+}
+
+// keyAccuracyLocal asks a local suspect about the original of every key sample of idx (cheap,
+// no queries) and records its accuracy (keyAccuracy).
+func (res *Result) keyAccuracyLocal(suspect classifier.Model, pairs []watermark.Pair, idx []int) error {
+	orig := make([][]uint8, len(idx))
+	for i, k := range idx {
+		orig[i] = pairs[k].Orig
+	}
+	probs, err := suspect.Probs(orig, pairs[idx[0]].H, pairs[idx[0]].W)
+	if err != nil {
+		return fmt.Errorf("suspect: %w", err)
+	}
+	res.keyAccuracy(argmaxes(probs), idx, pairs, len(probs[0]))
+	return nil
+}
+
+// keyAccuracy records the suspect's top-1 accuracy (its answers pred) on the originals of key
+// samples idx and the one-sided binomial p-value of that accuracy against guessing among
+// classes.
+func (res *Result) keyAccuracy(pred, idx []int, pairs []watermark.Pair, classes int) {
+	correct := 0
+	for i, k := range idx {
+		if pred[i] == pairs[k].Label {
+			correct++
+		}
+	}
+	res.KeyAccuracyN = len(idx)
+	res.KeyAccuracy = float64(correct) / float64(len(idx))
+	res.KeyAccuracyP = stats.BinomialUpper(correct, len(idx), 1/float64(max(2, classes)))
+}
+
+// decide sets the verdict: inconclusive for a suspect that is no working classifier on the
+// owner's images, stolen when the decisive p-value is below alpha with delta-mu above the
+// margin (and, for a contrast, the suspect's own score specific), not stolen otherwise.
+func (res *Result) decide(alpha float64, specific bool) {
 	switch {
-	case res.KeyAccuracyP >= o.Alpha:
+	case res.KeyAccuracyP >= alpha:
 		res.Verdict = Inconclusive
-	case res.P < o.Alpha && res.DeltaMu >= res.MinDelta && specific:
+	case res.P < alpha && res.DeltaMu >= res.MinDelta && specific:
 		res.Verdict, res.Stolen = Stolen, true
 	default:
 		res.Verdict = NotStolen
 	}
-	return res, nil
 }
 
 // gainTest runs the style-gain test (Result.Gain) on up to o.GainM held-out samples with
@@ -899,15 +918,7 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 	if err != nil {
 		return fmt.Errorf("benign model: %w", err)
 	}
-	test := func(s, b []float64) (stats.Result, error) {
-		shifted := make([]float64, len(b))
-		for i, v := range b {
-			shifted[i] = v + margin
-		}
-		t, err := stats.PairedT(s, shifted, stats.Greater)
-		t.DeltaMu += margin
-		return t, err
-	}
+	test := func(s, b []float64) (stats.Result, error) { return aboveMargin(s, b, margin, false) }
 	t, err := test(gs, gb)
 	if err != nil {
 		return err
