@@ -58,6 +58,15 @@ values). They depend only on the function a model computes, not on how its units
 arranged, so a suspect of another architecture can be read and students are not invisible
 by construction (README: "What each mode detects").
 
+--features input-grad-sim trains nothing: move verify scores each key image by the cosine
+between the suspect's input gradient and the victim's at that image (full resolution, mean
+over 8 shifted and mirrored views), paired against the reference's. META records the family,
+the victim's and the key's SHA-256 and the key samples a verification draws from (all of
+them: nothing is spent on training); give move verify the victim with --victim. No --benign:
+the victim is the reference the scores are taken against. On CIFAR-10 it flags the copy,
+fine-tuning, label- and logit-query students and a wrn16-1 student of a resnet20 victim, and
+misses distillation and data-free distillation (README: "What each mode detects").
+
 --positive and --negative add the owner's further models to the two classes: students the
 owner distilled from the victim (labelled like it) and from benign models (labelled like
 them), so that being a student separates nothing and only what a student inherits from the
@@ -106,10 +115,17 @@ EXIT STATUS
 			if o.onnx, err = onnxOpts(); err != nil {
 				return err
 			}
+			o.benign, o.positive, o.negative = benign, positive, negative
+			if family == features.GradSimilarity {
+				if err := need(fs, "mode", "victim", "key", "out"); err != nil {
+					return err
+				}
+				o.layout, o.command = family, strings.Join(append([]string{"move", "meta"}, args...), " ")
+				return runMetaSimilarity(o, stdout, stderr)
+			}
 			if err := need(fs, "mode", "victim", "benign", "key", "out"); err != nil {
 				return err
 			}
-			o.benign, o.positive, o.negative = benign, positive, negative
 			switch {
 			case family != "" && layout != "" && features.Families[family] != layout:
 				return fmt.Errorf("--features %s and --layout %s disagree: give one", family, layout)
@@ -205,6 +221,55 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s-box meta-classifier (%d features, hidden %v): train accuracy %.3f, held-out accuracy %.3f -> %s\n",
 		o.mode, c.Info.Dim, c.Info.Hidden, c.Info.TrainAcc, c.Info.HeldOutAcc, o.out)
 	return chanceLevel(c.Info.HeldOutAcc, stderr)
+}
+
+// runMetaSimilarity writes the meta file of the input-gradient similarity family: no
+// classifier, the victim's and the key's hashes and every key sample as one to verify on.
+func runMetaSimilarity(o metaOptions, stdout, stderr io.Writer) error {
+	switch {
+	case o.mode != features.White:
+		return fmt.Errorf("--features %s reads input gradients: it needs --mode white", o.layout)
+	case len(o.benign)+len(o.positive)+len(o.negative) > 0:
+		return fmt.Errorf("--features %s trains no classifier: it takes no --benign, --positive or --negative (the victim is the reference its scores are taken against)", o.layout)
+	}
+	if _, err := os.Stat(o.out); err == nil && !o.force {
+		return fmt.Errorf("%s: %w", o.out, atomicfile.ErrExists)
+	}
+	victim, _, err := classifier.Load(o.victim, o.onnx)
+	if err != nil {
+		return err
+	}
+	if victim.Local == nil {
+		return fmt.Errorf("%s: the similarity needs the victim's weights", o.victim)
+	}
+	_, pairs, err := watermark.LoadKeyPairs(o.key, 0)
+	if err != nil {
+		return err
+	}
+	if len(pairs) < 2 {
+		return fmt.Errorf("%s: %d transformed samples: too few to verify on", o.key, len(pairs))
+	}
+	info := meta.Info{Mode: features.White, Layout: o.layout, Arch: victim.Local.Arch(), Classes: victim.Local.Classes(), Seed: o.seed,
+		Version: buildinfo.Version, Command: o.command}
+	for k := range pairs {
+		info.HeldOutIdx = append(info.HeldOutIdx, k)
+	}
+	if info.VictimHash, err = fileHash(o.victim); err != nil {
+		return err
+	}
+	if info.KeyHash, err = fileHash(o.key); err != nil {
+		return err
+	}
+	c := meta.Record(info)
+	if err := c.Save(o.out, o.force); err != nil {
+		return err
+	}
+	if o.jsonOut {
+		return json.NewEncoder(stdout).Encode(c.Info)
+	}
+	fmt.Fprintf(stdout, "white-box %s: nothing trained; verification compares input gradients with the victim's (move verify --victim %s) on %d key samples -> %s\n",
+		o.layout, o.victim, len(pairs), o.out)
+	return nil
 }
 
 // minHeldOut is the held-out accuracy below which a meta-classifier is no better than chance

@@ -25,6 +25,7 @@ import (
 // verifyOptions are move verify's flags.
 type verifyOptions struct {
 	meta, key, benign, test, record, publicKey string
+	victim                                     string // the input-grad-sim family's reference
 	suspects, endpoints, rebuttals             []string
 	allowSeen, jsonOut                         bool
 	m, resamples, budget, concurrency          int
@@ -134,6 +135,12 @@ public checkpoint, do not rest a white-box verdict on its own: a model fine-tune
 same checkpoint shares those coordinates. A model file also answers probabilities, so run
 both tests on it; black-box features do not depend on how weights are arranged.
 
+A meta file of the input-grad-sim family (move meta --features input-grad-sim) holds no
+classifier: each image's score is the cosine between the suspect's input gradient and the
+victim's (--victim, the file the meta file records), mean over 8 shifted and mirrored views,
+paired against the reference's with the same margin. It reads a suspect of any architecture
+that takes the victim's images.
+
 Several suspects (--suspect and --endpoint repeated: a model zoo to screen) are verified
 against the same meta-classifier, reference and key, loaded once; the output is one row per
 suspect (with --json, one report per suspect and the number flagged).
@@ -149,6 +156,7 @@ EXIT STATUS
 			fs.StringVar(&o.meta, "meta", "", "meta-classifier file (move meta)")
 			fs.StringVar(&o.key, "key", "", "watermark key")
 			fs.StringVar(&o.benign, "benign", "", "benign reference: a clean model the meta-classifier was not trained against")
+			fs.StringVar(&o.victim, "victim", "", "the victim model file, for a meta file of the input-grad-sim family (move meta --features input-grad-sim)")
 			fs.BoolVar(&o.allowSeen, "allow-seen-benign", false, "accept a benign reference the meta-classifier was trained against (biased towards \"stolen\")")
 			var suspects, endpoints listFlag
 			fs.Var(&suspects, "suspect", "suspect model file (white- or black-box); repeat for several")
@@ -208,6 +216,17 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	sim := c.Info.Layout == features.GradSimilarity
+	switch {
+	case sim && o.victim == "":
+		return fmt.Errorf("%s is of the %s family: give the victim it was written for with --victim", o.meta, c.Info.Layout)
+	case !sim && o.victim != "":
+		return fmt.Errorf("--victim is for a meta file of the %s family; %s holds a %s classifier, which needs none", features.GradSimilarity, o.meta, c.Info.Layout)
+	case sim && len(o.rebuttals) > 0:
+		return errors.New("rebuttal styles count in the black-box style-gain test; this is a white-box test")
+	case sim && (o.resamples > 1 || o.test != "paired"):
+		return fmt.Errorf("the %s test is the paired t-test on one sample of m images: no --resamples or --test", c.Info.Layout)
+	}
 	var rebuttals []verify.Rebuttal
 	var rebutReps []rebuttalReport
 	for _, f := range o.rebuttals {
@@ -228,6 +247,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if benignHash == c.Info.VictimHash {
+		return fmt.Errorf("%s is the victim itself: the reference must be a clean model", o.benign)
+	}
 	seen := slices.Contains(c.Info.BenignHashes, benignHash)
 	if seen {
 		msg := fmt.Sprintf("%s trained this meta-classifier: as the test's reference it makes innocent models look stolen (see move help verify); give a benign model the classifier never saw", o.benign)
@@ -244,6 +266,24 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	_, pairs, err := watermark.LoadKeyPairs(o.key, 0)
 	if err != nil {
 		return err
+	}
+	var simTest *verify.SimilarityTest
+	if sim {
+		h, err := fileHash(o.victim)
+		if err != nil {
+			return err
+		}
+		if h != c.Info.VictimHash {
+			return fmt.Errorf("%s is not the victim %s was written for", o.victim, o.meta)
+		}
+		victim, _, err := classifier.Load(o.victim, o.onnx)
+		if err != nil {
+			return err
+		}
+		// The victim's gradients and the reference's scores, once for every suspect.
+		if simTest, err = verify.NewSimilarityTest(victim, benign, pairs, c.Info.HeldOutIdx, verify.Options{M: o.m, Alpha: o.alpha, Seed: o.seed, MinDelta: o.minDelta}); err != nil {
+			return err
+		}
 	}
 	// The suspects: files, then endpoints, in the order given.
 	type suspect struct {
@@ -308,8 +348,13 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 				}
 			}
 		}
-		res, err := verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
-			Rebuttals: rbs})
+		var res *verify.Result
+		if simTest != nil {
+			res, err = simTest.Run(m)
+		} else {
+			res, err = verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
+				Rebuttals: rbs})
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.name, err)
 		}
@@ -379,6 +424,10 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 	if len(res.Folded) == 2 {
 		fmt.Fprintf(w, "white-box features of the folded form: %d batch norms of the suspect and %d of the benign model merged into their convolutions\n", res.Folded[0], res.Folded[1])
 	}
+	if c.Info.Layout == features.GradSimilarity {
+		fmt.Fprintf(w, "scores: the cosine between a model's input gradient and the victim's at each key image (mean over %d views); suspect %.4f, reference %.4f on average\n",
+			features.MaxViews, mean(res.ProbSuspect), mean(res.ProbBenign))
+	}
 	if res.Contrast != "" {
 		fmt.Fprintf(w, "scores contrast the owner's style with %d control styles (%s): score = C(owner style) - mean C(control styles)\n", c.Info.Controls, res.Contrast)
 	}
@@ -406,6 +455,14 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 	if client != nil {
 		fmt.Fprintf(w, "queries spent on %s: %d images\n", name, client.Queries())
 	}
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(max(1, len(xs)))
 }
 
 // fileHash is the SHA-256 of a file's content, in hex.

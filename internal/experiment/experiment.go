@@ -644,7 +644,7 @@ func (r *runner) crossArch(v classifier.Model) error {
 // measures it on the test set and adds row to the table.
 func (r *runner) stealRow(v classifier.Model, a steal.Attack, cfg steal.Config, set *data.Set, row Row, summary string) error {
 	name := row.Attack
-	file := r.path("suspects", name+".safetensors")
+	file := r.rowFile(row)
 	conf := map[string]any{"cfg": cfg, "upstream": r.base}
 	if a.Serve != "" {
 		conf["serve"] = a.Serve

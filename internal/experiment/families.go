@@ -40,7 +40,7 @@ import (
 // input-grad-sim trains nothing: each key image's score is the cosine between the suspect's
 // input gradient and the victim's (verify.Similar), against the same reference.
 var familyLayouts = func() map[string]string {
-	m := map[string]string{SameInitFamily: features.Compressed, "input-grad-students": features.InputGrad, features.GradSimilarity: features.GradSimilarity}
+	m := map[string]string{SameInitFamily: features.Compressed, "input-grad-students": features.InputGrad}
 	for f, l := range features.Families {
 		m[f] = l
 	}

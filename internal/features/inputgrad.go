@@ -37,12 +37,13 @@ var Layouts = []string{Compressed, Full, InputGrad, InputSign, Raw}
 
 // Families name the white-box feature families (move meta --features) by their layouts:
 // the paper's weight-gradient signs, compressed per kernel (weights) or all of them
-// (weights-full), the gradients themselves (weights-raw, an ablation), and the input-gradient
-// families.
-var Families = map[string]string{"weights": Compressed, "weights-full": Full, "weights-raw": Raw, "input-grad": InputGrad, "input-sign": InputSign}
+// (weights-full), the gradients themselves (weights-raw, an ablation), the input-gradient
+// families, and the input-gradient similarity with the victim (GradSimilarity), which trains
+// no classifier.
+var Families = map[string]string{"weights": Compressed, "weights-full": Full, "weights-raw": Raw, "input-grad": InputGrad, "input-sign": InputSign, GradSimilarity: GradSimilarity}
 
 // FamilyNames are the keys of Families, in the order help texts and tables list them.
-var FamilyNames = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign"}
+var FamilyNames = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign", GradSimilarity}
 
 // InputGradients returns the pooled input-gradient features (family InputGrad or InputSign)
 // of m at each image of x (normalised, NHWC) with labels: 3·Grid² values per image. The model

@@ -178,8 +178,23 @@ func Fit(xs [][]float32, ys []int, info Info, o Options) (*Classifier, error) {
 	return c, nil
 }
 
+// Record returns a meta file that holds no classifier: for a family that scores suspects
+// without one (the input-gradient similarity, whose reference is the victim itself), it keeps
+// what a classifier's file keeps for verify (mode, family, the key samples a verification
+// draws from, the victim's and the key's hashes, provenance). Its Dim is 0, and Prob refuses.
+func Record(info Info) *Classifier {
+	info.Dim, info.Hidden, info.Mean, info.Scale = 0, nil, nil, nil
+	return &Classifier{Info: info}
+}
+
+// Trained reports whether c holds a classifier (false for Record's).
+func (c *Classifier) Trained() bool { return c.store != nil }
+
 // Prob returns the probability that each feature vector comes from the victim.
 func (c *Classifier) Prob(xs [][]float32) ([]float64, error) {
+	if !c.Trained() {
+		return nil, fmt.Errorf("the %s meta file holds no classifier: its family scores suspects without one", c.Info.Layout)
+	}
 	for _, x := range xs {
 		if len(x) != c.Info.Dim {
 			return nil, fmt.Errorf("feature vector of length %d, the meta-classifier takes %d", len(x), c.Info.Dim)
@@ -211,9 +226,12 @@ func (c *Classifier) Accuracy(xs [][]float32, ys []int) float64 {
 
 // Save writes the classifier (weights, standardisation, metadata) to path atomically.
 func (c *Classifier) Save(path string, overwrite bool) error {
-	ts := c.store.Map()
-	ts["standardise.mean"] = tensor.From(c.Info.Mean, len(c.Info.Mean))
-	ts["standardise.scale"] = tensor.From(c.Info.Scale, len(c.Info.Scale))
+	ts := map[string]*tensor.Tensor{}
+	if c.Trained() {
+		ts = c.store.Map()
+		ts["standardise.mean"] = tensor.From(c.Info.Mean, len(c.Info.Mean))
+		ts["standardise.scale"] = tensor.From(c.Info.Scale, len(c.Info.Scale))
+	}
 	ib, err := json.Marshal(c.Info)
 	if err != nil {
 		return err
@@ -234,6 +252,9 @@ func Load(path string) (*Classifier, error) {
 	var info Info
 	if err := json.Unmarshal([]byte(raw), &info); err != nil {
 		return nil, fmt.Errorf("%s: bad metadata: %w", path, err)
+	}
+	if info.Dim == 0 && len(ts) == 0 {
+		return Record(info), nil
 	}
 	mean, scale := ts["standardise.mean"], ts["standardise.scale"]
 	if mean == nil || scale == nil || mean.Len() != info.Dim || scale.Len() != info.Dim {

@@ -56,3 +56,35 @@ func TestFitSaveLoad(t *testing.T) {
 		}
 	}
 }
+
+// A record without a classifier round-trips its Info and refuses to score.
+func TestRecordSaveLoad(t *testing.T) {
+	info := Info{Mode: "white", Layout: "input-grad-sim", Classes: 10, HeldOutIdx: []int{0, 2, 5}, VictimHash: "ab", KeyHash: "cd", Seed: 4}
+	c := Record(info)
+	if c.Trained() {
+		t.Fatal("a record claims a classifier")
+	}
+	p := filepath.Join(t.TempDir(), "r.safetensors")
+	if err := c.Save(p, false); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Trained() || c2.Info.Layout != info.Layout || c2.Info.VictimHash != "ab" || len(c2.Info.HeldOutIdx) != 3 || c2.Info.HeldOutIdx[2] != 5 || c2.Info.Seed != 4 {
+		t.Fatalf("loaded %+v from %+v", c2.Info, info)
+	}
+	if _, err := c2.Prob([][]float32{{}}); err == nil {
+		t.Fatal("a record scored a feature vector")
+	}
+	// A trained classifier's file whose standardisation is missing is still an error.
+	bad := Record(Info{Mode: "white", Dim: 3})
+	bad.Info.Dim = 3
+	if err := bad.Save(p+"2", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p + "2"); err == nil {
+		t.Fatal("a file of dimension 3 without weights loaded")
+	}
+}

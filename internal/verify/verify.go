@@ -258,6 +258,9 @@ func usable(pairs []watermark.Pair, controls bool) ([]int, int) {
 // the benign models' features on the control styles are negatives too (see Contrast). The
 // split and the held-out accuracy are recorded in the classifier's Info.
 func TrainMeta(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, o MetaOptions) (*meta.Classifier, error) {
+	if o.Layout == features.GradSimilarity {
+		return nil, fmt.Errorf("the %s family trains no classifier: its test is SimilarityTest", o.Layout)
+	}
 	if len(benign) == 0 {
 		return nil, errors.New("no benign model")
 	}
@@ -572,6 +575,9 @@ func (o Options) Validate() error {
 func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark.Pair, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	if !c.Trained() {
+		return nil, fmt.Errorf("the %s meta file holds no classifier: its test is SimilarityTest", c.Info.Layout)
 	}
 	mode := c.Info.Mode
 	if o.M <= 0 {
