@@ -239,28 +239,21 @@ func runMetaSimilarity(o metaOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if victim.Local == nil {
-		return fmt.Errorf("%s: the similarity needs the victim's weights", o.victim)
-	}
 	_, pairs, err := watermark.LoadKeyPairs(o.key, 0)
 	if err != nil {
 		return err
 	}
-	if len(pairs) < 2 {
-		return fmt.Errorf("%s: %d transformed samples: too few to verify on", o.key, len(pairs))
+	c, err := verify.SimilarityRecord(victim, pairs)
+	if err != nil {
+		return fmt.Errorf("%s, %s: %w", o.victim, o.key, err)
 	}
-	info := meta.Info{Mode: features.White, Layout: o.layout, Arch: victim.Local.Arch(), Classes: victim.Local.Classes(), Seed: o.seed,
-		Version: buildinfo.Version, Command: o.command}
-	for k := range pairs {
-		info.HeldOutIdx = append(info.HeldOutIdx, k)
-	}
-	if info.VictimHash, err = fileHash(o.victim); err != nil {
+	c.Info.Seed, c.Info.Version, c.Info.Command = o.seed, buildinfo.Version, o.command
+	if c.Info.VictimHash, err = fileHash(o.victim); err != nil {
 		return err
 	}
-	if info.KeyHash, err = fileHash(o.key); err != nil {
+	if c.Info.KeyHash, err = fileHash(o.key); err != nil {
 		return err
 	}
-	c := meta.Record(info)
 	if err := c.Save(o.out, o.force); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"move/internal/classifier"
 	"move/internal/features"
 	"move/internal/meta"
+	"move/internal/record"
 	"move/internal/stats"
 	"move/internal/verify"
 	"move/internal/watermark"
@@ -312,14 +313,36 @@ func familyCell(v *Verdict) string {
 
 // similarity verifies every local suspect with the input-gradient similarity test
 // (verify.Similar): agreement with the victim's input gradients, against the table's benign
-// reference, on the white-box classifier's held-out key samples and with its m.
+// reference, with the white-box m and margin, on every key sample (the family's meta file).
 func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair) error {
 	p := r.cfg.Profile
-	wm, err := meta.Load(r.path("meta-white.safetensors"))
+	// The family's meta file, as move meta --features input-grad-sim writes it, so that
+	// move verify --meta FILE --victim victim.safetensors --seed SEED+7 draws the same images.
+	file := r.path("meta-white-" + features.GradSimilarity + ".safetensors")
+	var info meta.Info
+	err := r.stage("meta-white-"+features.GradSimilarity, map[string]any{"upstream": r.base}, []string{file}, &info, func() error {
+		c, err := verify.SimilarityRecord(victim, pairs)
+		if err != nil {
+			return err
+		}
+		c.Info.Seed, c.Info.Version, c.Info.Command = r.cfg.Seed, buildinfo.Version, r.cfg.Command
+		for _, x := range []struct {
+			path string
+			hash *string
+		}{{r.path("victim.safetensors"), &c.Info.VictimHash}, {r.path("marked", "key.json"), &c.Info.KeyHash}} {
+			h, err := record.HashFile(x.path)
+			if err != nil {
+				return err
+			}
+			*x.hash = h.SHA256
+		}
+		info = c.Info
+		return c.Save(file, true)
+	})
 	if err != nil {
 		return err
 	}
-	test, err := verify.NewSimilarityTest(victim, ref, pairs, wm.Info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, Seed: r.cfg.Seed + 7})
+	test, err := verify.NewSimilarityTest(victim, ref, pairs, info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
 	if err != nil {
 		return fmt.Errorf("the %s test: %w", features.GradSimilarity, err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"move/internal/classifier"
 	"move/internal/features"
+	"move/internal/meta"
 	"move/internal/watermark"
 )
 
@@ -26,6 +27,23 @@ type SimilarityTest struct {
 	idx    []int         // the m sampled key samples
 	victim [][][]float64 // [view][image] the victim's unit input gradients
 	ref    []float64     // the benign reference's scores
+}
+
+// SimilarityRecord is the meta file of the similarity family (meta.Record) for victim and its
+// key: no classifier, and every key sample one a verification may draw (nothing is spent on
+// training). The caller adds the hashes and provenance.
+func SimilarityRecord(victim classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
+	if victim.Local == nil {
+		return nil, errors.New("the similarity test needs the victim's weights")
+	}
+	if len(pairs) < 2 {
+		return nil, fmt.Errorf("%d transformed samples in the key: too few to verify on", len(pairs))
+	}
+	info := meta.Info{Mode: features.White, Layout: features.GradSimilarity, Arch: victim.Local.Arch(), Classes: victim.Local.Classes()}
+	for k := range pairs {
+		info.HeldOutIdx = append(info.HeldOutIdx, k)
+	}
+	return meta.Record(info), nil
 }
 
 // NewSimilarityTest prepares the test of victim against benign (see SimilarityTest).

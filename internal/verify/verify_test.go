@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,21 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		}
 		if _, err := Similar(wrap(victim), wrap(victim), wrap(ref), pairs, []int{0, len(pairs)}, Options{}); err == nil {
 			t.Error("similarity on a key sample that is not in the key: no error")
+		}
+		// Its meta file (move meta --features input-grad-sim) holds no classifier and offers
+		// every key sample; the classifier's test and training refuse the family.
+		rec, err := SimilarityRecord(wrap(victim), pairs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Trained() || rec.Info.Layout != features.GradSimilarity || rec.Info.Mode != features.White || !slices.Equal(rec.Info.HeldOutIdx, held) {
+			t.Errorf("similarity record: trained %v, %s/%s, %d samples of %d", rec.Trained(), rec.Info.Mode, rec.Info.Layout, len(rec.Info.HeldOutIdx), len(pairs))
+		}
+		if _, err := Run(rec, wrap(victim), wrap(ref), pairs, Options{}); err == nil {
+			t.Error("Run with a similarity record: no error")
+		}
+		if _, err := TrainMeta(wrap(victim), []classifier.Model{wrap(ref)}, pairs, MetaOptions{Mode: features.White, Layout: features.GradSimilarity}); err == nil {
+			t.Error("TrainMeta for the similarity family: no error")
 		}
 	}
 
