@@ -166,6 +166,8 @@ EXIT STATUS
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
 			defences := defenceFlag(fs)
 			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
+			var draws int
+			intIn(fs, &draws, "draws", 0, 0, 10000, "repeat the white-box verdict's test on this many draws of m key images: each suspect's share of draws flagged, and the innocents' (0: the verdict's draw only)")
 			families := familiesFlag(fs)
 			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
@@ -189,7 +191,7 @@ EXIT STATUS
 			}
 			p.FeedForward = *transfer == "feedforward"
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Draws: draws,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -219,6 +221,7 @@ type experimentOptions struct {
 	Defences         []string
 	Detect           bool
 	Ablations        bool
+	Draws            int
 	Features         []string
 	WhiteFamily      string
 	Command          string
@@ -282,7 +285,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Features: o.Features, WhiteFamily: o.WhiteFamily}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Draws: o.Draws, Features: o.Features, WhiteFamily: o.WhiteFamily}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

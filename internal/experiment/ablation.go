@@ -54,7 +54,7 @@ func (r *runner) ablations() error {
 			return err
 		}
 		row.Ablations = map[string]*Verdict{}
-		v, err := r.verifyWhite(raw, *row, s, ref, pairs)
+		v, err := r.verifyWhite(raw, *row, s, ref, pairs, false)
 		if err != nil {
 			stop()
 			return err

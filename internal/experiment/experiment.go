@@ -76,6 +76,11 @@ type Config struct {
 	WhiteFamily string `json:"white_family,omitempty"`
 	// Ablations verifies every suspect with MOVE's ablations too (ablation.go).
 	Ablations bool `json:"ablations,omitempty"`
+	// Draws, above 1, repeats the table's white-box test on that many draws of m key images
+	// (the first is the verdict's) and records, per suspect, how many of them flag it
+	// (Verdict.Draws): the test's power on a theft and its false-accusation rate on an
+	// innocent, over the images an owner might have drawn, where the verdict is one draw.
+	Draws int `json:"draws,omitempty"`
 	// ONNX describes the external innocents' ONNX files when they carry no move metadata.
 	ONNX *modelfile.ONNXDefaults `json:"onnx,omitempty"`
 }
@@ -117,6 +122,11 @@ type Verdict struct {
 	// says how many key images a test needs to see this suspect (stats.SamplesToReject).
 	Effect float64 `json:"effect,omitempty"`
 	N      int     `json:"n,omitempty"`
+	// Draws is, with Config.Draws, the number of draws of m key images the test was repeated
+	// on, DrawsFlagged how many gave p < alpha, and DrawsMedianP their median p-value.
+	Draws        int     `json:"draws,omitempty"`
+	DrawsFlagged int     `json:"draws_flagged,omitempty"`
+	DrawsMedianP float64 `json:"draws_median_p,omitempty"`
 }
 
 // Row is one suspect of the table.
@@ -803,7 +813,7 @@ func (r *runner) metaAndVerify() error {
 			}
 			row, s := &r.res.Rows[i], suspects[i]
 			if mode == features.White {
-				if row.White, err = r.verifyWhite(c, *row, s, ref, pairs); err != nil {
+				if row.White, err = r.verifyWhite(c, *row, s, ref, pairs, true); err != nil {
 					return err
 				}
 				continue
@@ -821,7 +831,11 @@ func (r *runner) metaAndVerify() error {
 		var outs []innocent.Outcome
 		for _, row := range r.res.Rows {
 			if v := row.verdict(mode); v != nil && !row.Stolen {
-				outs = append(outs, innocent.Outcome{P: v.P, Accused: v.Stolen})
+				o := innocent.Outcome{P: v.P, Accused: v.Stolen}
+				if v.Verdict != verify.Inconclusive {
+					o.Draws, o.DrawsAccused = v.Draws, v.DrawsFlagged
+				}
+				outs = append(outs, o)
 			}
 		}
 		r.res.Innocents[mode] = innocent.Summarise(mode, outs)

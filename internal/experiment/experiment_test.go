@@ -20,6 +20,7 @@ import (
 	"move/internal/features"
 	"move/internal/steal"
 	"move/internal/train"
+	"move/internal/verify"
 
 	"move/internal/style"
 )
@@ -361,6 +362,7 @@ func TestPipelineResumes(t *testing.T) {
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
 	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity}
+	cfg.Draws = 4
 	logs.Reset()
 	res5, err := Run(context.Background(), cfg, log)
 	if err != nil {
@@ -411,6 +413,33 @@ func TestPipelineResumes(t *testing.T) {
 	if owner != 6 { // two benign models from the victim's initial weights, four students
 		t.Errorf("%d owner's models recorded, want 6: %+v", owner, res5.Models)
 	}
+	// The white-box verdict's test over 4 draws of the images, the verdict's first.
+	innocents := 0
+	for _, row := range res5.Rows {
+		v := row.White
+		if v == nil {
+			continue
+		}
+		first := 0
+		if v.P < res5.Config.Profile.Alpha {
+			first = 1
+		}
+		if v.Draws != 4 || v.DrawsFlagged < first || v.DrawsFlagged > 3+first || v.DrawsMedianP <= 0 || v.DrawsMedianP > 1 {
+			t.Errorf("%s: white-box p %g over draws: %d of %d flagged, median p %g", row.Attack, v.P, v.DrawsFlagged, v.Draws, v.DrawsMedianP)
+		}
+		if !row.Stolen && v.Verdict != verify.Inconclusive {
+			innocents++
+		}
+	}
+	if s := res5.Innocents[features.White]; s.DrawInnocents != innocents || s.DrawRate < 0 || s.DrawRateUpper95 < s.DrawRate || s.DrawWorst > 1 {
+		t.Errorf("innocents over draws (%d working innocents): %+v", innocents, s)
+	}
+	var dr bytes.Buffer
+	writeDraws(&dr, res5)
+	if !strings.Contains(dr.String(), "on 4 draws of m = ") || !strings.Contains(dr.String(), "Direct-copy") {
+		t.Errorf("draws table:\n%s", dr.String())
+	}
+	t.Logf("\n%s", dr.String())
 	var fam bytes.Buffer
 	writeFamilies(&fam, res5)
 	if !strings.Contains(fam.String(), "input-grad") || !strings.Contains(fam.String(), "Direct-copy") {

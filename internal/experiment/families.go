@@ -147,8 +147,9 @@ func (r *runner) metaStage(name, file string, conf map[string]any, victim classi
 }
 
 // verifyWhite verifies suspect s of row with white-box meta-classifier c against ref; nil
-// when the suspect cannot be read that way (served, or weights that do not line up).
-func (r *runner) verifyWhite(c *meta.Classifier, row Row, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
+// when the suspect cannot be read that way (served, or weights that do not line up). With
+// draws (the table's verdict), it repeats the test on Config.Draws draws of the images.
+func (r *runner) verifyWhite(c *meta.Classifier, row Row, s, ref classifier.Model, pairs []watermark.Pair, draws bool) (*Verdict, error) {
 	p := r.cfg.Profile
 	if s.Local == nil {
 		return nil, nil // served: no weights
@@ -156,11 +157,31 @@ func (r *runner) verifyWhite(c *meta.Classifier, row Row, s, ref classifier.Mode
 	if _, err := verify.Compatible(c, s, pairs); err != nil {
 		return nil, nil // gradient features compare within one architecture
 	}
-	res, err := verify.Run(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
+	o := verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7}
+	res, err := verify.Run(c, s, ref, pairs, o)
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, c.Info.Layout, err)
 	}
-	return verdictOf(res), nil
+	v := verdictOf(res)
+	if r.cfg.Draws > 1 && draws {
+		// The same test on Draws draws of the images, the first of them the verdict's (the
+		// same seed draws the same images first).
+		o.Resamples = r.cfg.Draws
+		all, err := verify.Run(c, s, ref, pairs, o)
+		if err != nil {
+			return nil, fmt.Errorf("verifying %s (white-box, %s, %d draws): %w", row.Attack, c.Info.Layout, r.cfg.Draws, err)
+		}
+		if len(all.PValues) != r.cfg.Draws || all.PValues[0] != res.P {
+			return nil, fmt.Errorf("verifying %s over %d draws: %d p-values, the first %g where the verdict's draw gave %g", row.Attack, r.cfg.Draws, len(all.PValues), all.PValues[0], res.P)
+		}
+		v.Draws, v.DrawsMedianP = len(all.PValues), all.PMedian
+		for _, q := range all.PValues {
+			if q < p.Alpha {
+				v.DrawsFlagged++
+			}
+		}
+	}
+	return v, nil
 }
 
 // families verifies every suspect with each white-box family of Config.Features
@@ -207,7 +228,7 @@ func (r *runner) families() error {
 			}
 		}
 		if err := r.verifyRows(name, c == nil, func(row Row, s classifier.Model) (*Verdict, error) {
-			return r.verifyWhite(c, row, s, ref, pairs)
+			return r.verifyWhite(c, row, s, ref, pairs, false)
 		}); err != nil {
 			return err
 		}

@@ -70,7 +70,7 @@ func (r *runner) movePatch() error {
 		return row
 	}
 	err = r.defenceSuspects(MovePatch, victim, func(row DefenceRow, mr Row, s classifier.Model) error {
-		wv, err := r.verifyWhite(metas[features.White], mr, s, ref, pairs)
+		wv, err := r.verifyWhite(metas[features.White], mr, s, ref, pairs, false)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ func WriteReport(res *Results) error {
 	WriteTable(&table, res)
 	writeFamilies(&defences, res)
 	writePower(&defences, res)
+	writeDraws(&defences, res)
 	writeAblations(&defences, res)
 	writeDefences(&defences, res)
 	writeDetections(&defences, res)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"move/internal/features"
+	"move/internal/verify"
 )
 
 // WriteTable prints the paper's table: one row per suspect, delta-mu and p-value white-box
@@ -39,6 +40,7 @@ func WriteTable(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "contrast test; black p paper: the paper's test on the owner's style alone (small for any model that")
 	fmt.Fprintln(w, "shares the victim's robustness to restyling in general, and for a constant answer), for comparison")
 	writeInnocents(w, res)
+	writeDraws(w, res)
 	writeFamilies(w, res)
 	writePower(w, res)
 	writeAblations(w, res)
@@ -78,6 +80,36 @@ func writeInnocents(w io.Writer, res *Results) {
 				row.Label, v.P, strings.Join(v.Rebuttals, ", "), v.UnrebuttedP, verdict)
 		}
 	}
+}
+
+// writeDraws prints, with Config.Draws, the table's white-box test over draws of the key
+// images: per suspect the share of draws that flag it, and the innocents' accusation rate.
+func writeDraws(w io.Writer, res *Results) {
+	if res.Config.Draws < 2 {
+		return
+	}
+	p := res.Config.Profile
+	fmt.Fprintf(w, "\nthe white-box verdict's test (%s) on %d draws of m = %d key images (the verdict is the first):\n", res.Config.WhiteFamily, res.Config.Draws, p.MWhite)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "suspect\tstolen\tverdict p\tflagged (p < %g)\tmedian p\t\n", p.Alpha)
+	for _, r := range res.Rows {
+		v := r.White
+		if v == nil || v.Draws == 0 {
+			continue
+		}
+		share := fmt.Sprintf("%.1f%%", 100*float64(v.DrawsFlagged)/float64(v.Draws))
+		if v.Verdict == verify.Inconclusive {
+			share += " i"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%.3g\t\n", r.Label, r.Stolen, pval(v), share, v.DrawsMedianP)
+	}
+	tw.Flush()
+	if s, ok := res.Innocents[features.White]; ok && s.DrawInnocents > 0 {
+		fmt.Fprintf(w, "innocents (working classifiers): %d, %d draws each; accused in at least one draw: %d; share of draws\n", s.DrawInnocents, res.Config.Draws, s.DrawAccusedAny)
+		fmt.Fprintf(w, "that accuse an innocent: %.2f%% on average (95%% upper bound %.2f%%, Student's t over the innocents), %.1f%% at worst\n",
+			100*s.DrawRate, 100*s.DrawRateUpper95, 100*s.DrawWorst)
+	}
+	fmt.Fprintln(w, "i: no working classifier on the owner's images (inconclusive whatever p says)")
 }
 
 // writeClaims prints the simulated false claims.

@@ -155,6 +155,9 @@ var _ models.Model = (*Degenerate)(nil)
 type Outcome struct {
 	P       float64
 	Accused bool
+	// Draws is how many draws of the key images the test was repeated on (0: one, the
+	// verdict's), DrawsAccused in how many of them the innocent was accused.
+	Draws, DrawsAccused int
 }
 
 // Summary is how a test treated a suite of innocents in one mode.
@@ -166,6 +169,16 @@ type Summary struct {
 	Accused   int              `json:"accused"`       // accused by the verdict (alpha, margin, working-classifier rule)
 	Upper95   float64          `json:"rate_upper_95"` // Clopper-Pearson upper bound on the false-accusation rate (by the verdict)
 	Uniform   stats.Uniformity `json:"uniformity"`    // the innocents' p-values against the uniform distribution
+	// Over draws of the key images (Outcome.Draws), the innocents being the unit: how many
+	// were tested so, how many were accused in at least one draw, the mean over innocents of
+	// the share of draws that accused them (the rate at which an innocent is accused by one
+	// verification, images drawn at random), its one-sided 95% upper bound (Student's t over
+	// the innocents' shares), and the highest share of one innocent.
+	DrawInnocents   int     `json:"draw_innocents,omitempty"`
+	DrawAccusedAny  int     `json:"draw_accused_any,omitempty"`
+	DrawRate        float64 `json:"draw_rate,omitempty"`
+	DrawRateUpper95 float64 `json:"draw_rate_upper_95,omitempty"`
+	DrawWorst       float64 `json:"draw_worst,omitempty"`
 }
 
 // Summarise counts false accusations among outcomes.
@@ -186,5 +199,19 @@ func Summarise(mode string, outs []Outcome) Summary {
 	}
 	_, s.Upper95 = stats.ClopperPearson(s.Accused, s.Tested, 0.05)
 	s.Uniform = stats.UniformKS(ps)
+	var shares []float64
+	for _, o := range outs {
+		if o.Draws > 0 {
+			r := float64(o.DrawsAccused) / float64(o.Draws)
+			shares = append(shares, r)
+			s.DrawWorst = max(s.DrawWorst, r)
+			if o.DrawsAccused > 0 {
+				s.DrawAccusedAny++
+			}
+		}
+	}
+	if s.DrawInnocents = len(shares); s.DrawInnocents > 0 {
+		s.DrawRate, s.DrawRateUpper95 = stats.MeanUpper(shares, 0.95)
+	}
 	return s
 }

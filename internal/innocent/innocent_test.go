@@ -93,4 +93,18 @@ func TestSummarise(t *testing.T) {
 	if want := 1 - math.Pow(0.025, 0.25); math.Abs(s.Upper95-want) > 1e-9 {
 		t.Errorf("upper bound %g, want %g", s.Upper95, want)
 	}
+	if s.DrawInnocents != 0 || s.DrawRate != 0 {
+		t.Errorf("draw figures without draws: %+v", s)
+	}
+	// Over draws: shares 0.02, 0, 0.05 and an innocent tested once (no draws, not counted).
+	outs = []Outcome{{P: 0.2, Draws: 100, DrawsAccused: 2}, {P: 0.6, Draws: 100}, {P: 0.004, Accused: true, Draws: 100, DrawsAccused: 5}, {P: 0.3}}
+	s = Summarise("white", outs)
+	if s.DrawInnocents != 3 || s.DrawAccusedAny != 2 || math.Abs(s.DrawRate-0.07/3) > 1e-12 || s.DrawWorst != 0.05 {
+		t.Fatalf("draws: %+v", s)
+	}
+	// The t bound: mean + t(0.95, 2)·sd/√3, t(0.95, 2) = 2.919986 (printed tables).
+	sd := math.Sqrt((math.Pow(0.02-0.07/3, 2) + math.Pow(0.07/3, 2) + math.Pow(0.05-0.07/3, 2)) / 2)
+	if want := 0.07/3 + 2.919986*sd/math.Sqrt(3); math.Abs(s.DrawRateUpper95-want) > 1e-6 {
+		t.Errorf("draw rate bound %g, want %g", s.DrawRateUpper95, want)
+	}
 }

@@ -198,3 +198,29 @@ func EffectSize(r Result) float64 {
 	}
 	return r.Statistic / math.Sqrt(float64(r.N))
 }
+
+// MeanUpper returns the mean of x and its one-sided upper confidence bound at level (for
+// example 0.95): mean + t(level, n-1)·s/√n, Student's t over the n values as independent
+// draws of one population, clipped to the largest value a share can take when every value
+// lies in [0, 1]. With one value the bound is +Inf (1 for a share); with values that do not
+// vary it is the mean.
+func MeanUpper(x []float64, level float64) (mean, upper float64) {
+	n := len(x)
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	m, u := x[0], math.Inf(1)
+	if n > 1 {
+		var v float64
+		m, v = meanVar(x)
+		u = m + distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 1)}.Quantile(level)*math.Sqrt(v/float64(n))
+	}
+	share := true
+	for _, a := range x {
+		share = share && a >= 0 && a <= 1
+	}
+	if share {
+		u = math.Min(u, 1)
+	}
+	return m, u
+}

@@ -88,3 +88,29 @@ func TestSamplesToReject(t *testing.T) {
 		t.Errorf("effect size %g, want %g", got, 3.5/math.Sqrt(5.0/3))
 	}
 }
+
+// MeanUpper against printed Student's t quantiles (t(0.95, 4) = 2.131847, t(0.99, 3) =
+// 4.540703; the expected bounds computed from them with Python's statistics module).
+func TestMeanUpper(t *testing.T) {
+	m, u := MeanUpper([]float64{0, 0.01, 0.025, 0, 0.005}, 0.95)
+	if !scalar.EqualWithinAbs(m, 0.008, 1e-12) || !scalar.EqualWithinAbsOrRel(u, 0.017884967884383512, 0, 1e-6) {
+		t.Errorf("shares: mean %g, bound %g", m, u)
+	}
+	m, u = MeanUpper([]float64{-1, 2, 0.5, 3}, 0.99)
+	if !scalar.EqualWithinAbs(m, 1.125, 1e-12) || !scalar.EqualWithinAbsOrRel(u, 5.098115125, 0, 1e-6) {
+		t.Errorf("values: mean %g, bound %g", m, u)
+	}
+	// Shares are clipped at 1; one share bounds nothing (1); equal values bound at their mean.
+	if _, u := MeanUpper([]float64{0.9, 1, 0.2}, 0.95); u != 1 {
+		t.Errorf("shares near 1: bound %g, want 1", u)
+	}
+	if _, u := MeanUpper([]float64{0.3}, 0.95); u != 1 {
+		t.Errorf("one share: bound %g, want 1", u)
+	}
+	if _, u := MeanUpper([]float64{2}, 0.95); !math.IsInf(u, 1) {
+		t.Errorf("one value: bound %g, want +Inf", u)
+	}
+	if m, u := MeanUpper([]float64{0.02, 0.02, 0.02}, 0.95); m != 0.02 || u != 0.02 {
+		t.Errorf("equal shares: mean %g, bound %g", m, u)
+	}
+}
