@@ -209,18 +209,27 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 	}
 	c.Info.Version, c.Info.Command, c.Info.VictimHash = buildinfo.Version, o.command, victimHash
 	c.Info.BenignHashes, c.Info.PositiveHashes, c.Info.NegativeHashes = benignHashes, posHashes, negHashes
-	if c.Info.KeyHash, err = fileHash(o.key); err != nil {
+	if printed, err := writeMeta(c, o, stdout); err != nil || printed {
 		return err
-	}
-	if err := c.Save(o.out, o.force); err != nil {
-		return err
-	}
-	if o.jsonOut {
-		return json.NewEncoder(stdout).Encode(c.Info)
 	}
 	fmt.Fprintf(stdout, "%s-box meta-classifier (%d features, hidden %v): train accuracy %.3f, held-out accuracy %.3f -> %s\n",
 		o.mode, c.Info.Dim, c.Info.Hidden, c.Info.TrainAcc, c.Info.HeldOutAcc, o.out)
 	return chanceLevel(c.Info.HeldOutAcc, stderr)
+}
+
+// writeMeta records the key's hash in c, writes c to --out and, with --json, prints its
+// record (printed).
+func writeMeta(c *meta.Classifier, o metaOptions, stdout io.Writer) (printed bool, err error) {
+	if c.Info.KeyHash, err = fileHash(o.key); err != nil {
+		return false, err
+	}
+	if err := c.Save(o.out, o.force); err != nil {
+		return false, err
+	}
+	if o.jsonOut {
+		return true, json.NewEncoder(stdout).Encode(c.Info)
+	}
+	return false, nil
 }
 
 // runMetaSimilarity writes the meta file of the input-gradient similarity family: no
@@ -251,14 +260,8 @@ func runMetaSimilarity(o metaOptions, stdout, stderr io.Writer) error {
 	if c.Info.VictimHash, err = fileHash(o.victim); err != nil {
 		return err
 	}
-	if c.Info.KeyHash, err = fileHash(o.key); err != nil {
+	if printed, err := writeMeta(c, o, stdout); err != nil || printed {
 		return err
-	}
-	if err := c.Save(o.out, o.force); err != nil {
-		return err
-	}
-	if o.jsonOut {
-		return json.NewEncoder(stdout).Encode(c.Info)
 	}
 	fmt.Fprintf(stdout, "white-box %s: nothing trained; verification compares input gradients with the victim's (move verify --victim %s) on %d key samples -> %s\n",
 		o.layout, o.victim, len(pairs), o.out)
