@@ -807,6 +807,7 @@ func (r *runner) metaAndVerify() error {
 		if mode == features.Black {
 			m = p.MBlack
 		}
+		start := time.Now()
 		for i := range r.res.Rows {
 			if err := r.ctx.Err(); err != nil {
 				return err
@@ -815,6 +816,11 @@ func (r *runner) metaAndVerify() error {
 			if mode == features.White {
 				if row.White, err = r.verifyWhite(c, *row, s, ref, pairs, true); err != nil {
 					return err
+				}
+				if r.cfg.Draws > 1 { // minutes of work: suspects per second and the time left
+					done, el := i+1, time.Since(start).Seconds()
+					r.log.Printf("white-box verdicts over %d draws: %d/%d suspects, %.1f s each, ETA %s", r.cfg.Draws, done, len(r.res.Rows), el/float64(done),
+						time.Duration(float64(len(r.res.Rows)-done)*el/float64(done)*float64(time.Second)).Round(time.Second))
 				}
 				continue
 			}
