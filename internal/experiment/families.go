@@ -341,7 +341,9 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	// move verify --meta FILE --victim victim.safetensors --seed SEED+7 draws the same images.
 	file := r.path("meta-white-" + features.GradSimilarity + ".safetensors")
 	var info meta.Info
-	err := r.stage("meta-white-"+features.GradSimilarity, map[string]any{"upstream": r.base}, []string{file}, &info, func() error {
+	// The key's hash depends on its control styles, which the controls stage adds to it.
+	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls")}
+	err := r.stage("meta-white-"+features.GradSimilarity, conf, []string{file}, &info, func() error {
 		c, err := verify.SimilarityRecord(victim, pairs)
 		if err != nil {
 			return err
