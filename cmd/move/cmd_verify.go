@@ -49,7 +49,10 @@ type verifyReport struct {
 	Seed          uint64         `json:"seed"`
 	Result        *verify.Result `json:"result"`
 	Verdict       string         `json:"verdict"`
-	Record        *recordReport  `json:"record,omitempty"`
+	// Error says, for a suspect of a screened zoo that could not be read (white-box weights
+	// that do not line up with the victim's: verdict "unreadable"), why.
+	Error  string        `json:"error,omitempty"`
+	Record *recordReport `json:"record,omitempty"`
 	// Rebuttals are the accused's registration records whose styles the gain test counted.
 	Rebuttals []rebuttalReport `json:"rebuttals,omitempty"`
 }
@@ -143,7 +146,9 @@ that takes the victim's images.
 
 Several suspects (--suspect and --endpoint repeated: a model zoo to screen) are verified
 against the same meta-classifier, reference and key, loaded once; the output is one row per
-suspect (with --json, one report per suspect and the number flagged).
+suspect (with --json, one report per suspect and the number flagged). In a white-box screen, a
+suspect whose weights do not line up with the victim's (another architecture) is reported
+"unreadable" and the others are verified; given alone, it is an error.
 
 EXIT STATUS
   0 when the verdict is "stolen" (of several suspects: when any is flagged), 1 when it is
@@ -355,6 +360,14 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			res, err = verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
 				Rebuttals: rbs})
 		}
+		if err != nil && len(suspects) > 1 && errors.Is(err, verify.ErrArchMismatch) {
+			// Screening a zoo: a suspect of another architecture is reported, not fatal.
+			fmt.Fprintf(stderr, "suspect %d/%d %s: unreadable white-box (%v); verify it black-box\n", i+1, len(suspects), sp.name, err)
+			reps = append(reps, verifyReport{Suspect: sp.name, SuspectSHA256: suspectHash, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
+				Version: buildinfo.Version, Command: o.command, Seed: o.seed, Verdict: unreadable, Error: err.Error(), Record: rec})
+			results = append(results, nil)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.name, err)
 		}
@@ -398,6 +411,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	return nil
 }
 
+// unreadable is the verdict of a screened suspect a white-box meta-classifier cannot read.
+const unreadable = "unreadable"
+
 // verifyReports is move verify's JSON output for several suspects.
 type verifyReports struct {
 	Mode     string         `json:"mode"`
@@ -409,11 +425,24 @@ type verifyReports struct {
 func printVerifyTable(w io.Writer, mode string, reps []verifyReport, results []*verify.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "suspect\tkey acc %%\tp-value\tdelta-mu\tverdict\t\n")
+	var last *verify.Result
 	for i, r := range results {
+		if r == nil {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t\n", reps[i].Suspect, strings.ToUpper(reps[i].Verdict))
+			continue
+		}
+		last = r
 		fmt.Fprintf(tw, "%s\t%.1f\t%.4g\t%.4f\t%s\t\n", reps[i].Suspect, 100*r.KeyAccuracy, r.P, r.DeltaMu, strings.ToUpper(r.Verdict))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%s-box, alpha %g, m = %d; exit status 0 when any suspect is flagged\n", mode, results[0].Alpha, results[0].M)
+	if last != nil {
+		fmt.Fprintf(w, "%s-box, alpha %g, m = %d; exit status 0 when any suspect is flagged\n", mode, last.Alpha, last.M)
+	}
+	for _, r := range reps {
+		if r.Error != "" {
+			fmt.Fprintf(w, "%s: %s\n", r.Suspect, r.Error)
+		}
+	}
 }
 
 // printVerify writes the verification of one suspect for people.
