@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gonum.org/v1/gonum/stat"
+
 	"move/internal/buildinfo"
 	"move/internal/classifier"
 	"move/internal/features"
@@ -455,7 +457,7 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 	}
 	if c.Info.Layout == features.GradSimilarity {
 		fmt.Fprintf(w, "scores: the cosine between a model's input gradient and the victim's at each key image (mean over %d views); suspect %.4f, reference %.4f on average\n",
-			features.MaxViews, mean(res.ProbSuspect), mean(res.ProbBenign))
+			features.MaxViews, stat.Mean(res.ProbSuspect, nil), stat.Mean(res.ProbBenign, nil))
 	}
 	if res.Contrast != "" {
 		fmt.Fprintf(w, "scores contrast the owner's style with %d control styles (%s): score = C(owner style) - mean C(control styles)\n", c.Info.Controls, res.Contrast)
@@ -484,14 +486,6 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 	if client != nil {
 		fmt.Fprintf(w, "queries spent on %s: %d images\n", name, client.Queries())
 	}
-}
-
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(max(1, len(xs)))
 }
 
 // fileHash is the SHA-256 of a file's content, in hex.
