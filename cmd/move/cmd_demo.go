@@ -39,7 +39,7 @@ EXIT STATUS
 			defences := defenceFlag(fs)
 			families := familiesFlag(fs)
 			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
-			transfer := transferFlag(fs)
+			styleOpts := styleFlags(fs)
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "a sweep (see move help experiment; repeatable)")
 			if err := parse(fs, args); err != nil {
@@ -51,7 +51,7 @@ EXIT STATUS
 			}
 			fmt.Fprintf(stderr, "demo data: %s (%s)\n", src, why)
 			p := experiment.Demo()
-			p.FeedForward = *transfer == "feedforward"
+			styleOpts(&p)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
 				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},

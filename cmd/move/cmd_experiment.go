@@ -171,7 +171,7 @@ EXIT STATUS
 			families := familiesFlag(fs)
 			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
-			transfer := transferFlag(fs)
+			styleOpts := styleFlags(fs)
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")
 			studentArch := fs.String("student-arch", "", "add a label-query student of this architecture (another than the victim's) as a suspect")
 			onnxOpts := onnxFlags(fs)
@@ -189,7 +189,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			p.FeedForward = *transfer == "feedforward"
+			styleOpts(&p)
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
 				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Draws: draws,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
@@ -197,11 +197,19 @@ EXIT STATUS
 	}
 }
 
-// transferFlag is --transfer of move experiment and move demo.
-func transferFlag(fs *flag.FlagSet) *string {
+// styleFlags are --transfer and --strength of move experiment and move demo; the function
+// they return sets them on a profile.
+func styleFlags(fs *flag.FlagSet) func(p *experiment.Profile) {
 	var t string
 	enumIn(fs, &t, "transfer", "optimise", []string{"optimise", "feedforward"}, "how the owner's and the control styles are applied: optimise each image, or feedforward (a stylizer trained once per style; see move help embed)")
-	return &t
+	var strength float64
+	floatIn(fs, &strength, "strength", 0, closed(0, 1e6), "style weight relative to content weight, for the owner's and the control styles (0: the profile's, 2; see move help embed)")
+	return func(p *experiment.Profile) {
+		p.FeedForward = t == "feedforward"
+		if strength > 0 {
+			p.Style.Strength = strength
+		}
+	}
 }
 
 // experimentOptions are the options of move experiment and move demo.

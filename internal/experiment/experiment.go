@@ -259,17 +259,21 @@ func (r *runner) stage(name string, conf any, artefacts []string, result any, do
 	return r.stageCompat(name, conf, nil, artefacts, result, do)
 }
 
-// stageCompat is stage that also reuses a record written under legacy, the configuration
-// an earlier version of move hashed for the same work (one that named more than the work
-// depends on), keeping its hash so that later stages of that folder stay valid too, and
-// noting this build's hash in it (StageRecord.Current) for the sweep folders that link it.
-func (r *runner) stageCompat(name string, conf, legacy any, artefacts []string, result any, do func() error) error {
+// stageCompat is stage that also reuses a record written under one of legacy, the
+// configurations earlier versions of move hashed for the same work (ones that named more
+// than the work depends on), keeping its hash so that later stages of that folder stay valid
+// too, and noting this build's hash in it (StageRecord.Current) for the sweep folders that
+// link it. A legacy configuration matches a record's hash or the hash noted in it.
+func (r *runner) stageCompat(name string, conf any, legacy []any, artefacts []string, result any, do func() error) error {
 	h := hashOf(conf)
 	recPath := r.path("stages", name+".json")
 	rec := StageRecord{Name: name, Hash: h}
 	if b, err := os.ReadFile(recPath); err == nil {
 		var old StageRecord
-		ok := json.Unmarshal(b, &old) == nil && (old.Hash == h || old.Current == h || legacy != nil && old.Hash == hashOf(legacy))
+		ok := json.Unmarshal(b, &old) == nil && (old.Hash == h || old.Current == h || slices.ContainsFunc(legacy, func(l any) bool {
+			lh := hashOf(l)
+			return old.Hash == lh || old.Current == lh
+		}))
 		for _, a := range artefacts {
 			if _, err := os.Stat(a); err != nil {
 				ok = false
@@ -522,11 +526,11 @@ func (r *runner) trainModels() error {
 		var fig ModelFigure
 		file := r.path(j.name + ".safetensors")
 		conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": j.seed, "upstream": r.upstream()}
-		var legacy any
+		var legacy []any
 		if j.name != "victim" {
 			// The benign models never see the watermark: a new one (another style or way of
 			// styling) reuses them. Earlier builds hashed everything upstream.
-			conf, legacy = map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": j.seed, "data": r.stageHash("data")}, conf
+			conf, legacy = map[string]any{"arch": p.Arch, "epochs": p.Epochs, "seed": j.seed, "data": r.stageHash("data")}, []any{conf}
 		}
 		err := r.stageCompat("train-"+j.name, conf, legacy, []string{file}, &fig, func() error {
 			set := r.clean

@@ -81,13 +81,20 @@ func (r *runner) innocents() error {
 			row.File = filepath.Join("suspects", name+".safetensors")
 		}
 		// An innocent never sees the owner's watermark or the victim: it depends on the data
-		// alone, so a new watermark (another style or way of styling) reuses it. Its agreement
+		// alone (and one that carries another owner's watermark on the styling options), so a
+		// new watermark (another style, strength or way of styling) reuses it. Its agreement
 		// with the victim is a stage of its own.
 		conf := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
 			"rate": p.Rate, "style": p.Style, "data": r.stageHash("data")}
-		legacy := maps.Clone(conf) // as earlier builds hashed it
-		delete(legacy, "data")
-		legacy["upstream"] = r.base
+		styled := maps.Clone(conf) // as earlier builds hashed every innocent
+		upstream := maps.Clone(conf)
+		delete(upstream, "data")
+		upstream["upstream"] = r.base
+		legacy := []any{styled, upstream}
+		if sp.Kind != innocent.OtherMark {
+			delete(conf, "rate")
+			delete(conf, "style")
+		}
 		var arts []string
 		if file != "" {
 			arts = []string{file}

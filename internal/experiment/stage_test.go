@@ -18,14 +18,14 @@ func TestStageLegacyConfiguration(t *testing.T) {
 	r := &runner{ctx: context.Background(), cfg: Config{Out: out}, res: &Results{},
 		log: Logger{Printf: func(string, ...any) {}}}
 	runs := 0
-	run := func(conf, legacy any) string {
+	run := func(conf any, legacy ...any) string {
 		var got int
 		if err := r.stageCompat("s", conf, legacy, nil, &got, func() error { runs++; got = runs; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return fmt.Sprint(r.res.Stages[len(r.res.Stages)-1].Hash, "/", got)
 	}
-	old := run(map[string]any{"upstream": "abc"}, nil) // written by an earlier build
+	old := run(map[string]any{"upstream": "abc"}) // written by an earlier build
 	if runs != 1 {
 		t.Fatalf("%d runs", runs)
 	}
@@ -40,7 +40,16 @@ func TestStageLegacyConfiguration(t *testing.T) {
 	if got := run(map[string]any{"data": "e"}, map[string]any{"upstream": "xyz"}); got == old || runs != 2 {
 		t.Errorf("with another configuration: %s after %d runs, want a rerun", got, runs)
 	}
-	if got := run(map[string]any{"data": "e"}, nil); runs != 2 || got != fmt.Sprint(hashOf(map[string]any{"data": "e"}), "/2") {
+	if got := run(map[string]any{"data": "e"}); runs != 2 || got != fmt.Sprint(hashOf(map[string]any{"data": "e"}), "/2") {
 		t.Errorf("under the new configuration: %s after %d runs, want its record reused", got, runs)
+	}
+	// Builds that drop a field, one after the other: the first's legacy configuration is
+	// the record's hash, the second's the hash the first noted in it (its Current); the record
+	// is reused under its first hash both times.
+	if got := run(map[string]any{"data": "f"}, map[string]any{"upstream": "zzz"}, map[string]any{"data": "e"}); runs != 2 || got != fmt.Sprint(hashOf(map[string]any{"data": "e"}), "/2") {
+		t.Errorf("a legacy configuration among several: %s after %d runs, want its record reused", got, runs)
+	}
+	if got := run(map[string]any{"data": "g"}, map[string]any{"data": "f"}); runs != 2 {
+		t.Errorf("a legacy configuration noted in the record: %s after %d runs, want its record reused", got, runs)
 	}
 }
