@@ -124,9 +124,11 @@ func TestPipelineResumes(t *testing.T) {
 	if err := RunSweep(context.Background(), cfg, res, sw, log); err != nil {
 		t.Fatal(err)
 	}
-	// The benign models never see the watermark: the sweep reuses the experiment's.
-	if regexp.MustCompile(`\[train-benign\d+\] running`).MatchString(logs.String()) || !strings.Contains(logs.String(), "[train-benign1] reused") {
-		t.Errorf("the style sweep retrained the benign models:\n%s", logs.String())
+	// The benign models, those from the victim's initial weights and the innocents never see
+	// the watermark: the sweep reuses the experiment's.
+	if regexp.MustCompile(`\[(train-benign\d+|owner-same-init-benign\d|innocent-well-trained-1)\] running`).MatchString(logs.String()) ||
+		!strings.Contains(logs.String(), "[train-benign1] reused") || !strings.Contains(logs.String(), "[owner-same-init-benign2] reused") {
+		t.Errorf("the style sweep retrained models that never see the watermark:\n%s", logs.String())
 	}
 	if it := res.Sweeps["style"]; len(it) != 1 || it[0].Label != "other" || len(it[0].P) < 14 || it[0].Accuracy["victim"] <= 0 {
 		t.Errorf("style sweep: %+v", it)

@@ -29,8 +29,10 @@ func (r *runner) sameInitBenign() ([]classifier.Model, []string, error) {
 		file := r.path("owner", name+".safetensors")
 		seed := r.cfg.Seed + 301 + uint64(i)
 		var fig ModelFigure
-		conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "init": r.victimSeed(), "seed": seed, "upstream": r.base}
-		err := r.stage("owner-"+name, conf, []string{file}, &fig, func() error {
+		// Clean images and the victim's initial weights: a new watermark reuses them.
+		conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "init": r.victimSeed(), "seed": seed, "data": r.stageHash("data")}
+		legacy := []any{map[string]any{"arch": p.Arch, "epochs": p.Epochs, "init": r.victimSeed(), "seed": seed, "upstream": r.base}}
+		err := r.stageCompat("owner-"+name, conf, legacy, []string{file}, &fig, func() error {
 			m, err := models.New(p.Arch, len(r.clean.Classes), r.victimSeed())
 			if err != nil {
 				return err
@@ -89,7 +91,11 @@ func (r *runner) ownerStudents(victim classifier.Model, benign []classifier.Mode
 		cfg := r.attackConfig(a, r.cfg.Seed+401+uint64(i))
 		var fig ModelFigure
 		conf := map[string]any{"cfg": cfg, "teacher": j.of, "upstream": r.base}
-		err := r.stage("owner-"+j.name, conf, []string{file}, &fig, func() error {
+		var legacy []any
+		if !j.pos { // a benign model's student depends on that model alone: a new watermark reuses it
+			conf, legacy = map[string]any{"cfg": cfg, "teacher": j.of, "teacher_stage": r.stageHash("train-" + j.of)}, []any{conf}
+		}
+		err := r.stageCompat("owner-"+j.name, conf, legacy, []string{file}, &fig, func() error {
 			res, err := steal.Run(r.ctx, j.teacher, r.clean, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress("owner-"+j.name, s) })
 			if err != nil {
 				return err

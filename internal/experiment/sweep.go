@@ -196,28 +196,35 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 	return nil
 }
 
-// shareBenign hard-links the benign models of the experiment in from, and their stage
-// records, into the sweep folder to when it has none: they never see the watermark, so a
-// sweep over the watermark's style or rate reuses them (the run checks their configuration
-// as for any stage, and retrains them when it differs). Where linking fails (another file
-// system), the sweep trains its own.
+// shareBenign hard-links the models of the experiment in from that never see the watermark
+// (the benign models, the owner's benign models from the victim's initial weights and the
+// owner's students of benign models), and their stage records, into the sweep folder to when
+// it has none: a sweep over the watermark's style or rate reuses them (the run checks their
+// configuration as for any stage, and retrains them when it differs). Where linking fails
+// (another file system), the sweep trains its own.
 func shareBenign(from, to string) {
-	recs, _ := filepath.Glob(filepath.Join(from, "stages", "train-benign*.json"))
-	for _, rec := range recs {
-		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(rec), "train-"), ".json")
-		model := filepath.Join(from, name+".safetensors")
-		dst := filepath.Join(to, name+".safetensors")
-		if _, err := os.Stat(dst); err == nil {
-			continue
-		}
-		if os.MkdirAll(filepath.Join(to, "stages"), 0o755) != nil {
-			return
-		}
-		if os.Link(model, dst) != nil {
-			continue
-		}
-		if os.Link(rec, filepath.Join(to, "stages", filepath.Base(rec))) != nil {
-			os.Remove(dst)
+	for _, g := range []struct{ stages, prefix, dir string }{
+		{"train-benign*.json", "train-", ""},
+		{"owner-same-init-benign*.json", "owner-", "owner"},
+		{"owner-benign-student*.json", "owner-", "owner"},
+	} {
+		recs, _ := filepath.Glob(filepath.Join(from, "stages", g.stages))
+		for _, rec := range recs {
+			name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(rec), g.prefix), ".json")
+			model := filepath.Join(from, g.dir, name+".safetensors")
+			dst := filepath.Join(to, g.dir, name+".safetensors")
+			if _, err := os.Stat(dst); err == nil {
+				continue
+			}
+			if os.MkdirAll(filepath.Join(to, "stages"), 0o755) != nil || os.MkdirAll(filepath.Dir(dst), 0o755) != nil {
+				return
+			}
+			if os.Link(model, dst) != nil {
+				continue
+			}
+			if os.Link(rec, filepath.Join(to, "stages", filepath.Base(rec))) != nil {
+				os.Remove(dst)
+			}
 		}
 	}
 }
