@@ -362,19 +362,19 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			res, err = verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
 				Rebuttals: rbs})
 		}
+		rep := verifyReport{Suspect: sp.name, SuspectSHA256: suspectHash, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
+			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Record: rec}
 		if err != nil && len(suspects) > 1 && errors.Is(err, verify.ErrArchMismatch) {
 			// Screening a zoo: a suspect of another architecture is reported, not fatal.
 			fmt.Fprintf(stderr, "suspect %d/%d %s: unreadable white-box (%v); verify it black-box\n", i+1, len(suspects), sp.name, err)
-			reps = append(reps, verifyReport{Suspect: sp.name, SuspectSHA256: suspectHash, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
-				Version: buildinfo.Version, Command: o.command, Seed: o.seed, Verdict: unreadable, Error: err.Error(), Record: rec})
-			results = append(results, nil)
+			rep.Verdict, rep.Error = unreadable, err.Error()
+			reps, results = append(reps, rep), append(results, nil)
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", sp.name, err)
 		}
-		rep := verifyReport{Suspect: sp.name, SuspectSHA256: suspectHash, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
-			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Result: res, Verdict: res.Verdict, Record: rec, Rebuttals: rbReps}
+		rep.Result, rep.Verdict, rep.Rebuttals = res, res.Verdict, rbReps
 		if client != nil {
 			rep.Queries = client.Queries()
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -565,6 +566,16 @@ func (r *runner) trainModels() error {
 	}
 	r.base = r.upstream()
 	return nil
+}
+
+// legacyUpstream is conf as earlier builds hashed a stage that depends on the data alone: with
+// the hash of every stage up to the trained victim and benign models (r.base) in place of the
+// data stage's.
+func (r *runner) legacyUpstream(conf map[string]any) map[string]any {
+	l := maps.Clone(conf)
+	delete(l, "data")
+	l["upstream"] = r.base
+	return l
 }
 
 // victimSeed is the seed of the victim's initial weights and data order.

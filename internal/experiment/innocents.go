@@ -86,11 +86,7 @@ func (r *runner) innocents() error {
 		// with the victim is a stage of its own.
 		conf := map[string]any{"spec": sp, "epochs": p.Epochs, "ind_epochs": p.IndependentEpochs, "ft_epochs": p.FinetuneEpochs,
 			"rate": p.Rate, "style": p.Style, "data": r.stageHash("data")}
-		styled := maps.Clone(conf) // as earlier builds hashed every innocent
-		upstream := maps.Clone(conf)
-		delete(upstream, "data")
-		upstream["upstream"] = r.base
-		legacy := []any{styled, upstream}
+		legacy := []any{maps.Clone(conf), r.legacyUpstream(conf)} // as earlier builds hashed every innocent
 		if sp.Kind != innocent.OtherMark {
 			delete(conf, "rate")
 			delete(conf, "style")

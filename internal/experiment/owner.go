@@ -31,7 +31,7 @@ func (r *runner) sameInitBenign() ([]classifier.Model, []string, error) {
 		var fig ModelFigure
 		// Clean images and the victim's initial weights: a new watermark reuses them.
 		conf := map[string]any{"arch": p.Arch, "epochs": p.Epochs, "init": r.victimSeed(), "seed": seed, "data": r.stageHash("data")}
-		legacy := []any{map[string]any{"arch": p.Arch, "epochs": p.Epochs, "init": r.victimSeed(), "seed": seed, "upstream": r.base}}
+		legacy := []any{r.legacyUpstream(conf)}
 		err := r.stageCompat("owner-"+name, conf, legacy, []string{file}, &fig, func() error {
 			m, err := models.New(p.Arch, len(r.clean.Classes), r.victimSeed())
 			if err != nil {
