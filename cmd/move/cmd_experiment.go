@@ -46,7 +46,8 @@ Profiles:
          thief, resnet20, 30 epochs, attacks scaled in proportion; one night (at most 8
          hours) on 2 CPU cores on CIFAR-10, resumable
   paper  the paper's settings (whole set, wrn16-1, 200 epochs, attacks as published)
-  demo   300 images per class, a few minutes (what move demo runs)
+  demo   300 images per class, the style four times stronger (--strength 8), a few minutes
+         (what move demo runs)
 
 Every run first measures this machine (training, inference and styling speed at the
 profile's architecture and image size, about ten seconds) and prints the experiment's
@@ -203,7 +204,7 @@ func styleFlags(fs *flag.FlagSet) func(p *experiment.Profile) {
 	var t string
 	enumIn(fs, &t, "transfer", "optimise", []string{"optimise", "feedforward"}, "how the owner's and the control styles are applied: optimise each image, or feedforward (a stylizer trained once per style; see move help embed)")
 	var strength float64
-	floatIn(fs, &strength, "strength", 0, closed(0, 1e6), "style weight relative to content weight, for the owner's and the control styles (0: the profile's, 2; see move help embed)")
+	floatIn(fs, &strength, "strength", 0, closed(0, 1e6), "style weight relative to content weight, for the owner's and the control styles (0: the profile's: 8 for the demo, 2 for the others; see move help embed)")
 	return func(p *experiment.Profile) {
 		p.FeedForward = t == "feedforward"
 		if strength > 0 {
