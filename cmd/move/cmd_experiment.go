@@ -88,6 +88,13 @@ trigger test on stamped class-1 test images.
 move-patch: MOVE's patch-based variant (the paper's Table 9): the same images the key styles
 carry BadNets' white square instead of the style, labels unchanged; MOVE's benign models,
 meta-classifier recipe and test, in both modes (columns move-patch-white and -black).
+conferrable (conferrable adversarial examples, Lukas et al. 2021): no watermark; the
+fingerprint built to recognise students. The black-box m of the owner's clean training
+images, each perturbed within 8/255 towards the victim's second class so that the victim and
+the owner's two students of it answer it and the benign models and the owner's students of
+them do not (the input-grad-students family's models, trained once for both); each suspect's
+probability of the targets against the reference's, paired, with the margin. It reads
+answers only, so it tests served suspects too.
 
 White-box feature families (--features all, or names): every suspect is verified in
 white-box mode again with a meta-classifier of each family, trained on the same victim,

@@ -32,7 +32,7 @@ const (
 )
 
 // Defences are the baselines by name, and MOVE's patch-based variant (MovePatch).
-var Defences = []string{BadNets, DatasetInference, EWE, MovePatch}
+var Defences = []string{BadNets, DatasetInference, EWE, MovePatch, Conferrable}
 
 // DefenceResult is one baseline defence's run: its own watermarked victim, the registry's
 // attacks against that victim, and its verification of every suspect.
@@ -74,6 +74,8 @@ func (r *runner) defences() error {
 			err = r.entangled()
 		case MovePatch:
 			err = r.movePatch()
+		case Conferrable:
+			err = r.conferrableFingerprint()
 		}
 		if err != nil {
 			return err
@@ -518,18 +520,7 @@ func (r *runner) datasetInferenceMode(victim classifier.Model, mode string) erro
 		}); err != nil {
 			return err
 		}
-		// As MOVE's and BadNets' verdicts: a suspect that classifies the test images no better
-		// than chance is no evidence either way.
-		n := r.test.Len()
-		chance := stats.BinomialUpper(int(math.Round(mr.Accuracy*float64(n))), n, 1/float64(max(2, len(r.test.Classes))))
-		switch {
-		case chance >= p.Alpha:
-			row.Verdict, row.Outcome = false, "inconclusive"
-		case row.P < p.Alpha:
-			row.Verdict, row.Outcome = true, "stolen"
-		default:
-			row.Verdict, row.Outcome = false, "not stolen"
-		}
+		row.Verdict, row.Outcome = r.defenceVerdict(mr.Accuracy, row.P)
 		res.Rows = append(res.Rows, row)
 		r.log.Printf("dataset inference (%s-box) %s: p %.3g, delta %+.3f", mode, mr.Attack, row.P, row.DeltaMu)
 	}
@@ -538,6 +529,21 @@ func (r *runner) datasetInferenceMode(victim classifier.Model, mode string) erro
 	}
 	r.res.Defences[name] = res
 	return nil
+}
+
+// defenceVerdict is a baseline's verdict on a suspect of test accuracy acc whose test gave p:
+// as MOVE's and BadNets' verdicts, a suspect that classifies the test images no better than
+// chance is no evidence either way (inconclusive).
+func (r *runner) defenceVerdict(acc, p float64) (bool, string) {
+	n := r.test.Len()
+	chance := stats.BinomialUpper(int(math.Round(acc*float64(n))), n, 1/float64(max(2, len(r.test.Classes))))
+	switch {
+	case chance >= r.cfg.Profile.Alpha:
+		return false, "inconclusive"
+	case p < r.cfg.Profile.Alpha:
+		return true, "stolen"
+	}
+	return false, "not stolen"
 }
 
 // suspectID names what a suspect is, for the stages that test it: its model file's SHA-256

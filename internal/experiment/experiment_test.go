@@ -259,7 +259,7 @@ func TestPipelineResumes(t *testing.T) {
 
 	// BadNets beside MOVE: its own victim, stolen by the paper's attacks, each suspect and every
 	// model that never saw a victim verified by the trigger test; MOVE's stages are reused.
-	cfg.Defences = []string{BadNets, DatasetInference, EWE, MovePatch}
+	cfg.Defences = []string{BadNets, DatasetInference, EWE, MovePatch, Conferrable}
 	logs.Reset()
 	res4, err := Run(context.Background(), cfg, log)
 	if err != nil {
@@ -324,6 +324,26 @@ func TestPipelineResumes(t *testing.T) {
 			}
 		}
 	}
+	// Conferrable examples: MOVE's own victim and suspects, every suspect tested (served ones
+	// too: the test reads answers); the fingerprint's stage records how its makers answer.
+	cf := res4.Defences[Conferrable]
+	if cf == nil || len(cf.Rows) != len(res4.Rows) {
+		t.Fatalf("conferrable: %+v", cf)
+	}
+	for _, row := range cf.Rows {
+		if !(row.P >= 0 && row.P <= 1) || row.Outcome == "" {
+			t.Errorf("conferrable %s: p %g, verdict %q", row.Attack, row.P, row.Outcome)
+		}
+		if row.Attack == "innocent-constant-1" && row.Outcome != "inconclusive" {
+			t.Errorf("conferrable: the constant answer is %q, want inconclusive", row.Outcome)
+		}
+	}
+	if fit, ok := cf.Setup.(map[string]any)["fit"].(conferrableFit); !ok || fit.Examples == 0 || !(fit.Victim > fit.References) {
+		t.Errorf("conferrable fit: %+v", cf.Setup)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, Conferrable, "fingerprint.json")); err != nil {
+		t.Error(err)
+	}
 	// MOVE's patch variant: its own victim on the training set with a white square, not the
 	// style, on the very images the key styles; MOVE's benign models, meta recipe and test.
 	for _, mode := range []string{"white", "black"} {
@@ -357,7 +377,7 @@ func TestPipelineResumes(t *testing.T) {
 	}
 	var cmpTable bytes.Buffer
 	writeDefences(&cmpTable, res4)
-	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "ewe p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "move-patch-black p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
+	if !strings.Contains(cmpTable.String(), "badnets p") || !strings.Contains(cmpTable.String(), "ewe p") || !strings.Contains(cmpTable.String(), "dataset-inference p") || !strings.Contains(cmpTable.String(), "move-patch-black p") || !strings.Contains(cmpTable.String(), "conferrable p") || !strings.Contains(cmpTable.String(), "Direct-copy") {
 		t.Errorf("comparison table:\n%s", cmpTable.String())
 	}
 	t.Logf("\n%s", cmpTable.String())

@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"move/internal/classifier"
 	"move/internal/modelfile"
@@ -118,7 +119,9 @@ func (r *runner) ownerStudents(victim classifier.Model, benign []classifier.Mode
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		r.res.Models = append(r.res.Models, fig)
+		if !slices.ContainsFunc(r.res.Models, func(f ModelFigure) bool { return f.Name == fig.Name }) {
+			r.res.Models = append(r.res.Models, fig) // once, though a family and a defence both ask
+		}
 		hashes = append(hashes, r.stageHash("owner-"+j.name))
 		if j.pos {
 			pos = append(pos, m)
