@@ -67,6 +67,14 @@ the victim is the reference the scores are taken against. On CIFAR-10 it flags t
 fine-tuning, label- and logit-query students and a wrn16-1 student of a resnet20 victim, and
 misses distillation and data-free distillation (README: "What each mode detects").
 
+--features style-gain-top trains nothing either: it needs a key with control styles, ranks
+every key image by how much more the victim gains from the owner's style than the --benign
+models do (a model's gain: its true-class probability on the owner-styled image minus its mean
+over the control-styled ones) and records the ranking; move verify then runs the style-gain
+test of the black-box verdict on the top m (10) images only, the suspect's gains against the
+reference's. It reads answers, so a suspect of any architecture, or a served one. The
+reference must not be one of the --benign models that ranked the images.
+
 --positive and --negative add the owner's further models to the two classes: students the
 owner distilled from the victim (labelled like it) and from benign models (labelled like
 them), so that being a student separates nothing and only what a student inherits from the
@@ -197,6 +205,25 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 	_, pairs, err := watermark.LoadKeyPairs(o.key, 0)
 	if err != nil {
 		return err
+	}
+	if o.layout == features.GainTop {
+		switch {
+		case o.mode != features.White:
+			return fmt.Errorf("--features %s is a white-box family (m = 10): it needs --mode white", o.layout)
+		case len(pos)+len(neg) > 0:
+			return fmt.Errorf("--features %s trains no classifier: it takes no --positive or --negative", o.layout)
+		}
+		c, err := verify.GainTopRecord(victim, benign, pairs)
+		if err != nil {
+			return fmt.Errorf("%s, %s: %w", o.victim, o.key, err)
+		}
+		c.Info.Seed, c.Info.Version, c.Info.Command, c.Info.VictimHash, c.Info.BenignHashes = o.seed, buildinfo.Version, o.command, victimHash, benignHashes
+		if printed, err := writeMeta(c, o, stdout); err != nil || printed {
+			return err
+		}
+		fmt.Fprintf(stdout, "white-box %s: nothing trained; %d key samples ranked by the victim's style gain beyond the %d benign models' (move verify reads the top m) -> %s\n",
+			o.layout, len(c.Info.HeldOutIdx), len(benign), o.out)
+		return nil
 	}
 	fo := meta.Options{}
 	if o.hidden == "logistic" {

@@ -223,7 +223,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	sim := c.Info.Layout == features.GradSimilarity
+	sim, top := c.Info.Layout == features.GradSimilarity, c.Info.Layout == features.GainTop
 	switch {
 	case sim && o.victim == "":
 		return fmt.Errorf("%s is of the %s family: give the victim it was written for with --victim", o.meta, c.Info.Layout)
@@ -233,6 +233,8 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		return errors.New("rebuttal styles count in the black-box style-gain test; this is a white-box test")
 	case sim && (o.resamples > 1 || o.test != "paired"):
 		return fmt.Errorf("the %s test is the paired t-test on one sample of m images: no --resamples or --test", c.Info.Layout)
+	case top && (len(o.rebuttals) > 0 || o.resamples > 1 || o.test != "paired"):
+		return fmt.Errorf("the %s test is the paired style-gain test on the m top-ranked key images: no --rebuttal, --resamples or --test", c.Info.Layout)
 	}
 	var rebuttals []verify.Rebuttal
 	var rebutReps []rebuttalReport
@@ -302,7 +304,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		suspects = append(suspects, suspect{name: f})
 	}
 	for _, e := range o.endpoints {
-		if c.Info.Mode == features.White {
+		if c.Info.Mode == features.White && !top {
 			return fmt.Errorf("a served model only answers probabilities: verify %s with a black-box meta-classifier (move meta --mode black)", e)
 		}
 		suspects = append(suspects, suspect{name: e, remote: true})
@@ -356,9 +358,12 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			}
 		}
 		var res *verify.Result
-		if simTest != nil {
+		switch {
+		case simTest != nil:
 			res, err = simTest.Run(m)
-		} else {
+		case top:
+			res, err = verify.GainTop(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha})
+		default:
 			res, err = verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
 				Rebuttals: rbs})
 		}

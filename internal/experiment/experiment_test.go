@@ -383,7 +383,7 @@ func TestPipelineResumes(t *testing.T) {
 	t.Logf("\n%s", cmpTable.String())
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
-	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity}
+	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity, features.GainTop}
 	cfg.Draws = 4
 	logs.Reset()
 	res5, err := Run(context.Background(), cfg, log)
@@ -413,6 +413,10 @@ func TestPipelineResumes(t *testing.T) {
 		}
 		if sim := f[features.GradSimilarity]; sim != nil && (sim.M != res5.Config.Profile.MWhite || sim.N != sim.M || len(sim.ProbSuspect) != sim.M) {
 			t.Errorf("%s: similarity verdict read %d images (n %d, %d scores), want m = %d", row.Attack, sim.M, sim.N, len(sim.ProbSuspect), res5.Config.Profile.MWhite)
+		}
+		// style-gain-top reads answers: every suspect with a model file, on the m top-ranked images.
+		if top := f[features.GainTop]; (top != nil) != (row.Served == "" && row.Front == "") || top != nil && (top.M != res5.Config.Profile.MWhite || top.N != top.M) {
+			t.Errorf("%s: style-gain-top verdict %+v, want one on m = %d images for each local suspect", row.Attack, top, res5.Config.Profile.MWhite)
 		}
 		if row.Attack == "copy" && f[features.GradSimilarity] != nil && math.Abs(f[features.GradSimilarity].ProbSuspect[0]-1) > 1e-6 {
 			t.Errorf("the copy's input gradients are the victim's: similarity %g, want 1", f[features.GradSimilarity].ProbSuspect[0])

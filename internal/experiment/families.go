@@ -65,7 +65,7 @@ const (
 )
 
 // Families are the white-box feature families, in the order tables print them.
-var Families = []string{"weights", "weights-full", "weights-raw", SameInitFamily, "input-grad", "input-sign", "input-grad-students", features.GradSimilarity}
+var Families = []string{"weights", "weights-full", "weights-raw", SameInitFamily, "input-grad", "input-sign", "input-grad-students", features.GradSimilarity, features.GainTop}
 
 // ParseFamilies checks a list of family names; "all" stands for every family.
 func ParseFamilies(names []string) ([]string, error) {
@@ -199,6 +199,11 @@ func (r *runner) families() error {
 		switch {
 		case name == features.GradSimilarity:
 			if err := r.similarity(victim, ref, pairs); err != nil {
+				return err
+			}
+			continue
+		case name == features.GainTop:
+			if err := r.gainTop(victim, benign, ref, pairs); err != nil {
 				return err
 			}
 			continue
@@ -349,15 +354,12 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 			return err
 		}
 		c.Info.Seed, c.Info.Version, c.Info.Command = r.cfg.Seed, buildinfo.Version, r.cfg.Command
-		for _, x := range []struct {
-			path string
-			hash *string
-		}{{r.path("victim.safetensors"), &c.Info.VictimHash}, {r.path("marked", "key.json"), &c.Info.KeyHash}} {
-			h, err := record.HashFile(x.path)
-			if err != nil {
-				return err
-			}
-			*x.hash = h.SHA256
+		var err2 error
+		if c.Info.VictimHash, err2 = hashPath(r.path("victim.safetensors")); err2 != nil {
+			return err2
+		}
+		if c.Info.KeyHash, err2 = hashPath(r.path("marked", "key.json")); err2 != nil {
+			return err2
 		}
 		info = c.Info
 		return c.Save(file, true)
@@ -379,6 +381,58 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 		}
 		return verdictOf(res), nil
 	})
+}
+
+// gainTop ranks the key images by the victim's style gain beyond the benign models' (stage
+// meta-white-style-gain-top, the family's meta file, as move meta --features style-gain-top
+// writes it) and tests every suspect's gains on the first m of them against the reference.
+func (r *runner) gainTop(victim classifier.Model, benign []classifier.Model, ref classifier.Model, pairs []watermark.Pair) error {
+	p := r.cfg.Profile
+	file := r.path("meta-white-" + features.GainTop + ".safetensors")
+	var benignHashes []string
+	for i := range benign {
+		benignHashes = append(benignHashes, r.stageHash(fmt.Sprintf("train-benign%d", i+1)))
+	}
+	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes}
+	var info meta.Info
+	err := r.stage("meta-white-"+features.GainTop, conf, []string{file}, &info, func() error {
+		c, err := verify.GainTopRecord(victim, benign, pairs)
+		if err != nil {
+			return err
+		}
+		c.Info.Seed, c.Info.Version, c.Info.Command = r.cfg.Seed, buildinfo.Version, r.cfg.Command
+		if c.Info.VictimHash, err = hashPath(r.path("victim.safetensors")); err != nil {
+			return err
+		}
+		if c.Info.KeyHash, err = hashPath(r.path("marked", "key.json")); err != nil {
+			return err
+		}
+		info = c.Info
+		return c.Save(file, true)
+	})
+	if err != nil {
+		return err
+	}
+	c, err := meta.Load(file)
+	if err != nil {
+		return err
+	}
+	return r.verifyRows(features.GainTop, false, func(row Row, s classifier.Model) (*Verdict, error) {
+		res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
+		if err != nil {
+			return nil, fmt.Errorf("verifying %s (%s): %w", row.Attack, features.GainTop, err)
+		}
+		return verdictOf(res), nil
+	})
+}
+
+// hashPath is the SHA-256 of a file, in hex.
+func hashPath(path string) (string, error) {
+	h, err := record.HashFile(path)
+	if err != nil {
+		return "", err
+	}
+	return h.SHA256, nil
 }
 
 // verifyRows gives every suspect of the table a verdict of family name: the table's white-box

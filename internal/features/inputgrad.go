@@ -40,10 +40,10 @@ var Layouts = []string{Compressed, Full, InputGrad, InputSign, Raw}
 // (weights-full), the gradients themselves (weights-raw, an ablation), the input-gradient
 // families, and the input-gradient similarity with the victim (GradSimilarity), which trains
 // no classifier.
-var Families = map[string]string{"weights": Compressed, "weights-full": Full, "weights-raw": Raw, "input-grad": InputGrad, "input-sign": InputSign, GradSimilarity: GradSimilarity}
+var Families = map[string]string{"weights": Compressed, "weights-full": Full, "weights-raw": Raw, "input-grad": InputGrad, "input-sign": InputSign, GradSimilarity: GradSimilarity, GainTop: GainTop}
 
 // FamilyNames are the keys of Families, in the order help texts and tables list them.
-var FamilyNames = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign", GradSimilarity}
+var FamilyNames = []string{"weights", "weights-full", "weights-raw", "input-grad", "input-sign", GradSimilarity, GainTop}
 
 // InputGradients returns the pooled input-gradient features (family InputGrad or InputSign)
 // of m at each image of x (normalised, NHWC) with labels: 3·Grid² values per image. The model

@@ -756,7 +756,7 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 	}
 
 	if mode == features.Black && views > 1 {
-		if err := gainTest(res, suspect, benign, pairs, held, views, o); err != nil {
+		if err := gainTest(res, suspect, benign, pairs, held, views, o, false); err != nil {
 			return nil, err
 		}
 	}
@@ -842,9 +842,9 @@ func (res *Result) decide(alpha float64, specific bool) {
 }
 
 // gainTest runs the style-gain test (Result.Gain) on up to o.GainM held-out samples with
-// control versions: one query batch per model of each original, its owner-styled version and
-// its control-styled versions.
-func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, views int, o Options) error {
+// control versions, drawn at random or, when ranked, the first of held: one query batch per
+// model of each original, its owner-styled version and its control-styled versions.
+func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, views int, o Options, ranked bool) error {
 	n := o.GainM
 	if n <= 0 {
 		n = 500
@@ -854,7 +854,9 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 		margin = 0.01
 	}
 	idx := append([]int(nil), held...)
-	rand.New(rand.NewPCG(o.Seed, 0x6761696e)).Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	if !ranked {
+		rand.New(rand.NewPCG(o.Seed, 0x6761696e)).Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	}
 	idx = idx[:min(n, len(idx))]
 	h, w := pairs[idx[0]].H, pairs[idx[0]].W
 	// The accused's styles restyle the same originals once; both models read them.
@@ -876,51 +878,11 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 			res.Rebuttals = append(res.Rebuttals, rb.Name)
 		}
 	}
-	per := views + len(rebut)
-	// gains returns, per sample, the probability of the true class on the owner-styled image
-	// minus its mean over the key's control styles (plain) and over those and the accused's
-	// styles (rebutted).
-	gains := func(m classifier.Model) (plain, rebutted []float64, err error) {
-		var batch [][]uint8
-		for i, k := range idx {
-			for v := range views {
-				batch = append(batch, view(pairs[k], v))
-			}
-			for _, rs := range rebut {
-				batch = append(batch, rs[i])
-			}
-		}
-		probs, err := m.Probs(batch, h, w)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(probs) != len(batch) {
-			return nil, nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
-		}
-		plain, rebutted = make([]float64, len(idx)), make([]float64, len(idx))
-		for i, k := range idx {
-			y := pairs[k].Label
-			row := probs[i*per : (i+1)*per]
-			if y >= len(row[0]) {
-				return nil, nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
-			}
-			var ctl, all float64
-			for v := 1; v < per; v++ {
-				if v < views {
-					ctl += float64(row[v][y])
-				}
-				all += float64(row[v][y])
-			}
-			plain[i] = float64(row[0][y]) - ctl/float64(views-1)
-			rebutted[i] = float64(row[0][y]) - all/float64(per-1)
-		}
-		return plain, rebutted, nil
-	}
-	gs, rs, err := gains(suspect)
+	gs, rs, err := styleGains(suspect, pairs, idx, views, rebut)
 	if err != nil {
 		return fmt.Errorf("suspect: %w", err)
 	}
-	gb, rb, err := gains(benign)
+	gb, rb, err := styleGains(benign, pairs, idx, views, rebut)
 	if err != nil {
 		return fmt.Errorf("benign model: %w", err)
 	}
@@ -938,4 +900,52 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 	}
 	res.Gain, res.GainM, res.GainMargin = &t, len(idx), margin
 	return nil
+}
+
+// styleGains returns, per key sample of idx, m's probability of the true class on the
+// owner-styled image minus its mean over the key's views-1 control styles (plain) and over
+// those and the restyled versions of rebut ([style][sample]; rebutted), from one query batch.
+func styleGains(m classifier.Model, pairs []watermark.Pair, idx []int, views int, rebut [][][]uint8) (plain, rebutted []float64, err error) {
+	if len(idx) == 0 {
+		return nil, nil, errors.New("no key samples")
+	}
+	per := views + len(rebut)
+	h, w := pairs[idx[0]].H, pairs[idx[0]].W
+	var batch [][]uint8
+	for i, k := range idx {
+		if len(pairs[k].Controls) < views-1 {
+			return nil, nil, fmt.Errorf("key sample %d has %d control styles, the test needs %d", k, len(pairs[k].Controls), views-1)
+		}
+		for v := range views {
+			batch = append(batch, view(pairs[k], v))
+		}
+		for _, rs := range rebut {
+			batch = append(batch, rs[i])
+		}
+	}
+	probs, err := m.Probs(batch, h, w)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(probs) != len(batch) {
+		return nil, nil, fmt.Errorf("asked for %d predictions, got %d", len(batch), len(probs))
+	}
+	plain, rebutted = make([]float64, len(idx)), make([]float64, len(idx))
+	for i, k := range idx {
+		y := pairs[k].Label
+		row := probs[i*per : (i+1)*per]
+		if y >= len(row[0]) {
+			return nil, nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
+		}
+		var ctl, all float64
+		for v := 1; v < per; v++ {
+			if v < views {
+				ctl += float64(row[v][y])
+			}
+			all += float64(row[v][y])
+		}
+		plain[i] = float64(row[0][y]) - ctl/float64(views-1)
+		rebutted[i] = float64(row[0][y]) - all/float64(per-1)
+	}
+	return plain, rebutted, nil
 }

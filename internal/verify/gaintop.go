@@ -1,0 +1,125 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"move/internal/classifier"
+	"move/internal/features"
+	"move/internal/meta"
+	"move/internal/watermark"
+)
+
+// GainTopRecord is the meta file of the style-gain-top family (features.GainTop): no
+// classifier; HeldOutIdx holds every key sample with control versions, ranked by how much more
+// the victim gains from the owner's style than the benign models do (a model's gain on a key
+// image: its true-class probability on the owner-styled version minus its mean over the
+// control-styled ones). The owner ranks with its own models only, so the reference a test is
+// run against and the suspect play no part in which images are read. The caller adds the
+// hashes and provenance.
+func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
+	if len(benign) == 0 {
+		return nil, errors.New("ranking the key images needs at least one benign model")
+	}
+	controls := len(pairs[0].Controls)
+	var idx []int
+	for k, p := range pairs {
+		if len(p.Controls) > 0 {
+			controls = min(controls, len(p.Controls))
+			idx = append(idx, k)
+		}
+	}
+	if len(idx) < 2 || controls == 0 {
+		return nil, fmt.Errorf("%d key samples with control styles: the style-gain test needs a key with controls (move embed --controls, or --add-controls)", len(idx))
+	}
+	views := 1 + controls
+	gv, _, err := styleGains(victim, pairs, idx, views, nil)
+	if err != nil {
+		return nil, fmt.Errorf("victim: %w", err)
+	}
+	score := append([]float64(nil), gv...)
+	for i, b := range benign {
+		gb, _, err := styleGains(b, pairs, idx, views, nil)
+		if err != nil {
+			return nil, fmt.Errorf("benign model %d: %w", i+1, err)
+		}
+		for j, g := range gb {
+			score[j] -= g / float64(len(benign))
+		}
+	}
+	order := make([]int, len(idx))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
+	info := meta.Info{Mode: features.White, Layout: features.GainTop, Controls: controls}
+	if victim.Local != nil {
+		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
+	}
+	for _, i := range order {
+		info.HeldOutIdx = append(info.HeldOutIdx, idx[i])
+	}
+	return meta.Record(info), nil
+}
+
+// GainTop runs the style-gain test of the black-box verdict (Result.Gain: per key image, the
+// suspect's gain against the reference's, paired, H1: larger by more than o.GainMargin,
+// default 0.01) on the first o.M (default 10) key samples of c's ranking (GainTopRecord): the
+// images on which the victim's answer is most specific to the owner's style. It reads the
+// suspect's answers only. A suspect that is no working classifier on the owner's images is
+// "inconclusive", as under Run.
+func GainTop(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark.Pair, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Info.Layout != features.GainTop {
+		return nil, fmt.Errorf("a %s meta file is not a style-gain-top ranking", c.Info.Layout)
+	}
+	if o.M <= 0 {
+		o.M = 10
+	}
+	if o.Alpha <= 0 {
+		o.Alpha = 0.01
+	}
+	ranked := c.Info.HeldOutIdx
+	if len(ranked) < 2 {
+		return nil, errors.New("the ranking holds fewer than 2 key samples")
+	}
+	for _, k := range ranked {
+		if k < 0 || k >= len(pairs) || len(pairs[k].Controls) < c.Info.Controls {
+			return nil, fmt.Errorf("ranked key sample %d is not in the key with %d control styles: wrong key?", k, c.Info.Controls)
+		}
+	}
+	o.GainM = min(o.M, len(ranked))
+	res := &Result{Mode: features.White, Alpha: o.Alpha}
+	if err := gainTest(res, suspect, benign, pairs, ranked, 1+c.Info.Controls, o, true); err != nil {
+		return nil, err
+	}
+	res.M, res.Samples = res.GainM, ranked[:res.GainM]
+	res.Test, res.P, res.PMedian, res.PHarmonic = *res.Gain, res.Gain.P, res.Gain.P, res.Gain.P
+	res.DeltaMu, res.MinDelta = res.Gain.DeltaMu, res.GainMargin
+	if suspect.IsLocal() {
+		err := res.keyAccuracyLocal(suspect, pairs, ranked)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		probs, err := suspect.Probs(origs(pairs, res.Samples), pairs[res.Samples[0]].H, pairs[res.Samples[0]].W)
+		if err != nil {
+			return nil, fmt.Errorf("suspect: %w", err)
+		}
+		res.keyAccuracy(argmaxes(probs), res.Samples, pairs, len(probs[0]))
+	}
+	res.decide(o.Alpha, true)
+	return res, nil
+}
+
+// origs returns the originals of key samples idx.
+func origs(pairs []watermark.Pair, idx []int) [][]uint8 {
+	out := make([][]uint8, len(idx))
+	for i, k := range idx {
+		out[i] = pairs[k].Orig
+	}
+	return out
+}

@@ -1,0 +1,132 @@
+package verify
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"move/internal/classifier"
+	"move/internal/watermark"
+)
+
+// gainProber answers by the kind of image it is shown (its first byte: 0 original, 1 owner
+// style, 2 and 3 control styles) and the key sample (its second byte): the true class with
+// probability styled[k] on sample k's owner-styled image, base on the others.
+type gainProber struct {
+	styled []float64
+	base   float64
+	labels []int
+	k      int // classes
+	flat   bool
+}
+
+func (g gainProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
+	out := make([][]float32, len(imgs))
+	for i, im := range imgs {
+		kind, s := im[0], int(im[1])
+		p := g.base
+		if kind == 1 {
+			p = g.styled[s]
+		}
+		row := make([]float32, g.k)
+		y := g.labels[s]
+		if g.flat {
+			y = 0 // answers class 0 whatever it is shown
+		}
+		for j := range row {
+			row[j] = float32((1 - p) / float64(g.k-1))
+		}
+		row[y] = float32(p)
+		out[i] = row
+	}
+	return out, nil
+}
+
+func gainPairs(n int) ([]watermark.Pair, []int) {
+	img := func(kind, s int) []uint8 {
+		b := make([]uint8, 4*4*3)
+		b[0], b[1] = uint8(kind), uint8(s)
+		return b
+	}
+	pairs := make([]watermark.Pair, n)
+	labels := make([]int, n)
+	for s := range n {
+		labels[s] = s % 3
+		pairs[s] = watermark.Pair{Orig: img(0, s), Styled: img(1, s), Controls: [][]uint8{img(2, s), img(3, s)}, H: 4, W: 4, Label: labels[s]}
+	}
+	return pairs, labels
+}
+
+// The ranking follows the victim's gain beyond the benign models', the test reads its top m
+// images only, flags a model that gains there as the victim does, clears one that gains as the
+// reference does, and calls a model that answers one class whatever it sees inconclusive.
+func TestGainTopRanksAndTests(t *testing.T) {
+	const n = 40
+	pairs, labels := gainPairs(n)
+	victim, benign, ref := make([]float64, n), make([]float64, n), make([]float64, n)
+	for s := range n {
+		// The victim's gain grows with s, except that the benign model gains too on even
+		// samples: there the victim's gain is not specific, and the ranking must say so.
+		victim[s] = 0.5 + 0.45*float64(s)/n
+		benign[s], ref[s] = 0.5, 0.5+0.01*float64(s%2)
+		if s%2 == 0 {
+			benign[s] = victim[s]
+		}
+	}
+	model := func(styled []float64, flat bool) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, flat: flat}}
+	}
+	c, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for s := n - 1; s >= 0; s -= 2 { // the odd samples by falling gain, then the even ones
+		want = append(want, s)
+	}
+	if got := c.Info.HeldOutIdx[:n/2]; !slices.Equal(got, want) {
+		t.Fatalf("ranking starts %v, want %v", got, want)
+	}
+	if c.Info.Controls != 2 {
+		t.Fatalf("controls %d", c.Info.Controls)
+	}
+	// A copy of the victim, against a reference that gains almost nothing.
+	res, err := GainTop(c, model(victim, false), model(ref, false), pairs, Options{M: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Stolen || res.M != 10 || !slices.Equal(res.Samples, want[:10]) {
+		t.Fatalf("the victim: verdict %q p %g m %d samples %v", res.Verdict, res.P, res.M, res.Samples)
+	}
+	// The mean difference on the top 10 (samples 39, 37, ..., 21) is the victim's gain there.
+	var d float64
+	for _, s := range want[:10] {
+		d += (victim[s] - 0.5) - (ref[s] - 0.5)
+	}
+	if math.Abs(res.DeltaMu-d/10) > 1e-6 {
+		t.Errorf("delta-mu %g, want %g", res.DeltaMu, d/10)
+	}
+	// A model that gains where the benign model does, not where the victim's gain is its own.
+	res, err = GainTop(c, model(benign, false), model(ref, false), pairs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stolen || res.P < 0.5 {
+		t.Errorf("a benign-like model: verdict %q p %g", res.Verdict, res.P)
+	}
+	res, err = GainTop(c, model(victim, true), model(ref, false), pairs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != Inconclusive {
+		t.Errorf("a model answering one class: verdict %q", res.Verdict)
+	}
+	// A key without control styles cannot be ranked.
+	bare := append([]watermark.Pair(nil), pairs...)
+	for i := range bare {
+		bare[i].Controls = nil
+	}
+	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, bare); err == nil {
+		t.Error("a key without controls: no error")
+	}
+}
