@@ -71,7 +71,7 @@ func runBench(o benchOptions, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "grad1: per-example weight gradients from batched passes (as the white-box features read them);")
 	fmt.Fprintln(stdout, "grad1 loop: one forward and backward pass per image (batch 1), as torch_bench.py's grad1 measures")
 	fmt.Fprintf(stdout, "\nwhite-box features, ms per key image and view:\n%-10s", "model")
-	costs := append(append([]string(nil), features.Layouts...), features.GradSimilarity)
+	costs := append(append([]string(nil), features.Layouts...), features.GradSimilarity, features.GainTop)
 	for _, l := range costs {
 		fmt.Fprintf(stdout, " %14s", l)
 	}

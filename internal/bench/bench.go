@@ -193,6 +193,21 @@ func featureCosts(m models.Model, r *rand.Rand, seconds float64, size int) (map[
 		return nil, fmt.Errorf("%s features: %w", features.GradSimilarity, ferr)
 	}
 	out[features.GradSimilarity] = 1000 / per
+	// style-gain-top reads answers only: each key image's owner-styled version and two
+	// control-styled ones, one forward pass each.
+	imgs := make([][]uint8, 0, 3*n)
+	for _, p := range pairs {
+		imgs = append(imgs, p.Styled, p.Orig, p.Styled)
+	}
+	per = rate(func() {
+		if _, err := c.Probs(imgs, size, size); err != nil {
+			ferr = err
+		}
+	}, n, seconds/float64(len(features.Layouts)))
+	if ferr != nil {
+		return nil, fmt.Errorf("%s: %w", features.GainTop, ferr)
+	}
+	out[features.GainTop] = 1000 / per
 	return out, nil
 }
 

@@ -49,7 +49,8 @@ func BenchmarkResNet18Infer224(b *testing.B) {
 	benchModelAt(b, "resnet18", 224, 32, false, false, false)
 }
 
-// TestFeatureCosts checks that every white-box layout is timed, with a positive cost.
+// TestFeatureCosts checks that every white-box layout and the two families without a
+// classifier are timed, with a positive cost.
 func TestFeatureCosts(t *testing.T) {
 	m, err := models.New("resnet20", 10, 0)
 	if err != nil {
@@ -59,7 +60,7 @@ func TestFeatureCosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range features.Layouts {
+	for _, l := range append(append([]string(nil), features.Layouts...), features.GradSimilarity, features.GainTop) {
 		if !(got[l] > 0) {
 			t.Errorf("%s: %v ms per image", l, got[l])
 		}
