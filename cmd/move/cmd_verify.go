@@ -262,6 +262,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	seen := slices.Contains(c.Info.BenignHashes, benignHash)
 	if seen {
 		msg := fmt.Sprintf("%s trained this meta-classifier: as the test's reference it makes innocent models look stolen (see move help verify); give a benign model the classifier never saw", o.benign)
+		if top {
+			msg = fmt.Sprintf("%s ranked this meta file's key images (they are where it gains least): as the test's reference it makes innocent models look stolen; give a benign model that took no part", o.benign)
+		}
 		if !o.allowSeen {
 			return errors.New(msg)
 		}
