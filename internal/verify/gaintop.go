@@ -22,11 +22,13 @@ func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []w
 	if len(benign) == 0 {
 		return nil, errors.New("ranking the key images needs at least one benign model")
 	}
-	controls := len(pairs[0].Controls)
+	controls := 0 // the fewest control styles of a sample that has them
 	var idx []int
 	for k, p := range pairs {
 		if len(p.Controls) > 0 {
-			controls = min(controls, len(p.Controls))
+			if controls == 0 || len(p.Controls) < controls {
+				controls = len(p.Controls)
+			}
 			idx = append(idx, k)
 		}
 	}
