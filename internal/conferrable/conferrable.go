@@ -14,10 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"move/internal/classifier"
 	"move/internal/features"
+	"move/internal/nn"
 	"move/internal/stats"
 	"move/internal/tensor"
 )
@@ -125,27 +125,21 @@ func perturb(victim classifier.Model, surrogates, references []classifier.Model,
 	if err != nil {
 		return nil, err
 	}
-	// The target: the victim's second choice on the clean image.
-	_, probs, err := Objective(victim, x0, n, h, w, make([]int, n), false)
+	// The target: the victim's second choice on the clean image (its answers: one forward pass).
+	probs, err := victim.Probs(imgs, h, w)
 	if err != nil {
 		return nil, err
 	}
 	targets := make([]int, n)
-	for b := range n {
-		order := make([]int, len(probs[b]))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(i, j int) int {
-			switch {
-			case probs[b][i] > probs[b][j]:
-				return -1
-			case probs[b][i] < probs[b][j]:
-				return 1
+	for b, p := range probs {
+		first := classifier.Top1(p)
+		second := (first + 1) % len(p)
+		for c, v := range p {
+			if c != first && v > p[second] {
+				second = c
 			}
-			return 0
-		})
-		targets[b] = order[1]
+		}
+		targets[b] = second
 	}
 	delta := make([]float32, n*d)
 	px := make([]float32, n*d)
@@ -219,10 +213,14 @@ func Objective(m classifier.Model, px []float32, n, h, w int, targets []int, rep
 		return nil, nil, err
 	}
 	k := logits.Dim(1)
+	sm := nn.SoftmaxProbs(logits)
 	probs := make([][]float64, n)
 	d := h * w * 3
 	for b := range n {
-		probs[b] = softmax(logits.Data[b*k : (b+1)*k])
+		probs[b] = make([]float64, k)
+		for c, v := range sm.Data[b*k : (b+1)*k] {
+			probs[b][c] = float64(v)
+		}
 		f := 1.0
 		if repel {
 			p := min(probs[b][targets[b]], 1-1e-6)
@@ -233,23 +231,6 @@ func Objective(m classifier.Model, px []float32, n, h, w int, targets []int, rep
 		}
 	}
 	return g.Data, probs, nil
-}
-
-func softmax(l []float32) []float64 {
-	mx := l[0]
-	for _, v := range l {
-		mx = max(mx, v)
-	}
-	out := make([]float64, len(l))
-	var s float64
-	for i, v := range l {
-		out[i] = math.Exp(float64(v - mx))
-		s += out[i]
-	}
-	for i := range out {
-		out[i] /= s
-	}
-	return out
 }
 
 // Scores returns m's probability of each example's target (its answers only: m may be served).
