@@ -365,6 +365,20 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	return r.res, nil
 }
 
+// dataKey is how the data stage's configuration names the data set: a folder or file by its
+// absolute path, so that the same set named from another directory, or by a relative path,
+// reuses the stages already done (and does not discard them as another configuration's);
+// anything else (synthetic, a name the data package resolves) as given.
+func dataKey(src string) string {
+	if _, err := os.Stat(src); err != nil {
+		return src
+	}
+	if abs, err := filepath.Abs(src); err == nil {
+		return abs
+	}
+	return src
+}
+
 // prepareData writes the profile's slice of the data set as an image folder (OUT/data): the
 // owner's training images, the thief's own images and the test split. The thief's images come
 // from the part of the training split the owner does not use (ThiefPerClass per class), or,
@@ -372,7 +386,7 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 // test split, the other half then judging every model.
 func (r *runner) prepareData() error {
 	p := r.cfg.Profile
-	conf := map[string]any{"data": r.cfg.Data, "train": p.TrainPerClass, "thief": p.ThiefPerClass, "test": p.TestPerClass, "size": p.Size, "v": 2}
+	conf := map[string]any{"data": dataKey(r.cfg.Data), "train": p.TrainPerClass, "thief": p.ThiefPerClass, "test": p.TestPerClass, "size": p.Size, "v": 2}
 	dir := r.path("data")
 	err := r.stage("data", conf, []string{dir}, nil, func() error {
 		tmp := r.path(".data.tmp")

@@ -53,3 +53,27 @@ func TestStageLegacyConfiguration(t *testing.T) {
 		t.Errorf("a legacy configuration noted in the record: %s after %d runs, want its record reused", got, runs)
 	}
 }
+
+// The data stage names a data folder by its absolute path: the same folder named relatively,
+// from another directory, is the same configuration (a different one would discard every stage
+// after it). Names that are no path stay as given.
+func TestDataKeyIsAbsolute(t *testing.T) {
+	root := t.TempDir()
+	set := filepath.Join(root, "shared", "cifar10")
+	work := filepath.Join(root, "work")
+	for _, d := range []string{set, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(work)
+	if got := dataKey("../shared/cifar10"); got != set {
+		t.Errorf("relative: %q, want %q", got, set)
+	}
+	if got := dataKey(set); got != set {
+		t.Errorf("absolute: %q, want %q", got, set)
+	}
+	if got := dataKey("synthetic:200"); got != "synthetic:200" {
+		t.Errorf("synthetic: %q", got)
+	}
+}
