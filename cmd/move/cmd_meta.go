@@ -27,6 +27,7 @@ type metaOptions struct {
 	heldOut                                float64
 	maxTrain                               int
 	noControls, force, jsonOut             bool
+	gainAugs                               int
 	seed                                   uint64
 	onnx                                   modelfile.ONNXDefaults
 	command                                string
@@ -112,6 +113,7 @@ EXIT STATUS
 			floatIn(fs, &o.heldOut, "held-out", 0.5, open(0, 1), "fraction of key samples kept for verification")
 			intIn(fs, &o.maxTrain, "max-train", 500, 2, 1<<24, "at most this many key samples train the classifier")
 			fs.BoolVar(&o.noControls, "no-controls", false, "ignore the key's control styles (the paper's classifier: victim against benign on the owner's style only)")
+			intIn(fs, &o.gainAugs, "gain-augs", verify.GainTopAugs, 1, len(features.Augmentations), "style-gain-top: average each key image's gain over the first N of the paper's augmentations (1: the images alone)")
 			enumIn(fs, &o.hidden, "classifier", "mlp", []string{"mlp", "logistic"}, "the meta-classifier: mlp (input/8, input/16 hidden units, capped) or logistic")
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed (split, initialisation)")
 			fs.BoolVar(&o.force, "force", false, "overwrite --out")
@@ -213,7 +215,7 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 		case len(pos)+len(neg) > 0:
 			return fmt.Errorf("--features %s trains no classifier: it takes no --positive or --negative", o.layout)
 		}
-		c, err := verify.GainTopRecord(victim, benign, pairs)
+		c, err := verify.GainTopRecord(victim, benign, pairs, o.gainAugs)
 		if err != nil {
 			return fmt.Errorf("%s, %s: %w", o.victim, o.key, err)
 		}
@@ -221,8 +223,8 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 		if printed, err := writeMeta(c, o, stdout); err != nil || printed {
 			return err
 		}
-		fmt.Fprintf(stdout, "white-box %s: nothing trained; %d key samples ranked by the victim's style gain beyond the %d benign models' (move verify reads the top m) -> %s\n",
-			o.layout, len(c.Info.HeldOutIdx), len(benign), o.out)
+		fmt.Fprintf(stdout, "white-box %s: nothing trained; %d key samples ranked by the victim's style gain beyond the %d benign models', over %d augmentations (move verify reads the top m) -> %s\n",
+			o.layout, len(c.Info.HeldOutIdx), len(benign), c.Info.Views, o.out)
 		return nil
 	}
 	fo := meta.Options{}

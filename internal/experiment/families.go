@@ -54,7 +54,7 @@ var familyLayouts = func() map[string]string {
 // weights flags the copy, fine-tuning and the adaptive attack where the paper's flags only the
 // adaptive attack, clears a clean model from the victim's initial weights, and accuses no
 // innocent (README, "What each mode detects").
-var WhiteFamilies = []string{SameInitFamily, "weights"}
+var WhiteFamilies = []string{SameInitFamily, "weights", features.GainTop}
 
 // SameInitFamily is the paper's classifier trained against benign models from the victim's
 // initial weights; DefaultWhiteFamily is the table's white-box family unless
@@ -202,12 +202,18 @@ func (r *runner) families() error {
 				return err
 			}
 			continue
+		case name == r.cfg.WhiteFamily: // the table's white-box column
 		case name == features.GainTop:
-			if err := r.gainTop(victim, benign, ref, pairs); err != nil {
+			c, err := r.gainTopRanking(victim, benign, pairs)
+			if err != nil {
+				return err
+			}
+			if err := r.verifyRows(name, false, func(row Row, s classifier.Model) (*Verdict, error) {
+				return r.gainTopVerdict(c, row, s, ref, pairs)
+			}); err != nil {
 				return err
 			}
 			continue
-		case name == r.cfg.WhiteFamily: // the table's white-box column
 		case name == SameInitFamily:
 			same, hashes, err := r.sameInitBenign()
 			if err != nil {
@@ -383,20 +389,19 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	})
 }
 
-// gainTop ranks the key images by the victim's style gain beyond the benign models' (stage
-// meta-white-style-gain-top, the family's meta file, as move meta --features style-gain-top
-// writes it) and tests every suspect's gains on the first m of them against the reference.
-func (r *runner) gainTop(victim classifier.Model, benign []classifier.Model, ref classifier.Model, pairs []watermark.Pair) error {
-	p := r.cfg.Profile
+// gainTopRanking ranks the key images by the victim's style gain beyond the benign models'
+// (stage meta-white-style-gain-top, the family's meta file, as move meta --features
+// style-gain-top writes it).
+func (r *runner) gainTopRanking(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
 	file := r.path("meta-white-" + features.GainTop + ".safetensors")
 	var benignHashes []string
 	for i := range benign {
 		benignHashes = append(benignHashes, r.stageHash(fmt.Sprintf("train-benign%d", i+1)))
 	}
-	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes}
+	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes, "augs": verify.GainTopAugs}
 	var info meta.Info
 	err := r.stage("meta-white-"+features.GainTop, conf, []string{file}, &info, func() error {
-		c, err := verify.GainTopRecord(victim, benign, pairs)
+		c, err := verify.GainTopRecord(victim, benign, pairs, verify.GainTopAugs)
 		if err != nil {
 			return err
 		}
@@ -411,19 +416,20 @@ func (r *runner) gainTop(victim classifier.Model, benign []classifier.Model, ref
 		return c.Save(file, true)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := meta.Load(file)
+	return meta.Load(file)
+}
+
+// gainTopVerdict tests a suspect's style gains on the first m images of ranking c against the
+// reference's: a verdict of the style-gain-top family.
+func (r *runner) gainTopVerdict(c *meta.Classifier, row Row, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
+	p := r.cfg.Profile
+	res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("verifying %s (%s): %w", row.Attack, features.GainTop, err)
 	}
-	return r.verifyRows(features.GainTop, false, func(row Row, s classifier.Model) (*Verdict, error) {
-		res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
-		if err != nil {
-			return nil, fmt.Errorf("verifying %s (%s): %w", row.Attack, features.GainTop, err)
-		}
-		return verdictOf(res), nil
-	})
+	return verdictOf(res), nil
 }
 
 // hashPath is the SHA-256 of a file, in hex.

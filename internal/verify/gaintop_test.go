@@ -9,23 +9,27 @@ import (
 	"move/internal/watermark"
 )
 
-// gainProber answers by the kind of image it is shown (its first byte: 0 original, 1 owner
-// style, 2 and 3 control styles) and the key sample (its second byte): the true class with
-// probability styled[k] on sample k's owner-styled image, base on the others.
+// gainProber answers by the kind of image it is shown (every pixel's red byte: 0 original, 1
+// owner style, 2 and 3 control styles) and the key sample (the green byte): the true class with
+// probability styled[k] on sample k's owner-styled image, base on the others. The last pixel
+// keeps its bytes under every augmentation (features.Augment); the first pixel's blue byte is 1
+// only in the image as it is (a flip moves it, a shift blackens it). With plainOnly the prober
+// gains on the image as it is and nowhere else.
 type gainProber struct {
-	styled []float64
-	base   float64
-	labels []int
-	k      int // classes
-	flat   bool
+	styled    []float64
+	base      float64
+	labels    []int
+	k         int // classes
+	flat      bool
+	plainOnly bool
 }
 
 func (g gainProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
 	out := make([][]float32, len(imgs))
 	for i, im := range imgs {
-		kind, s := im[0], int(im[1])
+		kind, s := im[len(im)-3], int(im[len(im)-2])
 		p := g.base
-		if kind == 1 {
+		if kind == 1 && (!g.plainOnly || im[2] == 1) {
 			p = g.styled[s]
 		}
 		row := make([]float32, g.k)
@@ -45,7 +49,12 @@ func (g gainProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
 func gainPairs(n int) ([]watermark.Pair, []int) {
 	img := func(kind, s int) []uint8 {
 		b := make([]uint8, 4*4*3)
-		b[0], b[1] = uint8(kind), uint8(s)
+		for i := 0; i < len(b); i += 3 {
+			b[i], b[i+1] = uint8(kind), uint8(s)
+			if i%(4*3) == 0 {
+				b[i+2] = 1 // the first column
+			}
+		}
 		return b
 	}
 	pairs := make([]watermark.Pair, n)
@@ -78,9 +87,12 @@ func TestGainTopRanksAndTests(t *testing.T) {
 	model := func(styled []float64, flat bool) classifier.Model {
 		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, flat: flat}}
 	}
-	c, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, pairs)
+	c, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, pairs, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Info.Views != GainTopAugs {
+		t.Fatalf("recorded %d augmentations, want %d", c.Info.Views, GainTopAugs)
 	}
 	var want []int
 	for s := n - 1; s >= 2; s -= 2 { // the odd samples by falling gain, then the even ones
@@ -131,7 +143,45 @@ func TestGainTopRanksAndTests(t *testing.T) {
 	for i := range bare {
 		bare[i].Controls = nil
 	}
-	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, bare); err == nil {
+	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, bare, 0); err == nil {
 		t.Error("a key without controls: no error")
+	}
+}
+
+// A gain is the mean over the recorded augmentations: a model that gains on the images as they
+// are and on none of their augmented versions shows a fifth of its gain over five, all of it
+// over one (a meta file without augmentations reads the images alone).
+func TestGainTopAveragesAugmentations(t *testing.T) {
+	const n = 12
+	pairs, labels := gainPairs(n)
+	victim, flat := make([]float64, n), make([]float64, n)
+	for s := range n {
+		victim[s], flat[s] = 0.9-0.01*float64(s), 0.5
+	}
+	model := func(styled []float64, plainOnly bool) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, plainOnly: plainOnly}}
+	}
+	for _, augs := range []int{1, 3, 5} {
+		c, err := GainTopRecord(model(victim, false), []classifier.Model{model(flat, false)}, pairs, augs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if augs == 1 {
+			c.Info.Views = 0 // as written before the augmentations
+		}
+		res, err := GainTop(c, model(victim, true), model(flat, false), pairs, Options{M: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want float64
+		for _, s := range res.Samples {
+			want += (victim[s] - 0.5) / float64(augs) / 4
+		}
+		if math.Abs(res.DeltaMu-want) > 1e-6 {
+			t.Errorf("%d augmentations: delta-mu %g, want %g", augs, res.DeltaMu, want)
+		}
+	}
+	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(flat, false)}, pairs, 6); err == nil {
+		t.Error("six augmentations: no error")
 	}
 }

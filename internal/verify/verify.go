@@ -756,7 +756,7 @@ func Run(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark
 	}
 
 	if mode == features.Black && views > 1 {
-		if err := gainTest(res, suspect, benign, pairs, held, views, o, false); err != nil {
+		if err := gainTest(res, suspect, benign, pairs, held, views, 1, o, false); err != nil {
 			return nil, err
 		}
 	}
@@ -844,7 +844,7 @@ func (res *Result) decide(alpha float64, specific bool) {
 // gainTest runs the style-gain test (Result.Gain) on up to o.GainM held-out samples with
 // control versions, drawn at random or, when ranked, the first of held: one query batch per
 // model of each original, its owner-styled version and its control-styled versions.
-func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, views int, o Options, ranked bool) error {
+func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.Pair, held []int, views, augs int, o Options, ranked bool) error {
 	n := o.GainM
 	if n <= 0 {
 		n = 500
@@ -878,11 +878,11 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 			res.Rebuttals = append(res.Rebuttals, rb.Name)
 		}
 	}
-	gs, rs, err := styleGains(suspect, pairs, idx, views, rebut)
+	gs, rs, err := styleGains(suspect, pairs, idx, views, augs, rebut)
 	if err != nil {
 		return fmt.Errorf("suspect: %w", err)
 	}
-	gb, rb, err := styleGains(benign, pairs, idx, views, rebut)
+	gb, rb, err := styleGains(benign, pairs, idx, views, augs, rebut)
 	if err != nil {
 		return fmt.Errorf("benign model: %w", err)
 	}
@@ -904,23 +904,36 @@ func gainTest(res *Result, suspect, benign classifier.Model, pairs []watermark.P
 
 // styleGains returns, per key sample of idx, m's probability of the true class on the
 // owner-styled image minus its mean over the key's views-1 control styles (plain) and over
-// those and the restyled versions of rebut ([style][sample]; rebutted), from one query batch.
-func styleGains(m classifier.Model, pairs []watermark.Pair, idx []int, views int, rebut [][][]uint8) (plain, rebutted []float64, err error) {
+// those and the restyled versions of rebut ([style][sample]; rebutted), each the mean over the
+// first augs of the paper's augmentations (features.Augment; 1: the images as they are),
+// from one query batch.
+func styleGains(m classifier.Model, pairs []watermark.Pair, idx []int, views, augs int, rebut [][][]uint8) (plain, rebutted []float64, err error) {
 	if len(idx) == 0 {
 		return nil, nil, errors.New("no key samples")
 	}
+	if augs < 1 || augs > len(features.Augmentations) {
+		return nil, nil, fmt.Errorf("%d augmentations: the style gain averages over 1 to %d", augs, len(features.Augmentations))
+	}
 	per := views + len(rebut)
 	h, w := pairs[idx[0]].H, pairs[idx[0]].W
+	seen := func(p []uint8, a int) []uint8 {
+		if a == 0 {
+			return p
+		}
+		return features.Augment(p, h, w, a)
+	}
 	var batch [][]uint8
 	for i, k := range idx {
 		if len(pairs[k].Controls) < views-1 {
 			return nil, nil, fmt.Errorf("key sample %d has %d control styles, the test needs %d", k, len(pairs[k].Controls), views-1)
 		}
-		for v := range views {
-			batch = append(batch, view(pairs[k], v))
-		}
-		for _, rs := range rebut {
-			batch = append(batch, rs[i])
+		for a := range augs {
+			for v := range views {
+				batch = append(batch, seen(view(pairs[k], v), a))
+			}
+			for _, rs := range rebut {
+				batch = append(batch, seen(rs[i], a))
+			}
 		}
 	}
 	probs, err := m.Probs(batch, h, w)
@@ -933,19 +946,21 @@ func styleGains(m classifier.Model, pairs []watermark.Pair, idx []int, views int
 	plain, rebutted = make([]float64, len(idx)), make([]float64, len(idx))
 	for i, k := range idx {
 		y := pairs[k].Label
-		row := probs[i*per : (i+1)*per]
-		if y >= len(row[0]) {
-			return nil, nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
-		}
-		var ctl, all float64
-		for v := 1; v < per; v++ {
-			if v < views {
-				ctl += float64(row[v][y])
+		for a := range augs {
+			row := probs[(i*augs+a)*per : (i*augs+a+1)*per]
+			if y >= len(row[0]) {
+				return nil, nil, fmt.Errorf("key sample %d has label %d; the model answers %d classes", k, y, len(row[0]))
 			}
-			all += float64(row[v][y])
+			var ctl, all float64
+			for v := 1; v < per; v++ {
+				if v < views {
+					ctl += float64(row[v][y])
+				}
+				all += float64(row[v][y])
+			}
+			plain[i] += (float64(row[0][y]) - ctl/float64(views-1)) / float64(augs)
+			rebutted[i] += (float64(row[0][y]) - all/float64(per-1)) / float64(augs)
 		}
-		plain[i] = float64(row[0][y]) - ctl/float64(views-1)
-		rebutted[i] = float64(row[0][y]) - all/float64(per-1)
 	}
 	return plain, rebutted, nil
 }
