@@ -38,7 +38,7 @@ EXIT STATUS
 			detectFlag := fs.Bool("detect", false, "run the detection studies (see move help experiment)")
 			defences := defenceFlag(fs)
 			families := familiesFlag(fs)
-			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
+			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, ", ")+" (weights: the paper's classifier)")
 			styleOpts := styleFlags(fs)
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "a sweep (see move help experiment; repeatable)")

@@ -177,7 +177,7 @@ EXIT STATUS
 			var draws int
 			intIn(fs, &draws, "draws", 0, 0, 10000, "repeat the white-box verdict's test on this many draws of m key images: each suspect's share of draws flagged, and the innocents' (0: the verdict's draw only)")
 			families := familiesFlag(fs)
-			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, " or ")+" (the paper's classifier)")
+			whiteFamily := fs.String("white-family", experiment.DefaultWhiteFamily, "the white-box family of the table's verdict: "+strings.Join(experiment.WhiteFamilies, ", ")+" (weights: the paper's classifier)")
 			detectFlag := fs.Bool("detect", false, "run the thief's detection studies (STRIP, Neural Cleanse) on MOVE's victim and the baselines'")
 			styleOpts := styleFlags(fs)
 			washing := fs.Bool("washing", false, "add the washing attacks (pruning, fine-pruning, int8, strong-augmentation distillation, served fronts; see move help steal)")

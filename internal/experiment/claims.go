@@ -82,8 +82,8 @@ func (r *runner) falseClaims() error {
 		var res ClaimResult
 		conf := map[string]any{"scenario": sc.name, "upstream": r.base, "tries": r.cfg.Profile.ClaimStyles,
 			"controls": r.stageHash("controls"), "contrast": verify.Contrast, "v": 1}
-		if sc.name == ClaimPublic && r.cfg.WhiteFamily != "weights" {
-			conf["white"] = r.cfg.WhiteFamily // the same-init protocol trains the claimant's benign models
+		if sc.name == ClaimPublic && r.cfg.WhiteFamily != "weights" || r.cfg.WhiteFamily == features.GainTop {
+			conf["white"] = r.cfg.WhiteFamily // the same-init protocol trains the claimant's benign models; style-gain-top tests otherwise
 		}
 		if err := r.stage("claim-"+sc.name, conf, nil, &res, func() error {
 			res = ClaimResult{Scenario: sc.name, Verdicts: map[string]*Verdict{}}
@@ -129,11 +129,26 @@ func (r *runner) claimKey(dir, out string, k int, rate float64) ([]watermark.Pai
 }
 
 // claimTest trains both meta-classifiers of a claimant and tests the target with them; the
-// white-box one against whiteBenign when given (the same-init protocol), else against benign.
+// white-box one against whiteBenign when given (the same-init protocol), else against benign;
+// when the table's white-box family is style-gain-top, the claimant's white-box test is that
+// family's, ranked with their victim and benign models.
 func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classifier.Model, ref, target classifier.Model, pairs []watermark.Pair) (map[string]*Verdict, error) {
 	p := r.cfg.Profile
 	out := map[string]*Verdict{}
 	for _, mode := range features.Modes {
+		if mode == features.White && r.cfg.WhiteFamily == features.GainTop {
+			// The claimant ranks their key by their victim's gain beyond their benign models'.
+			c, err := verify.GainTopRecord(victim, benign, pairs, verify.GainTopAugs)
+			if err != nil {
+				return nil, fmt.Errorf("%s ranking: %w", features.GainTop, err)
+			}
+			res, err := verify.GainTop(c, target, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
+			if err != nil {
+				return nil, err
+			}
+			out[mode] = verdictOf(res)
+			continue
+		}
 		fo := meta.Options{}
 		if p.MetaHidden == "logistic" {
 			fo.Hidden = []int{}

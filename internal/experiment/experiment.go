@@ -810,6 +810,12 @@ func (r *runner) metaAndVerify() error {
 		suspects[i] = m
 	}
 	up := r.base
+	var gainTop *meta.Classifier // the table's white-box family when it is style-gain-top
+	if r.cfg.WhiteFamily == features.GainTop {
+		if gainTop, err = r.gainTopRanking(victim, benign, pairs); err != nil {
+			return err
+		}
+	}
 	for _, mode := range features.Modes {
 		file := r.path("meta-" + mode + ".safetensors")
 		mo, conf := r.metaOptions(mode, len(pairs), up)
@@ -842,6 +848,14 @@ func (r *runner) metaAndVerify() error {
 				return err
 			}
 			row, s := &r.res.Rows[i], suspects[i]
+			if mode == features.White && gainTop != nil {
+				if s.Local != nil { // the white-box column: the suspects whose weights are at hand
+					if row.White, err = r.gainTopVerdict(gainTop, *row, s, ref, pairs); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			if mode == features.White {
 				if row.White, err = r.verifyWhite(c, *row, s, ref, pairs, true); err != nil {
 					return err

@@ -507,6 +507,36 @@ func TestPipelineResumes(t *testing.T) {
 		t.Errorf("detection table:\n%s", detTable.String())
 	}
 	t.Logf("\n%s", detTable.String())
+	// style-gain-top as the table's white-box family: the white-box column is that family's
+	// verdict (the same test as its column beside), for the suspects whose weights are at hand,
+	// and the claimants test with it too.
+	cfg.WhiteFamily, cfg.Detect, cfg.Ablations, cfg.Draws, cfg.Defences = features.GainTop, false, false, 1, nil
+	cfg.Features = []string{features.GainTop, "weights"}
+	res6, err := Run(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range res6.Rows {
+		local := row.Served == "" && row.Front == ""
+		top, before := row.Families[features.GainTop], res5.Rows[i].Families[features.GainTop]
+		if local != (row.White != nil) || top != row.White {
+			t.Errorf("%s (local %v): white-box verdict %+v, style-gain-top %+v", row.Attack, local, row.White, top)
+		}
+		if row.White != nil && (before == nil || row.White.P != before.P || row.White.M != res6.Config.Profile.MWhite) {
+			t.Errorf("%s: the table's style-gain-top p %g on %d images, the family's column gave %+v", row.Attack, row.White.P, row.White.M, before)
+		}
+		if w := row.Families["weights"]; local && (w == nil || w == row.White) {
+			t.Errorf("%s: the paper's classifier's verdict %+v beside the table's %+v", row.Attack, w, row.White)
+		}
+	}
+	for _, c := range res6.Claims {
+		if w := c.Verdicts[features.White]; w != nil && w.M != res6.Config.Profile.MWhite {
+			t.Errorf("claim %s: white-box verdict on %d images, want the family's m = %d", c.Scenario, w.M, res6.Config.Profile.MWhite)
+		}
+	}
+	if len(res6.Claims) != 3 || res6.Claims[0].Verdicts[features.White] == nil {
+		t.Errorf("claims under style-gain-top: %+v", res6.Claims)
+	}
 	if _, err := Run(context.Background(), Config{Data: cfg.Data, Style: cfg.Style, Out: t.TempDir(), Profile: tiny(), Defences: []string{"dataset-magic"}}, log); err == nil ||
 		!strings.Contains(err.Error(), "dataset-magic") {
 		t.Errorf("an unknown defence: %v", err)
