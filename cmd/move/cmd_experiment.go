@@ -105,14 +105,18 @@ input-sign (the gradient with respect to each transformed image, its direction o
 pooled: they need no weight alignment, so a student trained from its own initialisation, or
 a suspect of another architecture, is readable), weights-same-init (the paper's classifier
 trained against two benign models that start from the victim's initial weights, so that
-lineage cannot separate the classes: the table's white-box column unless --white-family
-weights) and input-grad-students (input-grad with the owner's own students on both sides:
+lineage cannot separate the classes) and input-grad-students (input-grad with the owner's own students on both sides:
 two distilled from the victim with it, two distilled from benign models with them; trained
 on every key sample without the control contrast, each key image scored by the mean over 8
 augmented views of it; on CIFAR-10 it flags students and also a model trained on the owner's
 own clean images, so it is reported, not a verdict), and input-grad-sim (no classifier: the
 cosine between the suspect's full-resolution input gradient and the victim's at each key
-image, averaged over 8 augmented views, paired against the reference's). weights-same-init
+image, averaged over 8 augmented views, paired against the reference's), and style-gain-top
+(no classifier: the style-gain test, suspect against reference, on the m key images where the
+victim's gain from the owner's style is most its own, ranked by the victim and the benign
+models; each gain the mean over the five augmentations). The table's white-box column is
+--white-family's: style-gain-top unless told (measured: it sees students, clears the innocent
+suites and the false claimants' target), weights-same-init or weights. weights-same-init
 and input-grad-students train their extra models first (in OUT/owner). The table and the
 report show the families side by side. --student-arch ARCH adds a label-query student of
 another architecture than the victim's as a suspect: the weight families cannot read it, the

@@ -72,8 +72,9 @@ type Config struct {
 	// Features are the white-box feature families every suspect is verified with too, side by
 	// side (families.go).
 	Features []string `json:"features,omitempty"`
-	// WhiteFamily is the white-box family of the table's verdict: weights-same-init (the
-	// default, DefaultWhiteFamily) or weights (the paper's classifier). Run records the choice.
+	// WhiteFamily is the white-box family of the table's verdict: style-gain-top (the default,
+	// DefaultWhiteFamily), weights-same-init or weights (the paper's classifier). Run records
+	// the choice.
 	WhiteFamily string `json:"white_family,omitempty"`
 	// Ablations verifies every suspect with MOVE's ablations too (ablation.go).
 	Ablations bool `json:"ablations,omitempty"`
@@ -338,6 +339,9 @@ func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	}
 	if !slices.Contains(WhiteFamilies, cfg.WhiteFamily) {
 		return nil, fmt.Errorf("the table's white-box family must be one of %s, got %q", strings.Join(WhiteFamilies, ", "), cfg.WhiteFamily)
+	}
+	if cfg.Draws > 1 && cfg.WhiteFamily == features.GainTop {
+		return nil, fmt.Errorf("draws repeat a meta-classifier's test on random draws of key images; %s reads the same top-ranked m every time: give a classifier family as the white-box one (--white-family %s)", features.GainTop, SameInitFamily)
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Out, "stages"), 0o755); err != nil {
 		return nil, err

@@ -34,8 +34,16 @@ func WriteTable(w io.Writer, res *Results) {
 	alpha := res.Config.Profile.Alpha
 	fmt.Fprintf(w, "\nalpha = %g; p-values below it are verdicts of \"stolen\". m = %d white-box, %d black-box.\n",
 		alpha, res.Config.Profile.MWhite, res.Config.Profile.MBlack)
-	fmt.Fprintln(w, "white p: the meta-classifier's score, owner's style minus control styles, against the reference and the")
-	fmt.Fprintln(w, "margin. black gain / p: the style-gain test (true-class probability on the owner's style minus on the")
+	switch res.Config.WhiteFamily {
+	case features.GainTop:
+		fmt.Fprintln(w, "white dmu / p: style-gain-top, the style-gain test on the m key images where the victim's gain is most")
+		fmt.Fprintln(w, "its own (ranked by the owner's models; each gain the mean over the five augmentations), suspect against")
+		fmt.Fprintln(w, "reference, with the margin (only suspects whose weights are at hand: a served one reads -).")
+	default:
+		fmt.Fprintf(w, "white p: the %s meta-classifier's score, owner's style minus control styles, against the reference\n", whiteName(res.Config.WhiteFamily))
+		fmt.Fprintln(w, "and the margin.")
+	}
+	fmt.Fprintln(w, "black gain / p: the style-gain test (true-class probability on the owner's style minus on the")
 	fmt.Fprintln(w, "control styles, suspect against reference), the verdict; black p meta: the black-box meta-classifier's")
 	fmt.Fprintln(w, "contrast test; black p paper: the paper's test on the owner's style alone (small for any model that")
 	fmt.Fprintln(w, "shares the victim's robustness to restyling in general, and for a constant answer), for comparison")
@@ -294,4 +302,13 @@ func sweepSeries(items []SweepItem) []string {
 		}
 	}
 	return slices.Sorted(maps.Keys(set))
+}
+
+// whiteName is the family of a run's white-box column; runs recorded before the choice was
+// recorded used the paper's classifier.
+func whiteName(f string) string {
+	if f == "" {
+		return "weights"
+	}
+	return f
 }
