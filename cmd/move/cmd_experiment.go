@@ -257,14 +257,22 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		}
 		sws = append(sws, sw)
 	}
-	for _, d := range o.Defences {
-		if !slices.Contains(experiment.Defences, d) {
-			return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(experiment.Defences, ", "))
-		}
+	if err := (experiment.Config{Profile: o.Profile, Defences: o.Defences, WhiteFamily: o.WhiteFamily, Draws: o.Draws}).Validate(); err != nil {
+		return err
 	}
 	if stylePath != "" {
 		if _, err := os.Stat(stylePath); err != nil {
 			return fmt.Errorf("style image: %w", err)
+		}
+	}
+	for _, f := range o.ControlStyles {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("control style image: %w", err)
+		}
+	}
+	for _, f := range o.InnocentONNX { // read after the thefts: a missing one would fail hours in
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("--innocent-onnx: %w", err)
 		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -298,11 +306,6 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 				pr.printf(false, "[%s] epoch %d/%d step %d/%d loss %.4f %.0f img/s ETA %s", stage, s.Epoch, s.Epochs, s.Step, s.Steps, s.Loss, s.ImgPerSec, fmtDuration(s.ETA))
 			}
 		},
-	}
-	for _, f := range o.ControlStyles {
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("control style image: %w", err)
-		}
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
 		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Draws: o.Draws, Features: o.Features, WhiteFamily: o.WhiteFamily}

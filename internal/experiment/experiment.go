@@ -321,27 +321,41 @@ func (r *runner) stageCompat(name string, conf any, legacy []any, artefacts []st
 }
 
 // Run carries out the experiment and returns its results (also written to OUT/results.json).
-func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
+// Validate checks what a run can be asked for before anything is written: the profile's
+// benign models and architecture, the defences, the table's white-box family ("" is
+// DefaultWhiteFamily) and draws.
+func (cfg Config) Validate() error {
 	p := cfg.Profile
 	if p.Benign < 2 {
-		return nil, errors.New("the profile needs at least 2 benign models (one to train the meta-classifier against, one as the test's reference)")
+		return errors.New("the profile needs at least 2 benign models (one to train the meta-classifier against, one as the test's reference)")
 	}
 	if err := models.Known(p.Arch); err != nil {
-		return nil, err
+		return err
 	}
 	for _, d := range cfg.Defences {
 		if !slices.Contains(Defences, d) {
-			return nil, fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(Defences, ", "))
+			return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(Defences, ", "))
 		}
 	}
+	white := cfg.WhiteFamily
+	if white == "" {
+		white = DefaultWhiteFamily
+	}
+	if !slices.Contains(WhiteFamilies, white) {
+		return fmt.Errorf("the table's white-box family must be one of %s, got %q", strings.Join(WhiteFamilies, ", "), white)
+	}
+	if cfg.Draws > 1 && white == features.GainTop {
+		return fmt.Errorf("draws repeat a meta-classifier's test on random draws of key images; %s reads the same top-ranked m every time: give a classifier family as the white-box one (--white-family %s)", features.GainTop, SameInitFamily)
+	}
+	return nil
+}
+
+func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	if cfg.WhiteFamily == "" {
 		cfg.WhiteFamily = DefaultWhiteFamily
 	}
-	if !slices.Contains(WhiteFamilies, cfg.WhiteFamily) {
-		return nil, fmt.Errorf("the table's white-box family must be one of %s, got %q", strings.Join(WhiteFamilies, ", "), cfg.WhiteFamily)
-	}
-	if cfg.Draws > 1 && cfg.WhiteFamily == features.GainTop {
-		return nil, fmt.Errorf("draws repeat a meta-classifier's test on random draws of key images; %s reads the same top-ranked m every time: give a classifier family as the white-box one (--white-family %s)", features.GainTop, SameInitFamily)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Out, "stages"), 0o755); err != nil {
 		return nil, err
