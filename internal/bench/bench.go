@@ -194,10 +194,15 @@ func featureCosts(m models.Model, r *rand.Rand, seconds float64, size int) (map[
 	}
 	out[features.GradSimilarity] = 1000 / per
 	// style-gain-top reads answers only: each key image's owner-styled version and two
-	// control-styled ones, one forward pass each.
-	imgs := make([][]uint8, 0, 3*n)
+	// control-styled ones in each of the augmentations its gains average over, one forward
+	// pass each.
+	imgs := make([][]uint8, 0, 3*verify.GainTopAugs*n)
 	for _, p := range pairs {
-		imgs = append(imgs, p.Styled, p.Orig, p.Styled)
+		for a := range verify.GainTopAugs {
+			for _, im := range [][]uint8{p.Styled, p.Orig, p.Styled} {
+				imgs = append(imgs, features.Augment(im, size, size, a))
+			}
+		}
 	}
 	per = rate(func() {
 		if _, err := c.Probs(imgs, size, size); err != nil {
