@@ -320,7 +320,6 @@ func (r *runner) stageCompat(name string, conf any, legacy []any, artefacts []st
 	return nil
 }
 
-// Run carries out the experiment and returns its results (also written to OUT/results.json).
 // Validate checks what a run can be asked for before anything is written: the profile's
 // benign models and architecture, the defences, the table's white-box family ("" is
 // DefaultWhiteFamily) and draws.
@@ -350,6 +349,7 @@ func (cfg Config) Validate() error {
 	return nil
 }
 
+// Run carries out the experiment and returns its results (also written to OUT/results.json).
 func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
 	if cfg.WhiteFamily == "" {
 		cfg.WhiteFamily = DefaultWhiteFamily

@@ -173,7 +173,13 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 		return err
 	}
 	for _, mode := range features.Modes {
-		c, err := meta.Load(r.path("meta-" + mode + ".safetensors"))
+		// White-box: the table's family (style-gain-top's top m, or the classifier's m draws).
+		gainTop := mode == features.White && (cfg.WhiteFamily == features.GainTop || cfg.WhiteFamily == "" && DefaultWhiteFamily == features.GainTop)
+		file := "meta-" + mode + ".safetensors"
+		if gainTop {
+			file = "meta-white-" + features.GainTop + ".safetensors"
+		}
+		c, err := meta.Load(r.path(file))
 		if err != nil {
 			return err
 		}
@@ -182,7 +188,13 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 			if err != nil {
 				return err
 			}
-			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, Seed: cfg.Seed + 7})
+			o := verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, Seed: cfg.Seed + 7}
+			var res *verify.Result
+			if gainTop {
+				res, err = verify.GainTop(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha})
+			} else {
+				res, err = verify.Run(c, s, ref, pairs, o)
+			}
 			if err != nil {
 				return err
 			}
