@@ -150,11 +150,9 @@ func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classi
 			if err != nil {
 				return nil, fmt.Errorf("%s ranking: %w", features.GainTop, err)
 			}
-			res, err := verify.GainTop(c, target, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
-			if err != nil {
+			if out[mode], err = r.gainTopVerdict(c, "the claim's target", target, ref, pairs); err != nil {
 				return nil, err
 			}
-			out[mode] = verdictOf(res)
 			continue
 		}
 		fo := meta.Options{}

@@ -336,10 +336,7 @@ func (cfg Config) Validate() error {
 			return fmt.Errorf("unknown defence %q (known: %s)", d, strings.Join(Defences, ", "))
 		}
 	}
-	white := cfg.WhiteFamily
-	if white == "" {
-		white = DefaultWhiteFamily
-	}
+	white := cfg.whiteFamily()
 	if !slices.Contains(WhiteFamilies, white) {
 		return fmt.Errorf("the table's white-box family must be one of %s, got %q", strings.Join(WhiteFamilies, ", "), white)
 	}
@@ -349,11 +346,18 @@ func (cfg Config) Validate() error {
 	return nil
 }
 
+// whiteFamily is the table's white-box family: Config.WhiteFamily, DefaultWhiteFamily when
+// empty.
+func (cfg Config) whiteFamily() string {
+	if cfg.WhiteFamily == "" {
+		return DefaultWhiteFamily
+	}
+	return cfg.WhiteFamily
+}
+
 // Run carries out the experiment and returns its results (also written to OUT/results.json).
 func Run(ctx context.Context, cfg Config, log Logger) (*Results, error) {
-	if cfg.WhiteFamily == "" {
-		cfg.WhiteFamily = DefaultWhiteFamily
-	}
+	cfg.WhiteFamily = cfg.whiteFamily()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -868,7 +872,7 @@ func (r *runner) metaAndVerify() error {
 			row, s := &r.res.Rows[i], suspects[i]
 			if mode == features.White && gainTop != nil {
 				if s.Local != nil { // the white-box column: the suspects whose weights are at hand
-					if row.White, err = r.gainTopVerdict(gainTop, *row, s, ref, pairs); err != nil {
+					if row.White, err = r.gainTopVerdict(gainTop, row.Attack, s, ref, pairs); err != nil {
 						return err
 					}
 				}

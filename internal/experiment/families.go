@@ -214,7 +214,7 @@ func (r *runner) families() error {
 				return err
 			}
 			if err := r.verifyRows(name, false, func(row Row, s classifier.Model) (*Verdict, error) {
-				return r.gainTopVerdict(c, row, s, ref, pairs)
+				return r.gainTopVerdict(c, row.Attack, s, ref, pairs)
 			}); err != nil {
 				return err
 			}
@@ -428,11 +428,11 @@ func (r *runner) gainTopRanking(victim classifier.Model, benign []classifier.Mod
 
 // gainTopVerdict tests a suspect's style gains on the first m images of ranking c against the
 // reference's: a verdict of the style-gain-top family.
-func (r *runner) gainTopVerdict(c *meta.Classifier, row Row, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
+func (r *runner) gainTopVerdict(c *meta.Classifier, name string, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
 	p := r.cfg.Profile
 	res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
 	if err != nil {
-		return nil, fmt.Errorf("verifying %s (%s): %w", row.Attack, features.GainTop, err)
+		return nil, fmt.Errorf("verifying %s (%s): %w", name, features.GainTop, err)
 	}
 	return verdictOf(res), nil
 }

@@ -174,7 +174,7 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 	}
 	for _, mode := range features.Modes {
 		// White-box: the table's family (style-gain-top's top m, or the classifier's m draws).
-		gainTop := mode == features.White && (cfg.WhiteFamily == features.GainTop || cfg.WhiteFamily == "" && DefaultWhiteFamily == features.GainTop)
+		gainTop := mode == features.White && cfg.whiteFamily() == features.GainTop
 		file := "meta-" + mode + ".safetensors"
 		if gainTop {
 			file = "meta-white-" + features.GainTop + ".safetensors"
@@ -188,13 +188,11 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 			if err != nil {
 				return err
 			}
-			o := verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, Seed: cfg.Seed + 7}
-			var res *verify.Result
+			test := verify.Run
 			if gainTop {
-				res, err = verify.GainTop(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha})
-			} else {
-				res, err = verify.Run(c, s, ref, pairs, o)
+				test = verify.GainTop
 			}
+			res, err := test(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, Seed: cfg.Seed + 7})
 			if err != nil {
 				return err
 			}
