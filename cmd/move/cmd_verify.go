@@ -31,7 +31,7 @@ type verifyOptions struct {
 	suspects, endpoints, rebuttals             []string
 	allowSeen, jsonOut                         bool
 	m, resamples, budget, concurrency          int
-	alpha, minDelta                            float64
+	alpha, minDelta, shortfall                 float64
 	seed                                       uint64
 	timeout, deadline                          time.Duration
 	onnx                                       modelfile.ONNXDefaults
@@ -85,7 +85,12 @@ black-box features recognise.
 
 A suspect that is not a working classifier on the owner's images (its accuracy on the key's
 originals is not above guessing at --alpha, one-sided binomial test) gets the verdict
-"inconclusive": its answers are no evidence either way.
+"inconclusive": its answers are no evidence either way. So does a suspect whose accuracy on
+the key's originals beats the reference's by more than --reference-shortfall (default 0.15):
+any trained model gains more from restyling than a weak one, so a weak reference is no null
+(on CIFAR-10 a one-epoch reference convicted a well-trained innocent at p = 4e-4); test again
+against a reference as good as the suspect. For the same reason move meta --features
+style-gain-top refuses benign models more than 15 points less accurate than the victim.
 --test welch uses Welch's unequal-variance test instead (what the paper's published code
 computes); --resamples R repeats the test on R resamples and decides on the median p-value
 (their harmonic mean, the published code's figure, is reported too).
@@ -173,6 +178,7 @@ EXIT STATUS
 			enumIn(fs, &o.test, "test", "paired", []string{"paired", "welch"}, "the t-test")
 			intIn(fs, &o.resamples, "resamples", 1, 1, 10000, "repeat the test on this many resamples")
 			floatIn(fs, &o.minDelta, "min-delta", 0.05, interval{lo: 0, hi: 1, hiOpen: true}, "margin of the test: H1 is mu_S - mu_B > min-delta (0: the paper's test)")
+			floatIn(fs, &o.shortfall, "reference-shortfall", verify.DefaultRefShortfall, interval{lo: 0, hi: 1, loOpen: true}, "the most the reference's accuracy on the key's originals may fall below the suspect's; beyond it the verdict is inconclusive (1: never)")
 			fs.Uint64Var(&o.seed, "seed", 0, "random seed (sampling)")
 			fs.BoolVar(&o.jsonOut, "json", false, "print JSON on stdout")
 			durationIn(fs, &o.timeout, "timeout", 30*time.Second, "per-request timeout for --endpoint")
@@ -293,7 +299,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			return err
 		}
 		// The victim's gradients and the reference's scores, once for every suspect.
-		if simTest, err = verify.NewSimilarityTest(victim, benign, pairs, c.Info.HeldOutIdx, verify.Options{M: o.m, Alpha: o.alpha, Seed: o.seed, MinDelta: o.minDelta}); err != nil {
+		if simTest, err = verify.NewSimilarityTest(victim, benign, pairs, c.Info.HeldOutIdx, verify.Options{M: o.m, Alpha: o.alpha, Seed: o.seed, MinDelta: o.minDelta, RefShortfall: o.shortfall}); err != nil {
 			return err
 		}
 	}
@@ -365,10 +371,10 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		case simTest != nil:
 			res, err = simTest.Run(m)
 		case top:
-			res, err = verify.GainTop(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha})
+			res, err = verify.GainTop(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, RefShortfall: o.shortfall})
 		default:
 			res, err = verify.Run(c, m, benign, pairs, verify.Options{M: o.m, Alpha: o.alpha, Test: o.test, Resamples: o.resamples, Seed: o.seed, MinDelta: o.minDelta,
-				Rebuttals: rbs})
+				Rebuttals: rbs, RefShortfall: o.shortfall})
 		}
 		rep := verifyReport{Suspect: sp.name, SuspectSHA256: suspectHash, BenignSHA256: benignHash, BenignSeen: seen, KeySHA256: c.Info.KeyHash,
 			Version: buildinfo.Version, Command: o.command, Seed: o.seed, Record: rec}
@@ -447,6 +453,13 @@ func printVerifyTable(w io.Writer, mode string, reps []verifyReport, results []*
 	tw.Flush()
 	if last != nil {
 		fmt.Fprintf(w, "%s-box, alpha %g, m = %d; exit status 0 when any suspect is flagged\n", mode, last.Alpha, last.M)
+		fmt.Fprintf(w, "the reference answers the key's originals %.1f%% right; a suspect more than %.0f points better is inconclusive against it\n",
+			100*last.RefKeyAccuracy, 100*last.RefShortfall)
+	}
+	for i, r := range results {
+		if r != nil && r.Why != "" {
+			fmt.Fprintf(w, "%s: inconclusive: %s\n", reps[i].Suspect, r.Why)
+		}
 	}
 	for _, r := range reps {
 		if r.Error != "" {
@@ -470,9 +483,9 @@ func printVerify(w io.Writer, o verifyOptions, c *meta.Classifier, res *verify.R
 	if res.Contrast != "" {
 		fmt.Fprintf(w, "scores contrast the owner's style with %d control styles (%s): score = C(owner style) - mean C(control styles)\n", c.Info.Controls, res.Contrast)
 	}
-	fmt.Fprintf(w, "suspect's accuracy on the key's originals: %.1f%% of %d (against guessing: p %.3g)\n", 100*res.KeyAccuracy, res.KeyAccuracyN, res.KeyAccuracyP)
-	if res.Verdict == verify.Inconclusive {
-		fmt.Fprintf(w, "the suspect is not a working classifier on the owner's images: its answers are no evidence either way\n")
+	fmt.Fprintf(w, "accuracy on the key's originals: suspect %.1f%% of %d (against guessing: p %.3g), reference %.1f%%\n", 100*res.KeyAccuracy, res.KeyAccuracyN, res.KeyAccuracyP, 100*res.RefKeyAccuracy)
+	if res.Why != "" {
+		fmt.Fprintf(w, "inconclusive: %s\n", res.Why)
 	}
 	if res.Contrast != "" {
 		fmt.Fprintf(w, "meta-classifier: against the reference p %.4g, delta-mu %.4f; the suspect's own specificity p %.4g, mean score %.4f\n",

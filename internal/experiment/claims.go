@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -34,6 +35,10 @@ const (
 	// tests with, deliberately weak benign models.
 	ClaimWeakBenign = "weak-benign"
 )
+
+// Refused is a false claim's verdict when move refused the claimant's test (ErrWeakRanking):
+// nothing was tested, so nothing convicts (P is 1).
+const Refused = "refused"
 
 // ClaimResult is one simulated false claim and whether move convicted the innocent target.
 type ClaimResult struct {
@@ -81,7 +86,7 @@ func (r *runner) falseClaims() error {
 	} {
 		var res ClaimResult
 		conf := map[string]any{"scenario": sc.name, "upstream": r.base, "tries": r.cfg.Profile.ClaimStyles,
-			"controls": r.stageHash("controls"), "contrast": verify.Contrast, "v": 1}
+			"controls": r.stageHash("controls"), "contrast": verify.Contrast, "v": 2}
 		if sc.name == ClaimPublic && r.cfg.WhiteFamily != "weights" || r.cfg.WhiteFamily == features.GainTop {
 			conf["white"] = r.cfg.WhiteFamily // the same-init protocol trains the claimant's benign models; style-gain-top tests otherwise
 		}
@@ -147,6 +152,11 @@ func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classi
 				rankers = whiteBenign
 			}
 			c, err := verify.GainTopRecord(victim, rankers, pairs, verify.GainTopAugs)
+			if errors.Is(err, verify.ErrWeakRanking) {
+				// move refuses the claimant's ranking: no white-box verdict to convict with.
+				out[mode] = &Verdict{Verdict: Refused, P: 1, Why: err.Error()}
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s ranking: %w", features.GainTop, err)
 			}

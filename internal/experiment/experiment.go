@@ -101,8 +101,12 @@ type Verdict struct {
 	DeltaMu     float64 `json:"delta_mu"`
 	M           int     `json:"m"`
 	Stolen      bool    `json:"stolen"`
-	Verdict     string  `json:"verdict"` // stolen, not stolen, inconclusive
+	Verdict     string  `json:"verdict"` // stolen, not stolen, inconclusive; for a false claim also refused
 	KeyAccuracy float64 `json:"key_accuracy"`
+	// RefKeyAccuracy is the reference's accuracy on the same originals; Why says why a
+	// verdict is inconclusive (or refused).
+	RefKeyAccuracy float64 `json:"reference_key_accuracy"`
+	Why            string  `json:"why,omitempty"`
 	// UnspecificP is the paper's test on the owner's style alone (no contrast), for
 	// comparison; -1 when the test had no contrast.
 	UnspecificP float64 `json:"unspecific_p"`
@@ -948,7 +952,7 @@ func verdictOf(res *verify.Result) *Verdict {
 		mp = math.Max(res.Test.P, res.Specificity.P)
 	}
 	v := &Verdict{MetaP: mp, UnspecificP: up, P: res.P, DeltaMu: res.DeltaMu, M: res.M, Stolen: res.Stolen, Verdict: res.Verdict, KeyAccuracy: res.KeyAccuracy,
-		ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
+		RefKeyAccuracy: res.RefKeyAccuracy, Why: res.Why, ProbSuspect: res.ProbSuspect, ProbBenign: res.ProbBenign, ControlSuspect: res.ControlSuspect, ControlBenign: res.ControlBenign}
 	if res.GainUnrebutted != nil {
 		v.Rebuttals, v.UnrebuttedP = res.Rebuttals, res.GainUnrebutted.P
 	}

@@ -133,17 +133,34 @@ func writeClaims(w io.Writer, res *Results) {
 		if len(c.Bonf) > 0 {
 			bonf = fmt.Sprintf("%s/%s", fmtP(c.Bonf[features.White], c.Bonf != nil), fmtP(c.Bonf[features.Black], c.Bonf != nil))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t\n", c.Scenario, c.Target, pval(c.Verdicts[features.White]), pval(c.Verdicts[features.Black]),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t\n", c.Scenario, c.Target, claimCell(c.Verdicts[features.White]), claimCell(c.Verdicts[features.Black]),
 			unspecific(c.Verdicts[features.Black]), bonf, c.Convicted)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "i: inconclusive (the reference falls too far short of the target, or the target is no working classifier); refused: move would not rank the claimant's key")
 	for _, c := range res.Claims {
 		fmt.Fprintf(w, "  %s: %s", c.Scenario, c.Description)
 		if c.Tries > 0 {
 			fmt.Fprintf(w, " (smallest p over %d styles shown)", c.Tries)
 		}
 		fmt.Fprintln(w)
+		for _, mode := range features.Modes {
+			if v := c.Verdicts[mode]; v != nil && v.Why != "" {
+				fmt.Fprintf(w, "    %s-box %s: %s\n", mode, v.Verdict, v.Why)
+			}
+		}
 	}
+}
+
+// claimCell is a claim's p-value in one mode, marked when inconclusive, or "refused".
+func claimCell(v *Verdict) string {
+	switch {
+	case v != nil && v.Verdict == Refused:
+		return Refused
+	case v != nil && v.Verdict == verify.Inconclusive:
+		return pval(v) + " i"
+	}
+	return pval(v)
 }
 
 func fmtP(p float64, ok bool) string {

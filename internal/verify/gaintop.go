@@ -25,8 +25,9 @@ const GainTopAugs = 5
 // image: its true-class probability on the owner-styled version minus its mean over the
 // control-styled ones, averaged over augs of the paper's augmentations, recorded as Views;
 // GainTopAugs unless told). The owner ranks with its own models only, so the reference a test
-// is run against and the suspect play no part in which images are read. The caller adds the
-// hashes and provenance.
+// is run against and the suspect play no part in which images are read. Benign models more
+// than DefaultRefShortfall less accurate than the victim on the key's originals are refused
+// (ErrWeakRanking). The caller adds the hashes and provenance.
 func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, augs int) (*meta.Classifier, error) {
 	if augs == 0 {
 		augs = GainTopAugs
@@ -48,6 +49,9 @@ func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []w
 		return nil, fmt.Errorf("%d key samples with control styles: the style-gain test needs a key with controls (move embed --controls, or --add-controls)", len(idx))
 	}
 	views := 1 + controls
+	if err := rankersFair(victim, benign, pairs, idx); err != nil {
+		return nil, err
+	}
 	gv, _, err := styleGains(victim, pairs, idx, views, augs, nil)
 	if err != nil {
 		return nil, fmt.Errorf("victim: %w", err)
@@ -77,13 +81,49 @@ func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []w
 	return meta.Record(info), nil
 }
 
+// ErrWeakRanking is the error of a style-gain-top ranking with a benign model much weaker
+// than the victim.
+var ErrWeakRanking = errors.New("a benign model much weaker than the victim ranks the images where any trained model gains from restyling")
+
+// rankersFair refuses benign models that answer the key's originals (of samples idx) more
+// than DefaultRefShortfall worse than the victim. Against weak benign models the ranking
+// picks the images on which any trained model gains from the owner's style, not those where
+// the victim's gain is its own: on CIFAR-10 quick, ranked against a one-epoch model, a
+// well-trained innocent scored p = 0.056 against the experiment's reference (0.43 ranked
+// against the real benign models), and 4e-4 against a one-epoch reference.
+func rankersFair(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, idx []int) error {
+	acc := func(m classifier.Model) (float64, error) {
+		var r Result
+		if err := r.refAccuracy(m, pairs, idx, Options{}); err != nil {
+			return 0, err
+		}
+		return r.RefKeyAccuracy, nil
+	}
+	va, err := acc(victim)
+	if err != nil {
+		return fmt.Errorf("victim: %w", err)
+	}
+	for i, b := range benign {
+		ba, err := acc(b)
+		if err != nil {
+			return fmt.Errorf("benign model %d: %w", i+1, err)
+		}
+		if va-ba > DefaultRefShortfall {
+			return fmt.Errorf("benign model %d answers the key's originals %.1f%% right, the victim %.1f%%: %w; train the benign models as the victim was trained (more than %.0f points short is refused)",
+				i+1, 100*ba, 100*va, ErrWeakRanking, 100*DefaultRefShortfall)
+		}
+	}
+	return nil
+}
+
 // GainTop runs the style-gain test of the black-box verdict (Result.Gain: per key image, the
 // suspect's gain against the reference's, paired, H1: larger by more than o.GainMargin,
 // default 0.01) on the first o.M (default 10) key samples of c's ranking (GainTopRecord): the
 // images on which the victim's answer is most specific to the owner's style, each gain averaged
 // over the ranking's augmentations (a meta file without them: the images alone). It reads the
-// suspect's answers only. A suspect that is no working classifier on the owner's images is
-// "inconclusive", as under Run.
+// suspect's answers only. A suspect that is no working classifier on the owner's images, or
+// one the reference falls too far short of (Options.RefShortfall), is "inconclusive", as
+// under Run.
 func GainTop(c *meta.Classifier, suspect, benign classifier.Model, pairs []watermark.Pair, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -114,6 +154,7 @@ func GainTop(c *meta.Classifier, suspect, benign classifier.Model, pairs []water
 	res.M, res.Samples = res.GainM, ranked[:res.GainM]
 	res.Test, res.P, res.PMedian, res.PHarmonic = *res.Gain, res.Gain.P, res.Gain.P, res.Gain.P
 	res.DeltaMu, res.MinDelta = res.Gain.DeltaMu, res.GainMargin
+	accIdx := ranked
 	if suspect.IsLocal() {
 		err := res.keyAccuracyLocal(suspect, pairs, ranked)
 		if err != nil {
@@ -125,6 +166,10 @@ func GainTop(c *meta.Classifier, suspect, benign classifier.Model, pairs []water
 			return nil, fmt.Errorf("suspect: %w", err)
 		}
 		res.keyAccuracy(argmaxes(probs), res.Samples, pairs, len(probs[0]))
+		accIdx = res.Samples
+	}
+	if err := res.refAccuracy(benign, pairs, accIdx, o); err != nil {
+		return nil, err
 	}
 	res.decide(o.Alpha, true)
 	return res, nil

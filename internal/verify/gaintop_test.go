@@ -22,6 +22,7 @@ type gainProber struct {
 	k         int // classes
 	flat      bool
 	plainOnly bool
+	wrongMod  int // when > 0, answers the original of every wrongMod-th sample with another class
 }
 
 func (g gainProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
@@ -36,6 +37,9 @@ func (g gainProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
 		y := g.labels[s]
 		if g.flat {
 			y = 0 // answers class 0 whatever it is shown
+		}
+		if kind == 0 && g.wrongMod > 0 && s%g.wrongMod == 0 {
+			y = (y + 1) % g.k // wrong on this original; its gains are untouched
 		}
 		for j := range row {
 			row[j] = float32((1 - p) / float64(g.k-1))
@@ -145,6 +149,58 @@ func TestGainTopRanksAndTests(t *testing.T) {
 	}
 	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, bare, 0); err == nil {
 		t.Error("a key without controls: no error")
+	}
+}
+
+// A reference that answers the key's originals much worse than the suspect is no null: the
+// victim tested against it is inconclusive, and says why; within the allowed shortfall, or
+// with the check turned off, it is stolen as against a good reference.
+func TestGainTopWeakReference(t *testing.T) {
+	const n = 40
+	pairs, labels := gainPairs(n)
+	victim, benign := make([]float64, n), make([]float64, n)
+	for s := range n {
+		victim[s], benign[s] = 0.5+0.45*float64(s)/n, 0.5
+	}
+	model := func(styled []float64, wrongMod int) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, wrongMod: wrongMod}}
+	}
+	c, err := GainTopRecord(model(victim, 0), []classifier.Model{model(benign, 0)}, pairs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		wrongMod  int // the reference is wrong on every wrongMod-th original
+		shortfall float64
+		verdict   string
+	}{
+		{0, 0, Stolen},
+		{10, 0, Stolen},          // 1 of the top 10 (samples 39..30) wrong: 10 points short, allowed
+		{3, 0, Inconclusive},     // 4 of 10 wrong: 40 points short
+		{3, 0.45, Stolen},        // allowed by the owner
+		{3, 1, Stolen},           // the check off
+		{2, 0.45, Inconclusive},  // 50 points short
+		{10, 0.05, Inconclusive}, // 10 points, 5 allowed
+	} {
+		res, err := GainTop(c, model(victim, 0), model(benign, x.wrongMod), pairs, Options{RefShortfall: x.shortfall})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong := 0 // a served suspect's accuracy is counted on the m images it was tested on
+		for _, s := range res.Samples {
+			if x.wrongMod > 0 && s%x.wrongMod == 0 {
+				wrong++
+			}
+		}
+		if want := 1 - float64(wrong)/float64(len(res.Samples)); math.Abs(res.RefKeyAccuracy-want) > 1e-12 || res.KeyAccuracy != 1 {
+			t.Errorf("reference wrong on every %d-th: key accuracy %g (suspect %g), want %g", x.wrongMod, res.RefKeyAccuracy, res.KeyAccuracy, want)
+		}
+		if res.Verdict != x.verdict || (res.Verdict == Inconclusive) != (res.Why != "") || res.Stolen != (x.verdict == Stolen) {
+			t.Errorf("reference wrong on every %d-th, shortfall %g allowed: verdict %q (%s), want %q", x.wrongMod, x.shortfall, res.Verdict, res.Why, x.verdict)
+		}
+	}
+	if _, err := GainTop(c, model(victim, 0), model(benign, 0), pairs, Options{RefShortfall: 1.5}); err == nil {
+		t.Error("a shortfall of 1.5 accepted")
 	}
 }
 

@@ -27,6 +27,7 @@ type SimilarityTest struct {
 	idx    []int         // the m sampled key samples
 	victim [][][]float64 // [view][image] the victim's unit input gradients
 	ref    []float64     // the benign reference's scores
+	refAcc Result        // the reference's accuracy on the held-out originals (Result.RefKeyAccuracy)
 }
 
 // SimilarityRecord is the meta file of the similarity family (meta.Record) for victim and its
@@ -81,6 +82,9 @@ func NewSimilarityTest(victim, benign classifier.Model, pairs []watermark.Pair, 
 	if t.ref, err = t.score("benign model", benign); err != nil {
 		return nil, err
 	}
+	if err := t.refAcc.refAccuracy(benign, pairs, held, o); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -126,8 +130,8 @@ func (t *SimilarityTest) score(name string, mod classifier.Model) ([]float64, er
 	return out, nil
 }
 
-// Run tests suspect. A suspect that is no working classifier on the owner's images is
-// "inconclusive", as under the package's Run.
+// Run tests suspect. A suspect that is no working classifier on the owner's images, or one the
+// reference falls too far short of, is "inconclusive", as under the package's Run.
 func (t *SimilarityTest) Run(suspect classifier.Model) (*Result, error) {
 	ps, err := t.score("suspect", suspect)
 	if err != nil {
@@ -142,6 +146,7 @@ func (t *SimilarityTest) Run(suspect classifier.Model) (*Result, error) {
 	if err := res.keyAccuracyLocal(suspect, t.pairs, t.held); err != nil {
 		return nil, err
 	}
+	res.RefKeyAccuracy, res.RefShortfall = t.refAcc.RefKeyAccuracy, t.refAcc.RefShortfall
 	res.decide(t.o.Alpha, true)
 	return res, nil
 }

@@ -354,6 +354,19 @@ func TestOwnershipEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Against a reference that guesses, the copy is inconclusive: it answers the key's
+	// originals far better than such a reference, which is then no null.
+	weak, err := Run(c, wrap(victim), wrap(noiseModel{4}), pairs, Options{Seed: 2, MinDelta: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if weak.KeyAccuracy-weak.RefKeyAccuracy <= DefaultRefShortfall {
+		t.Fatalf("the copy answers the originals %.2f right, a guessing reference %.2f: no test of the check", weak.KeyAccuracy, weak.RefKeyAccuracy)
+	}
+	if weak.Verdict != Inconclusive || !strings.Contains(weak.Why, "reference") {
+		t.Errorf("the copy against a guessing reference: verdict %q (%s)", weak.Verdict, weak.Why)
+	}
+
 	// A rebuttal style joins the controls of the gain test only. Rebutting with the owner's
 	// own style (each original restyled to its owner-styled version) makes every gain, the
 	// suspect's and the reference's, 2/3 of the plain one: p0 - (c1 + c2 + p0)/3.
@@ -454,7 +467,7 @@ func TestMarginShiftsTheNullHypothesis(t *testing.T) {
 // would make the reference itself "stolen".
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{{MinDelta: -0.01}, {Alpha: 2}, {Alpha: -1}, {M: -5}, {Resamples: -1}, {Test: "z"},
-		{MinDelta: math.NaN()}, {GainMargin: -0.1}, {GainM: -1}} {
+		{MinDelta: math.NaN()}, {GainMargin: -0.1}, {GainM: -1}, {RefShortfall: -0.1}, {RefShortfall: 1.01}, {RefShortfall: math.NaN()}} {
 		if o.Validate() == nil {
 			t.Errorf("%+v accepted", o)
 		}
