@@ -406,7 +406,7 @@ func (r *runner) gainTopRanking(victim classifier.Model, benign []classifier.Mod
 	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes, "augs": verify.GainTopAugs}
 	var info meta.Info
 	err := r.stage("meta-white-"+features.GainTop, conf, []string{file}, &info, func() error {
-		c, err := verify.GainTopRecord(victim, benign, pairs, verify.GainTopAugs)
+		c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: benign}, pairs, verify.GainTopAugs)
 		if err != nil {
 			return err
 		}

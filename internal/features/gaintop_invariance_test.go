@@ -43,11 +43,11 @@ func TestGainTopIsPermutationInvariant(t *testing.T) {
 	for i := range pairs {
 		pairs[i] = watermark.Pair{Orig: img(), Styled: img(), Controls: [][]uint8{img(), img()}, H: 16, W: 16, Label: i % 3}
 	}
-	a, err := verify.GainTopRecord(victim, []classifier.Model{benign}, pairs, 0)
+	a, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: []classifier.Model{benign}}, pairs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := verify.GainTopRecord(victimP, []classifier.Model{net(8, perm)}, pairs, 0)
+	b, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victimP, Benign: []classifier.Model{net(8, perm)}}, pairs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,20 +19,30 @@ import (
 // the innocents at p 0.27-0.68.
 const GainTopAugs = 5
 
+// GainTopRankers are the owner's models a style-gain-top ranking reads: the victim, the
+// owner's further models that answer like it (Positives: students the owner distilled from
+// the victim), the benign models and the owner's further models that answer like them
+// (Negatives: students of the benign models).
+type GainTopRankers struct {
+	Victim                      classifier.Model
+	Positives, Benign, Negatives []classifier.Model
+}
+
 // GainTopRecord is the meta file of the style-gain-top family (features.GainTop): no
 // classifier; HeldOutIdx holds every key sample with control versions, ranked by how much more
-// the victim gains from the owner's style than the benign models do (a model's gain on a key
-// image: its true-class probability on the owner-styled version minus its mean over the
+// the victim (and, with Positives, the owner's students of it: the mean over them) gains from
+// the owner's style than the benign models (and Negatives) do (a model's gain on a key image:
+// its true-class probability on the owner-styled version minus its mean over the
 // control-styled ones, averaged over augs of the paper's augmentations, recorded as Views;
 // GainTopAugs unless told). The owner ranks with its own models only, so the reference a test
-// is run against and the suspect play no part in which images are read. Benign models more
-// than DefaultRefShortfall less accurate than the victim on the key's originals are refused
-// (ErrWeakRanking). The caller adds the hashes and provenance.
-func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, augs int) (*meta.Classifier, error) {
+// is run against and the suspect play no part in which images are read. Benign models (and
+// negatives) more than DefaultRefShortfall less accurate than the victim on the key's
+// originals are refused (ErrWeakRanking). The caller adds the hashes and provenance.
+func GainTopRecord(r GainTopRankers, pairs []watermark.Pair, augs int) (*meta.Classifier, error) {
 	if augs == 0 {
 		augs = GainTopAugs
 	}
-	if len(benign) == 0 {
+	if len(r.Benign) == 0 {
 		return nil, errors.New("ranking the key images needs at least one benign model")
 	}
 	controls := 0 // the fewest control styles of a sample that has them
@@ -49,22 +59,38 @@ func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []w
 		return nil, fmt.Errorf("%d key samples with control styles: the style-gain test needs a key with controls (move embed --controls, or --add-controls)", len(idx))
 	}
 	views := 1 + controls
-	if err := rankersFair(victim, benign, pairs, idx); err != nil {
+	negs := append(append([]classifier.Model(nil), r.Benign...), r.Negatives...)
+	if err := rankersFair(r.Victim, negs, pairs, idx); err != nil {
 		return nil, err
 	}
-	gv, _, err := styleGains(victim, pairs, idx, views, augs, nil)
-	if err != nil {
-		return nil, fmt.Errorf("victim: %w", err)
+	score := make([]float64, len(idx))
+	add := func(name string, ms []classifier.Model, w float64) error {
+		for i, m := range ms {
+			g, _, err := styleGains(m, pairs, idx, views, augs, nil)
+			if err != nil {
+				if len(ms) > 1 {
+					name = fmt.Sprintf("%s %d", name, i+1)
+				}
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			for j, x := range g {
+				score[j] += w * x / float64(len(ms))
+			}
+		}
+		return nil
 	}
-	score := append([]float64(nil), gv...)
-	for i, b := range benign {
-		gb, _, err := styleGains(b, pairs, idx, views, augs, nil)
-		if err != nil {
-			return nil, fmt.Errorf("benign model %d: %w", i+1, err)
-		}
-		for j, g := range gb {
-			score[j] -= g / float64(len(benign))
-		}
+	pos := append([]classifier.Model{r.Victim}, r.Positives...)
+	if err := add("victim", pos[:1], 1/float64(len(pos))); err != nil {
+		return nil, err
+	}
+	if err := add("positive model", r.Positives, float64(len(r.Positives))/float64(len(pos))); err != nil {
+		return nil, err
+	}
+	if err := add("benign model", r.Benign, -float64(len(r.Benign))/float64(len(negs))); err != nil {
+		return nil, err
+	}
+	if err := add("negative model", r.Negatives, -float64(len(r.Negatives))/float64(len(negs))); err != nil {
+		return nil, err
 	}
 	order := make([]int, len(idx))
 	for i := range order {
@@ -72,8 +98,8 @@ func GainTopRecord(victim classifier.Model, benign []classifier.Model, pairs []w
 	}
 	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
 	info := meta.Info{Mode: features.White, Layout: features.GainTop, Controls: controls, Views: augs}
-	if victim.Local != nil {
-		info.Arch, info.Classes = victim.Local.Arch(), victim.Local.Classes()
+	if r.Victim.Local != nil {
+		info.Arch, info.Classes = r.Victim.Local.Arch(), r.Victim.Local.Classes()
 	}
 	for _, i := range order {
 		info.HeldOutIdx = append(info.HeldOutIdx, idx[i])

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -91,7 +92,7 @@ func TestGainTopRanksAndTests(t *testing.T) {
 	model := func(styled []float64, flat bool) classifier.Model {
 		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, flat: flat}}
 	}
-	c, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, pairs, 0)
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim, false), Benign: []classifier.Model{model(benign, false)}}, pairs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +148,50 @@ func TestGainTopRanksAndTests(t *testing.T) {
 	for i := range bare {
 		bare[i].Controls = nil
 	}
-	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(benign, false)}, bare, 0); err == nil {
+	if _, err := GainTopRecord(GainTopRankers{Victim: model(victim, false), Benign: []classifier.Model{model(benign, false)}}, bare, 0); err == nil {
 		t.Error("a key without controls: no error")
+	}
+}
+
+// Positives join the victim and negatives the benign models: the ranking follows the mean
+// gain of the first beyond the mean gain of the second.
+func TestGainTopPositivesAndNegatives(t *testing.T) {
+	const n = 40
+	pairs, labels := gainPairs(n)
+	model := func(styled []float64) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
+	}
+	victim, benign, pos, neg := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for s := range n {
+		// The victim gains 0.3 everywhere: alone it ranks nothing. The positive's gain grows
+		// with s; the negative gains as much as the positive on even samples, nothing on odd.
+		victim[s], benign[s], pos[s], neg[s] = 0.8, 0.5, 0.5+0.4*float64(s)/n, 0.5
+		if s%2 == 0 {
+			neg[s] = pos[s]
+		}
+	}
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign)}}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for s := n - 1; s >= 0; s-- {
+		want = append(want, s)
+	}
+	if !slices.Equal(c.Info.HeldOutIdx, want) {
+		t.Errorf("with a positive: ranking %v, want %v", c.Info.HeldOutIdx, want)
+	}
+	c, err = GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign)},
+		Negatives: []classifier.Model{model(neg)}}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = want[:0]
+	for s := n - 1; s >= 1; s -= 2 { // odd samples by falling gain; the even ones tie behind
+		want = append(want, s)
+	}
+	if got := c.Info.HeldOutIdx[:n/2]; !slices.Equal(got, want) {
+		t.Errorf("with a negative: ranking starts %v, want %v", got, want)
 	}
 }
 
@@ -165,7 +208,7 @@ func TestGainTopWeakReference(t *testing.T) {
 	model := func(styled []float64, wrongMod int) classifier.Model {
 		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, wrongMod: wrongMod}}
 	}
-	c, err := GainTopRecord(model(victim, 0), []classifier.Model{model(benign, 0)}, pairs, 0)
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim, 0), Benign: []classifier.Model{model(benign, 0)}}, pairs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +245,18 @@ func TestGainTopWeakReference(t *testing.T) {
 	if _, err := GainTop(c, model(victim, 0), model(benign, 0), pairs, Options{RefShortfall: 1.5}); err == nil {
 		t.Error("a shortfall of 1.5 accepted")
 	}
+	// Weak models do not rank: a benign model or a negative wrong on a third of the originals.
+	for _, r := range []GainTopRankers{
+		{Victim: model(victim, 0), Benign: []classifier.Model{model(benign, 3)}},
+		{Victim: model(victim, 0), Benign: []classifier.Model{model(benign, 0)}, Negatives: []classifier.Model{model(benign, 3)}},
+	} {
+		if _, err := GainTopRecord(r, pairs, 0); !errors.Is(err, ErrWeakRanking) {
+			t.Errorf("a weak ranker: error %v", err)
+		}
+	}
+	if _, err := GainTopRecord(GainTopRankers{Victim: model(victim, 0), Benign: []classifier.Model{model(benign, 10)}}, pairs, 0); err != nil {
+		t.Errorf("a benign model 10 points short: %v", err)
+	}
 }
 
 // A gain is the mean over the recorded augmentations: a model that gains on the images as they
@@ -218,7 +273,7 @@ func TestGainTopAveragesAugmentations(t *testing.T) {
 		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, plainOnly: plainOnly}}
 	}
 	for _, augs := range []int{1, 3, 5} {
-		c, err := GainTopRecord(model(victim, false), []classifier.Model{model(flat, false)}, pairs, augs)
+		c, err := GainTopRecord(GainTopRankers{Victim: model(victim, false), Benign: []classifier.Model{model(flat, false)}}, pairs, augs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +292,7 @@ func TestGainTopAveragesAugmentations(t *testing.T) {
 			t.Errorf("%d augmentations: delta-mu %g, want %g", augs, res.DeltaMu, want)
 		}
 	}
-	if _, err := GainTopRecord(model(victim, false), []classifier.Model{model(flat, false)}, pairs, 6); err == nil {
+	if _, err := GainTopRecord(GainTopRankers{Victim: model(victim, false), Benign: []classifier.Model{model(flat, false)}}, pairs, 6); err == nil {
 		t.Error("six augmentations: no error")
 	}
 }
