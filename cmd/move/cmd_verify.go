@@ -88,9 +88,10 @@ originals is not above guessing at --alpha, one-sided binomial test) gets the ve
 "inconclusive": its answers are no evidence either way. So does a suspect whose accuracy on
 the key's originals beats the reference's by more than --reference-shortfall (default 0.15):
 any trained model gains more from restyling than a weak one, so a weak reference is no null
-(on CIFAR-10 a one-epoch reference convicted a well-trained innocent at p = 4e-4); test again
-against a reference as good as the suspect. For the same reason move meta --features
-style-gain-top refuses benign models more than 15 points less accurate than the victim.
+(on CIFAR-10, ranked and tested with one-epoch models, a well-trained innocent got p = 4e-4);
+test again against a reference as good as the suspect. For the same reason move meta
+--features style-gain-top refuses benign models more than 15 points less accurate than the
+victim.
 --test welch uses Welch's unequal-variance test instead (what the paper's published code
 computes); --resamples R repeats the test on R resamples and decides on the median p-value
 (their harmonic mean, the published code's figure, is reported too).

@@ -24,7 +24,7 @@ const GainTopAugs = 5
 // the victim), the benign models and the owner's further models that answer like them
 // (Negatives: students of the benign models).
 type GainTopRankers struct {
-	Victim                      classifier.Model
+	Victim                       classifier.Model
 	Positives, Benign, Negatives []classifier.Model
 }
 
@@ -59,10 +59,10 @@ func GainTopRecord(r GainTopRankers, pairs []watermark.Pair, augs int) (*meta.Cl
 		return nil, fmt.Errorf("%d key samples with control styles: the style-gain test needs a key with controls (move embed --controls, or --add-controls)", len(idx))
 	}
 	views := 1 + controls
-	negs := append(append([]classifier.Model(nil), r.Benign...), r.Negatives...)
-	if err := rankersFair(r.Victim, negs, pairs, idx); err != nil {
+	if err := rankersFair(r, pairs, idx); err != nil {
 		return nil, err
 	}
+	negs := append(append([]classifier.Model(nil), r.Benign...), r.Negatives...)
 	score := make([]float64, len(idx))
 	add := func(name string, ms []classifier.Model, w float64) error {
 		for i, m := range ms {
@@ -111,32 +111,37 @@ func GainTopRecord(r GainTopRankers, pairs []watermark.Pair, augs int) (*meta.Cl
 // than the victim.
 var ErrWeakRanking = errors.New("a benign model much weaker than the victim ranks the images where any trained model gains from restyling")
 
-// rankersFair refuses benign models that answer the key's originals (of samples idx) more
-// than DefaultRefShortfall worse than the victim. Against weak benign models the ranking
-// picks the images on which any trained model gains from the owner's style, not those where
-// the victim's gain is its own: on CIFAR-10 quick, ranked against a one-epoch model, a
+// rankersFair refuses benign models and negatives that answer the key's originals (of samples
+// idx) more than DefaultRefShortfall worse than the victim. Against weak benign models the
+// ranking picks the images on which any trained model gains from the owner's style, not those
+// where the victim's gain is its own: on CIFAR-10 quick, ranked against a one-epoch model, a
 // well-trained innocent scored p = 0.056 against the experiment's reference (0.43 ranked
 // against the real benign models), and 4e-4 against a one-epoch reference.
-func rankersFair(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair, idx []int) error {
+func rankersFair(r GainTopRankers, pairs []watermark.Pair, idx []int) error {
 	acc := func(m classifier.Model) (float64, error) {
-		var r Result
-		if err := r.refAccuracy(m, pairs, idx, Options{}); err != nil {
+		var res Result
+		if err := res.refAccuracy(m, pairs, idx, Options{}); err != nil {
 			return 0, err
 		}
-		return r.RefKeyAccuracy, nil
+		return res.RefKeyAccuracy, nil
 	}
-	va, err := acc(victim)
+	va, err := acc(r.Victim)
 	if err != nil {
 		return fmt.Errorf("victim: %w", err)
 	}
-	for i, b := range benign {
-		ba, err := acc(b)
-		if err != nil {
-			return fmt.Errorf("benign model %d: %w", i+1, err)
-		}
-		if va-ba > DefaultRefShortfall {
-			return fmt.Errorf("benign model %d answers the key's originals %.1f%% right, the victim %.1f%%: %w; train the benign models as the victim was trained (more than %.0f points short is refused)",
-				i+1, 100*ba, 100*va, ErrWeakRanking, 100*DefaultRefShortfall)
+	for _, g := range []struct {
+		name string
+		ms   []classifier.Model
+	}{{"benign model", r.Benign}, {"negative model", r.Negatives}} {
+		for i, m := range g.ms {
+			a, err := acc(m)
+			if err != nil {
+				return fmt.Errorf("%s %d: %w", g.name, i+1, err)
+			}
+			if va-a > DefaultRefShortfall {
+				return fmt.Errorf("%s %d answers the key's originals %.1f%% right, the victim %.1f%%: %w; train the benign models as the victim was trained (more than %.0f points short is refused)",
+					g.name, i+1, 100*a, 100*va, ErrWeakRanking, 100*DefaultRefShortfall)
+			}
 		}
 	}
 	return nil
