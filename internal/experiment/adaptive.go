@@ -114,7 +114,7 @@ func (r *runner) adaptiveSweep() error {
 				if mode == features.Black {
 					m = p.MBlack
 				}
-				res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
+				res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
 				if err != nil {
 					return fmt.Errorf("verifying %s washed with %g of the clean data (%s-box): %w", name, share, mode, err)
 				}

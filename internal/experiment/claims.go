@@ -151,7 +151,7 @@ func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classi
 			if whiteBenign != nil {
 				rankers = whiteBenign
 			}
-			c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: rankers}, pairs, verify.GainTopAugs)
+			c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: rankers, Shortfall: p.RefShortfall}, pairs, verify.GainTopAugs)
 			if errors.Is(err, verify.ErrWeakRanking) {
 				// move refuses the claimant's ranking: no white-box verdict to convict with.
 				out[mode] = &Verdict{Verdict: Refused, P: 1, Why: err.Error()}
@@ -190,7 +190,7 @@ func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classi
 				continue
 			}
 		}
-		res, err := verify.Run(c, target, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
+		res, err := verify.Run(c, target, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
 		if err != nil {
 			return nil, err
 		}

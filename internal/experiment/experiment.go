@@ -893,7 +893,7 @@ func (r *runner) metaAndVerify() error {
 				}
 				continue
 			}
-			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7,
+			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7,
 				Rebuttals: r.rebuttals(*row)})
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)

@@ -162,7 +162,7 @@ func (r *runner) verifyWhite(c *meta.Classifier, row Row, s, ref classifier.Mode
 	if _, err := verify.Compatible(c, s, pairs); err != nil {
 		return nil, nil // gradient features compare within one architecture
 	}
-	o := verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7}
+	o := verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7}
 	res, err := verify.Run(c, s, ref, pairs, o)
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, c.Info.Layout, err)
@@ -378,7 +378,7 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	if err != nil {
 		return err
 	}
-	test, err := verify.NewSimilarityTest(victim, ref, pairs, info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, Seed: r.cfg.Seed + 7})
+	test, err := verify.NewSimilarityTest(victim, ref, pairs, info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
 	if err != nil {
 		return fmt.Errorf("the %s test: %w", features.GradSimilarity, err)
 	}
@@ -406,7 +406,7 @@ func (r *runner) gainTopRanking(victim classifier.Model, benign []classifier.Mod
 	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes, "augs": verify.GainTopAugs}
 	var info meta.Info
 	err := r.stage("meta-white-"+features.GainTop, conf, []string{file}, &info, func() error {
-		c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: benign}, pairs, verify.GainTopAugs)
+		c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: benign, Shortfall: r.cfg.Profile.RefShortfall}, pairs, verify.GainTopAugs)
 		if err != nil {
 			return err
 		}
@@ -430,7 +430,7 @@ func (r *runner) gainTopRanking(victim classifier.Model, benign []classifier.Mod
 // reference's: a verdict of the style-gain-top family.
 func (r *runner) gainTopVerdict(c *meta.Classifier, name string, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
 	p := r.cfg.Profile
-	res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha})
+	res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha, RefShortfall: p.RefShortfall})
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s (%s): %w", name, features.GainTop, err)
 	}

@@ -56,6 +56,10 @@ type Profile struct {
 	Alpha  float64 `json:"alpha"`
 	// MinDelta is the smallest delta-mu that supports a verdict of "stolen".
 	MinDelta float64 `json:"min_delta"`
+	// RefShortfall is verify.Options.RefShortfall for every test (0: verify's default, 0.15;
+	// 1: never), and the most the benign models that rank a style-gain-top key may fall short
+	// of the victim.
+	RefShortfall float64 `json:"reference_shortfall,omitempty"`
 }
 
 // Profiles are the built-in sizes.

@@ -192,7 +192,7 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 			if gainTop {
 				test = verify.GainTop
 			}
-			res, err := test(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, Seed: cfg.Seed + 7})
+			res, err := test(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, RefShortfall: cfg.Profile.RefShortfall, Seed: cfg.Seed + 7})
 			if err != nil {
 				return err
 			}

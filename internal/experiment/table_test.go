@@ -39,3 +39,19 @@ func TestSweepTable(t *testing.T) {
 		}
 	}
 }
+
+// The claims table marks a refused ranking and an inconclusive verdict and says why.
+func TestClaimsTableRefusedAndInconclusive(t *testing.T) {
+	res := &Results{Claims: []ClaimResult{{Scenario: ClaimWeakBenign, Target: "wt.safetensors", Verdicts: map[string]*Verdict{
+		"white": {Verdict: Refused, P: 1, Why: "benign model 1 answers the key's originals 41.9% right"},
+		"black": {Verdict: "inconclusive", P: 0.0367, Why: "the reference answers the key's originals 39.4% right"},
+	}}}}
+	var buf bytes.Buffer
+	writeClaims(&buf, res)
+	out := buf.String()
+	for _, want := range []string{"refused", "0.0367 i", "white-box refused: benign model 1 answers", "black-box inconclusive: the reference answers"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("claims table lacks %q:\n%s", want, out)
+		}
+	}
+}
