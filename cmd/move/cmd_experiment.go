@@ -114,10 +114,12 @@ cosine between the suspect's full-resolution input gradient and the victim's at 
 image, averaged over 8 augmented views, paired against the reference's), and style-gain-top
 (no classifier: the style-gain test, suspect against reference, on the m key images where the
 victim's gain from the owner's style is most its own, ranked by the victim and the benign
-models; each gain the mean over the five augmentations). The table's white-box column is
+models; each gain the mean over the five augmentations), and style-gain-students (the same
+test, ranked by the mean gain of the victim and the owner's two students of it: the images
+where what the victim learned of the style survives distillation). The table's white-box column is
 --white-family's: style-gain-top unless told (measured: it sees students, clears the innocent
-suites and the false claimants' target), weights-same-init or weights. weights-same-init
-and input-grad-students train their extra models first (in OUT/owner). The table and the
+suites and the false claimants' target), weights-same-init or weights. weights-same-init,
+input-grad-students and style-gain-students train their extra models first (in OUT/owner). The table and the
 report show the families side by side. --student-arch ARCH adds a label-query student of
 another architecture than the victim's as a suspect: the weight families cannot read it, the
 input-gradient ones can.

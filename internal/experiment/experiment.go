@@ -838,7 +838,7 @@ func (r *runner) metaAndVerify() error {
 	up := r.base
 	var gainTop *meta.Classifier // the table's white-box family when it is style-gain-top
 	if r.cfg.WhiteFamily == features.GainTop {
-		if gainTop, err = r.gainTopRanking(victim, benign, pairs); err != nil {
+		if gainTop, err = r.gainTopRanking(features.GainTop, victim, nil, nil, benign, pairs); err != nil {
 			return err
 		}
 	}

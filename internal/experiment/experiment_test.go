@@ -386,7 +386,7 @@ func TestPipelineResumes(t *testing.T) {
 	t.Logf("\n%s", cmpTable.String())
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
-	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity, features.GainTop}
+	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity, features.GainTop, GainStudentsFamily}
 	cfg.Draws = 4
 	if _, err := Run(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "draws") {
 		t.Errorf("draws of style-gain-top's fixed images: %v", err)
@@ -424,6 +424,10 @@ func TestPipelineResumes(t *testing.T) {
 		// style-gain-top reads answers: every suspect with a model file, on the m top-ranked images.
 		if top := f[features.GainTop]; (top != nil) != (row.Served == "" && row.Front == "") || top != nil && (top.M != res5.Config.Profile.MWhite || top.N != top.M) {
 			t.Errorf("%s: style-gain-top verdict %+v, want one on m = %d images for each local suspect", row.Attack, top, res5.Config.Profile.MWhite)
+		}
+		// style-gain-students: the same test, ranked with the owner's students of the victim.
+		if top := f[GainStudentsFamily]; (top != nil) != (row.Served == "" && row.Front == "") || top != nil && (top.M != res5.Config.Profile.MWhite || top.N != top.M) {
+			t.Errorf("%s: style-gain-students verdict %+v, want one on m = %d images for each local suspect", row.Attack, top, res5.Config.Profile.MWhite)
 		}
 		if row.Attack == "copy" && f[features.GradSimilarity] != nil && math.Abs(f[features.GradSimilarity].ProbSuspect[0]-1) > 1e-6 {
 			t.Errorf("the copy's input gradients are the victim's: similarity %g, want 1", f[features.GradSimilarity].ProbSuspect[0])

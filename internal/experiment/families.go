@@ -41,7 +41,7 @@ import (
 // input-grad-sim trains nothing: each key image's score is the cosine between the suspect's
 // input gradient and the victim's (verify.Similar), against the same reference.
 var familyLayouts = func() map[string]string {
-	m := map[string]string{SameInitFamily: features.Compressed, "input-grad-students": features.InputGrad}
+	m := map[string]string{SameInitFamily: features.Compressed, "input-grad-students": features.InputGrad, GainStudentsFamily: features.GainTop}
 	for f, l := range features.Families {
 		m[f] = l
 	}
@@ -69,8 +69,14 @@ const (
 	DefaultWhiteFamily = features.GainTop
 )
 
+// GainStudentsFamily is style-gain-top ranked by the mean gain of the victim and the owner's
+// two students of it (distilled on the owner's clean images, as input-grad-students' positives)
+// beyond the benign models' (move meta --features style-gain-top --positive S1 --positive S2):
+// the top images are those where what the victim learned of the style survives distillation.
+const GainStudentsFamily = "style-gain-students"
+
 // Families are the white-box feature families, in the order tables print them.
-var Families = []string{"weights", "weights-full", "weights-raw", SameInitFamily, "input-grad", "input-sign", "input-grad-students", features.GradSimilarity, features.GainTop}
+var Families = []string{"weights", "weights-full", "weights-raw", SameInitFamily, "input-grad", "input-sign", "input-grad-students", features.GradSimilarity, features.GainTop, GainStudentsFamily}
 
 // ParseFamilies checks a list of family names; "all" stands for every family.
 func ParseFamilies(names []string) ([]string, error) {
@@ -208,8 +214,16 @@ func (r *runner) families() error {
 			}
 			continue
 		case name == r.cfg.WhiteFamily: // the table's white-box column
-		case name == features.GainTop:
-			c, err := r.gainTopRanking(victim, benign, pairs)
+		case name == features.GainTop || name == GainStudentsFamily:
+			var pos []classifier.Model
+			var hashes []string
+			if name == GainStudentsFamily {
+				if pos, _, hashes, err = r.ownerStudents(victim, benign); err != nil {
+					return err
+				}
+				hashes = hashes[:len(pos)] // the victim's students come first
+			}
+			c, err := r.gainTopRanking(name, victim, pos, hashes, benign, pairs)
 			if err != nil {
 				return err
 			}
@@ -394,19 +408,22 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	})
 }
 
-// gainTopRanking ranks the key images by the victim's style gain beyond the benign models'
-// (stage meta-white-style-gain-top, the family's meta file, as move meta --features
-// style-gain-top writes it).
-func (r *runner) gainTopRanking(victim classifier.Model, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
-	file := r.path("meta-white-" + features.GainTop + ".safetensors")
+// gainTopRanking ranks the key images by the victim's style gain (with positives: the mean of
+// the victim's and theirs; posHashes their stages) beyond the benign models' (stage
+// meta-white-NAME, the family's meta file, as move meta --features style-gain-top writes it).
+func (r *runner) gainTopRanking(name string, victim classifier.Model, pos []classifier.Model, posHashes []string, benign []classifier.Model, pairs []watermark.Pair) (*meta.Classifier, error) {
+	file := r.path("meta-white-" + name + ".safetensors")
 	var benignHashes []string
 	for i := range benign {
 		benignHashes = append(benignHashes, r.stageHash(fmt.Sprintf("train-benign%d", i+1)))
 	}
 	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes, "augs": verify.GainTopAugs}
+	if len(pos) > 0 {
+		conf["positives"] = posHashes
+	}
 	var info meta.Info
-	err := r.stage("meta-white-"+features.GainTop, conf, []string{file}, &info, func() error {
-		c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Benign: benign, Shortfall: r.cfg.Profile.RefShortfall}, pairs, verify.GainTopAugs)
+	err := r.stage("meta-white-"+name, conf, []string{file}, &info, func() error {
+		c, err := verify.GainTopRecord(verify.GainTopRankers{Victim: victim, Positives: pos, Benign: benign, Shortfall: r.cfg.Profile.RefShortfall}, pairs, verify.GainTopAugs)
 		if err != nil {
 			return err
 		}
