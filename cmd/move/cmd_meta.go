@@ -81,8 +81,11 @@ benign models and the negatives, so that the top images are those where what the
 learned of the style survives distillation. Measured on CIFAR-10 quick with the owner's two
 students of the victim (README): zero-shot 0.015 (0.045 without), the distillation-then-
 fine-tuning and zero-shot-then-fine-tuning chains 0.0012 and 0.006 (0.062, 0.42), no innocent
-below 0.27. Benign models or negatives more than 15 points less accurate than the victim on
-the key's originals are refused: weak models rank the images where any trained model gains.
+below 0.27. Use it only where the students inherit the victim's gain: on the Fashion-MNIST
+demo they do not, their gains are noise, and ranked with them (and a benign model from the
+victim's initial weights) the test missed the copy and accused an innocent (p = 0.0041;
+README). Benign models or negatives more than 15 points less accurate than the victim on the
+key's originals are refused: weak models rank the images where any trained model gains.
 
 --positive and --negative add the owner's further models to the two classes: students the
 owner distilled from the victim (labelled like it) and from benign models (labelled like
