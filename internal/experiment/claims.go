@@ -90,6 +90,9 @@ func (r *runner) falseClaims() error {
 		if sc.name == ClaimPublic && r.cfg.WhiteFamily != "weights" || r.cfg.WhiteFamily == features.GainTop {
 			conf["white"] = r.cfg.WhiteFamily // the same-init protocol trains the claimant's benign models; style-gain-top tests otherwise
 		}
+		if r.cfg.Profile.RefShortfall != 0 {
+			conf["shortfall"] = r.cfg.Profile.RefShortfall // the competence checks decide refused and inconclusive
+		}
 		if sc.name == ClaimPublic && r.cfg.WhiteFamily == features.GainTop {
 			conf["ranking"] = "same-init" // style-gain-top ranks with benign models from the claimant's victim's initial weights
 		}
