@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 
 	"move/internal/atomicfile"
@@ -81,10 +82,11 @@ benign models and the negatives, so that the top images are those where what the
 learned of the style survives distillation. Measured on CIFAR-10 quick with the owner's two
 students of the victim (README): zero-shot 0.015 (0.045 without), the distillation-then-
 fine-tuning and zero-shot-then-fine-tuning chains 0.0012 and 0.006 (0.062, 0.42), no innocent
-below 0.27. Use it only where the students inherit the victim's gain: on the Fashion-MNIST
-demo they do not, their gains are noise, and ranked with them (and a benign model from the
-victim's initial weights) the test missed the copy and accused an innocent (p = 0.0041;
-README). Benign models or negatives more than 15 points less accurate than the victim on the
+below 0.27. A positive ranks only if it inherits the victim's gain: its gains on the victim's
+own top 100 images must exceed the benign models' (paired t-test, p < 0.01; printed, and
+recorded in META); the others are dropped. On the Fashion-MNIST demo no student passes, and
+ranked with them anyway (and a benign model from the victim's initial weights) the test had
+missed the copy and accused an innocent (p = 0.0041; README). Benign models or negatives more than 15 points less accurate than the victim on the
 key's originals are refused: weak models rank the images where any trained model gains.
 
 --positive and --negative add the owner's further models to the two classes: students the
@@ -229,7 +231,18 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s, %s: %w", o.victim, o.key, err)
 		}
 		c.Info.Seed, c.Info.Version, c.Info.Command, c.Info.VictimHash, c.Info.BenignHashes = o.seed, buildinfo.Version, o.command, victimHash, benignHashes
-		c.Info.PositiveHashes, c.Info.NegativeHashes = posHashes, negHashes
+		for _, i := range c.Info.PositivesKept {
+			c.Info.PositiveHashes = append(c.Info.PositiveHashes, posHashes[i])
+		}
+		c.Info.NegativeHashes = negHashes
+		for i, p := range c.Info.PositiveP {
+			state := "dropped: it does not gain where the victim gains"
+			if slices.Contains(c.Info.PositivesKept, i) {
+				state = "kept"
+			}
+			fmt.Fprintf(stderr, "positive %s: its gains on the victim's top %d images above the benign models': p %.3g, %s\n", o.positive[i], verify.PositiveGateM, p, state)
+		}
+		pos = pos[:len(c.Info.PositivesKept)]
 		if printed, err := writeMeta(c, o, stdout); err != nil || printed {
 			return err
 		}

@@ -41,7 +41,12 @@ type Info struct {
 	BenignHashes []string `json:"benign_sha256"` // the benign models the classifier was trained against
 	// PositiveHashes and NegativeHashes are the owner's further models labelled like the
 	// victim and like the benign models (verify.MetaOptions), when there were any.
-	PositiveHashes []string  `json:"positive_sha256,omitempty"`
+	PositiveHashes []string `json:"positive_sha256,omitempty"`
+	// PositiveP is, for a style-gain-top ranking, each positive's p-value at the gate (its
+	// gains where the victim gains most, above the benign models'), and PositivesKept the
+	// positives that passed it and ranked (indices into the positives given).
+	PositiveP      []float64 `json:"positive_gate_p,omitempty"`
+	PositivesKept  []int     `json:"positives_kept,omitempty"`
 	NegativeHashes []string  `json:"negative_sha256,omitempty"`
 	KeyHash        string    `json:"key_sha256"`
 	Seed           uint64    `json:"seed"`

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	"move/internal/classifier"
@@ -66,41 +67,108 @@ func GainTopRecord(r GainTopRankers, pairs []watermark.Pair, augs int) (*meta.Cl
 		return nil, err
 	}
 	negs := append(append([]classifier.Model(nil), r.Benign...), r.Negatives...)
-	score := make([]float64, len(idx))
-	add := func(name string, ms []classifier.Model, w float64) error {
+	gains := func(name string, ms []classifier.Model) ([][]float64, error) {
+		out := make([][]float64, len(ms))
 		for i, m := range ms {
 			g, _, err := styleGains(m, pairs, idx, views, augs, nil)
 			if err != nil {
 				if len(ms) > 1 {
 					name = fmt.Sprintf("%s %d", name, i+1)
 				}
-				return fmt.Errorf("%s: %w", name, err)
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			out[i] = g
+		}
+		return out, nil
+	}
+	gv, err := gains("victim", []classifier.Model{r.Victim})
+	if err != nil {
+		return nil, err
+	}
+	gp, err := gains("positive model", r.Positives)
+	if err != nil {
+		return nil, err
+	}
+	gb, err := gains("benign model", r.Benign)
+	if err != nil {
+		return nil, err
+	}
+	gn, err := gains("negative model", r.Negatives)
+	if err != nil {
+		return nil, err
+	}
+	base := make([]float64, len(idx)) // the mean gain of the benign models and negatives
+	for _, g := range append(gb, gn...) {
+		for j, x := range g {
+			base[j] += x / float64(len(negs))
+		}
+	}
+	rank := func(score []float64) []int {
+		order := make([]int, len(idx))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
+		return order
+	}
+	// A positive joins the ranking only if it gains where the victim gains: on the victim's
+	// own top PositiveGateM images, its gains above the benign models' by more than the
+	// margin (paired t-test at PositiveGateAlpha). Where the owner's students inherit nothing
+	// of the victim's answer to the style, their gains are noise and would pick images that
+	// say nothing about the victim (measured on the Fashion-MNIST demo: an innocent accused).
+	// The images are chosen against all but one of the benign models (and negatives) and the
+	// positive is tested against the one left out, each in turn, and must pass every time:
+	// tested against the models that chose the images, where those gain least by selection,
+	// any model would pass.
+	all := append(append([][]float64(nil), gb...), gn...)
+	info := meta.Info{Mode: features.White, Layout: features.GainTop, Controls: controls, Views: augs}
+	if len(gp) > 0 && len(all) < 2 {
+		return nil, errors.New("positives need at least two benign models (or negatives): the gate tests each positive against one the images were not chosen by")
+	}
+	gateP := make([]float64, len(gp))
+	for out := range all {
+		score := make([]float64, len(idx))
+		for k, g := range all {
+			if k == out {
+				continue
 			}
 			for j, x := range g {
-				score[j] += w * x / float64(len(ms))
+				score[j] -= x / float64(len(all)-1)
 			}
 		}
-		return nil
+		for j := range score {
+			score[j] += gv[0][j]
+		}
+		top := rank(score)[:min(PositiveGateM, len(idx))]
+		for i, g := range gp {
+			a, b := make([]float64, len(top)), make([]float64, len(top))
+			for k, j := range top {
+				a[k], b[k] = g[j], all[out][j]
+			}
+			t, err := aboveMargin(a, b, 0.01, false)
+			if err != nil {
+				return nil, fmt.Errorf("positive model %d: %w", i+1, err)
+			}
+			gateP[i] = math.Max(gateP[i], t.P)
+		}
 	}
-	pos := append([]classifier.Model{r.Victim}, r.Positives...)
-	if err := add("victim", pos[:1], 1/float64(len(pos))); err != nil {
-		return nil, err
+	var kept [][]float64
+	for i, g := range gp {
+		info.PositiveP = append(info.PositiveP, gateP[i])
+		if gateP[i] < PositiveGateAlpha {
+			kept = append(kept, g)
+			info.PositivesKept = append(info.PositivesKept, i)
+		}
 	}
-	if err := add("positive model", r.Positives, float64(len(r.Positives))/float64(len(pos))); err != nil {
-		return nil, err
+	score := make([]float64, len(idx))
+	for j := range score {
+		sum := gv[0][j]
+		for _, g := range kept {
+			sum += g[j]
+		}
+		score[j] = sum/float64(1+len(kept)) - base[j]
 	}
-	if err := add("benign model", r.Benign, -float64(len(r.Benign))/float64(len(negs))); err != nil {
-		return nil, err
-	}
-	if err := add("negative model", r.Negatives, -float64(len(r.Negatives))/float64(len(negs))); err != nil {
-		return nil, err
-	}
-	order := make([]int, len(idx))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
-	info := meta.Info{Mode: features.White, Layout: features.GainTop, Controls: controls, Views: augs}
+	order := rank(score)
 	if r.Victim.Local != nil {
 		info.Arch, info.Classes = r.Victim.Local.Arch(), r.Victim.Local.Classes()
 	}
@@ -109,6 +177,16 @@ func GainTopRecord(r GainTopRankers, pairs []watermark.Pair, augs int) (*meta.Cl
 	}
 	return meta.Record(info), nil
 }
+
+// PositiveGateM and PositiveGateAlpha are the gate a positive of a style-gain-top ranking
+// passes (GainTopRecord): its gains on the victim's top PositiveGateM images above the benign
+// models' at PositiveGateAlpha. Measured (README): on CIFAR-10 quick the owner's two students
+// of the victim pass it at p = 9e-12 and 1e-8 and their students of benign models do not
+// (0.025, 0.89); on the Fashion-MNIST demo no student passes it (0.92, 1).
+const (
+	PositiveGateM     = 100
+	PositiveGateAlpha = 0.01
+)
 
 // ErrWeakRanking is the error of a style-gain-top ranking with a benign model much weaker
 // than the victim.

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -170,7 +171,10 @@ func TestGainTopPositivesAndNegatives(t *testing.T) {
 			neg[s] = pos[s]
 		}
 	}
-	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign)}}, pairs, 1)
+	if _, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign)}}, pairs, 1); err == nil {
+		t.Error("a positive with one benign model: no error (its gate needs a benign model the images were not chosen by)")
+	}
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign), model(benign)}}, pairs, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +196,49 @@ func TestGainTopPositivesAndNegatives(t *testing.T) {
 	}
 	if got := c.Info.HeldOutIdx[:n/2]; !slices.Equal(got, want) {
 		t.Errorf("with a negative: ranking starts %v, want %v", got, want)
+	}
+}
+
+// A positive that gains nothing where the victim gains does not rank: the ranking is the
+// victim's alone, and the meta file says which positives were kept and their gate p-values.
+func TestGainTopPositiveGate(t *testing.T) {
+	const n = 40
+	pairs, labels := gainPairs(n)
+	model := func(styled []float64) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
+	}
+	victim, benign, flat, follow := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for s := range n {
+		// The victim's gain grows with s; "follow" gains like it on the odd samples and more on
+		// the even ones (so that it reorders them); "flat" gains nothing.
+		victim[s], benign[s], flat[s] = 0.5+0.4*float64(s)/n, 0.5, 0.5
+		follow[s] = victim[s]
+		if s%2 == 0 {
+			follow[s] = 0.95
+		}
+	}
+	two := []classifier.Model{model(benign), model(benign)}
+	alone, err := GainTopRecord(GainTopRankers{Victim: model(victim), Benign: two}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(flat), model(follow)}, Benign: two}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Info.PositivesKept, []int{1}) || len(c.Info.PositiveP) != 2 || c.Info.PositiveP[0] < 0.5 || c.Info.PositiveP[1] > 1e-6 {
+		t.Fatalf("kept %v with gate p-values %v, want [1] (the follower), the flat one's p large", c.Info.PositivesKept, c.Info.PositiveP)
+	}
+	if slices.Equal(c.Info.HeldOutIdx, alone.Info.HeldOutIdx) {
+		t.Error("the follower passed the gate but did not change the ranking")
+	}
+	// Only the flat positive: the victim's ranking, unchanged.
+	c, err = GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(flat)}, Benign: two}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Info.PositivesKept) != 0 || !slices.Equal(c.Info.HeldOutIdx, alone.Info.HeldOutIdx) {
+		t.Errorf("a flat positive: kept %v, ranking %v, want none and the victim's %v", c.Info.PositivesKept, c.Info.HeldOutIdx[:10], alone.Info.HeldOutIdx[:10])
 	}
 }
 
@@ -294,5 +341,52 @@ func TestGainTopAveragesAugmentations(t *testing.T) {
 	}
 	if _, err := GainTopRecord(GainTopRankers{Victim: model(victim, false), Benign: []classifier.Model{model(flat, false)}}, pairs, 6); err == nil {
 		t.Error("six augmentations: no error")
+	}
+}
+
+// The gate reads each positive against a benign model that did not choose the images: a
+// positive whose gains are noise, like the benign models', does not pass, although against
+// the models that chose the images (where they gain least, by selection) it would.
+func TestGainTopGateHeldOut(t *testing.T) {
+	const n = 250
+	pairs, labels := gainPairs(n)
+	model := func(styled []float64) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
+	}
+	noise := func(seed uint64) []float64 {
+		r := rand.New(rand.NewPCG(seed, 1))
+		out := make([]float64, n)
+		for s := range out {
+			out[s] = 0.5 + 0.3*r.Float64()
+		}
+		return out
+	}
+	victim := make([]float64, n)
+	for s := range victim {
+		victim[s] = 0.7
+	}
+	benign := []classifier.Model{model(noise(1)), model(noise(2)), model(noise(3))}
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(noise(4))}, Benign: benign}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Info.PositivesKept) != 0 || c.Info.PositiveP[0] < PositiveGateAlpha {
+		t.Errorf("a positive of noise passed the gate: p %v, kept %v", c.Info.PositiveP, c.Info.PositivesKept)
+	}
+	// Against the models that chose the images it would have passed: the selection effect the
+	// held-out reading removes is there.
+	gp, gb := noise(4), make([]float64, n)
+	for _, k := range []uint64{1, 2, 3} {
+		for s, x := range noise(k) {
+			gb[s] += (x - 0.5) / 3
+		}
+	}
+	top := c.Info.HeldOutIdx[:PositiveGateM] // the victim's gain is flat: the ranking is 0.7 - the benign mean
+	a, b := make([]float64, len(top)), make([]float64, len(top))
+	for i, s := range top {
+		a[i], b[i] = gp[s]-0.5, gb[s]
+	}
+	if r, err := aboveMargin(a, b, 0.01, false); err != nil || r.P > 1e-3 {
+		t.Errorf("against the choosing models: p %g (%v), want it small", r.P, err)
 	}
 }
