@@ -73,9 +73,10 @@ const (
 // two students of it (distilled on the owner's clean images, as input-grad-students' positives)
 // beyond the benign models' (move meta --features style-gain-top --positive S1 --positive S2):
 // the top images are those where what the victim learned of the style survives distillation.
-// Measured (README): on CIFAR-10 quick it sees more students than style-gain-top; on the
-// Fashion-MNIST demo, whose students inherit nothing, it ranks noise (the copy 0.13), so it is
-// a column, never the verdict.
+// A student ranks only if it passes the gate (verify.PositiveGateM): it gains where the
+// victim gains. Measured (README): on CIFAR-10 quick both pass and it sees more students than
+// style-gain-top; on the Fashion-MNIST demo, whose students inherit nothing, neither passes
+// (before the gate it ranked noise: the copy 0.13). A column, not the verdict.
 const GainStudentsFamily = "style-gain-students"
 
 // Families are the white-box feature families, in the order tables print them.
@@ -422,7 +423,7 @@ func (r *runner) gainTopRanking(name string, victim classifier.Model, pos []clas
 	}
 	conf := map[string]any{"upstream": r.base, "controls": r.stageHash("controls"), "benign": benignHashes, "augs": verify.GainTopAugs}
 	if len(pos) > 0 {
-		conf["positives"] = posHashes
+		conf["positives"], conf["gate"] = posHashes, verify.PositiveGateM // positives rank only if they pass the gate
 	}
 	var info meta.Info
 	err := r.stage("meta-white-"+name, conf, []string{file}, &info, func() error {

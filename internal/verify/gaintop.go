@@ -119,13 +119,17 @@ func GainTopRecord(r GainTopRankers, pairs []watermark.Pair, augs int) (*meta.Cl
 	// The images are chosen against all but one of the benign models (and negatives) and the
 	// positive is tested against the one left out, each in turn, and must pass every time:
 	// tested against the models that chose the images, where those gain least by selection,
-	// any model would pass.
+	// any model would pass. With one benign model (and no negatives) no positive passes.
 	all := append(append([][]float64(nil), gb...), gn...)
 	info := meta.Info{Mode: features.White, Layout: features.GainTop, Controls: controls, Views: augs}
-	if len(gp) > 0 && len(all) < 2 {
-		return nil, errors.New("positives need at least two benign models (or negatives): the gate tests each positive against one the images were not chosen by")
-	}
 	gateP := make([]float64, len(gp))
+	if len(all) < 2 {
+		// No benign model is left to read a positive against: none passes (p 1).
+		for i := range gateP {
+			gateP[i] = 1
+		}
+		all = nil
+	}
 	for out := range all {
 		score := make([]float64, len(idx))
 		for k, g := range all {

@@ -171,8 +171,8 @@ func TestGainTopPositivesAndNegatives(t *testing.T) {
 			neg[s] = pos[s]
 		}
 	}
-	if _, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign)}}, pairs, 1); err == nil {
-		t.Error("a positive with one benign model: no error (its gate needs a benign model the images were not chosen by)")
+	if c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign)}}, pairs, 1); err != nil || len(c.Info.PositivesKept) != 0 || c.Info.PositiveP[0] != 1 {
+		t.Errorf("a positive with one benign model (no model left to gate it against): %v, want it dropped", err)
 	}
 	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Positives: []classifier.Model{model(pos)}, Benign: []classifier.Model{model(benign), model(benign)}}, pairs, 1)
 	if err != nil {
