@@ -52,6 +52,14 @@ func (g gainProber) Probs(imgs [][]uint8, h, w int) ([][]float32, error) {
 	return out, nil
 }
 
+// gainModel returns a prober over three classes that answers the true class with probability
+// styled[k] on sample k's owner-styled image and 0.5 on every other image.
+func gainModel(labels []int) func(styled []float64) classifier.Model {
+	return func(styled []float64) classifier.Model {
+		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
+	}
+}
+
 func gainPairs(n int) ([]watermark.Pair, []int) {
 	img := func(kind, s int) []uint8 {
 		b := make([]uint8, 4*4*3)
@@ -159,9 +167,7 @@ func TestGainTopRanksAndTests(t *testing.T) {
 func TestGainTopPositivesAndNegatives(t *testing.T) {
 	const n = 40
 	pairs, labels := gainPairs(n)
-	model := func(styled []float64) classifier.Model {
-		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
-	}
+	model := gainModel(labels)
 	victim, benign, pos, neg := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 	for s := range n {
 		// The victim gains 0.3 everywhere: alone it ranks nothing. The positive's gain grows
@@ -204,9 +210,7 @@ func TestGainTopPositivesAndNegatives(t *testing.T) {
 func TestGainTopPositiveGate(t *testing.T) {
 	const n = 40
 	pairs, labels := gainPairs(n)
-	model := func(styled []float64) classifier.Model {
-		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
-	}
+	model := gainModel(labels)
 	victim, benign, flat, follow := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 	for s := range n {
 		// The victim's gain grows with s; "follow" gains like it on the odd samples and more on
@@ -350,9 +354,7 @@ func TestGainTopAveragesAugmentations(t *testing.T) {
 func TestGainTopGateHeldOut(t *testing.T) {
 	const n = 250
 	pairs, labels := gainPairs(n)
-	model := func(styled []float64) classifier.Model {
-		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3}}
-	}
+	model := gainModel(labels)
 	noise := func(seed uint64) []float64 {
 		r := rand.New(rand.NewPCG(seed, 1))
 		out := make([]float64, n)
