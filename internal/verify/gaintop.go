@@ -211,13 +211,6 @@ var ErrWeakRanking = errors.New("a benign model much weaker than the victim rank
 // well-trained innocent scored p = 0.056 against the experiment's reference (0.43 ranked
 // against the real benign models), and 4e-4 against a one-epoch reference.
 func rankersFair(r GainTopRankers, pairs []watermark.Pair, idx []int) error {
-	acc := func(m classifier.Model) (float64, error) {
-		var res Result
-		if err := res.refAccuracy(m, pairs, idx, Options{}); err != nil {
-			return 0, err
-		}
-		return res.RefKeyAccuracy, nil
-	}
 	most := r.Shortfall
 	if most == 0 {
 		most = DefaultRefShortfall
@@ -225,7 +218,7 @@ func rankersFair(r GainTopRankers, pairs []watermark.Pair, idx []int) error {
 	if most >= 1 {
 		return nil
 	}
-	va, err := acc(r.Victim)
+	va, err := accuracyOn(r.Victim, pairs, idx)
 	if err != nil {
 		return fmt.Errorf("victim: %w", err)
 	}
@@ -234,7 +227,7 @@ func rankersFair(r GainTopRankers, pairs []watermark.Pair, idx []int) error {
 		ms   []classifier.Model
 	}{{"benign model", r.Benign}, {"negative model", r.Negatives}} {
 		for i, m := range g.ms {
-			a, err := acc(m)
+			a, err := accuracyOn(m, pairs, idx)
 			if err != nil {
 				return fmt.Errorf("%s %d: %w", g.name, i+1, err)
 			}

@@ -837,17 +837,11 @@ func (res *Result) keyAccuracyLocal(suspect classifier.Model, pairs []watermark.
 // refAccuracy records the reference's accuracy on the originals of key samples idx (those
 // the suspect's KeyAccuracy counts) and the shortfall allowed (Options.RefShortfall).
 func (res *Result) refAccuracy(ref classifier.Model, pairs []watermark.Pair, idx []int, o Options) error {
-	probs, err := ref.Probs(origs(pairs, idx), pairs[idx[0]].H, pairs[idx[0]].W)
+	acc, err := accuracyOn(ref, pairs, idx)
 	if err != nil {
 		return fmt.Errorf("benign model: %w", err)
 	}
-	correct := 0
-	for i, c := range argmaxes(probs) {
-		if c == pairs[idx[i]].Label {
-			correct++
-		}
-	}
-	res.RefKeyAccuracy = float64(correct) / float64(len(idx))
+	res.RefKeyAccuracy = acc
 	res.RefShortfall = o.RefShortfall
 	if res.RefShortfall == 0 {
 		res.RefShortfall = DefaultRefShortfall
@@ -855,16 +849,31 @@ func (res *Result) refAccuracy(ref classifier.Model, pairs []watermark.Pair, idx
 	return nil
 }
 
-// keyAccuracy records the suspect's top-1 accuracy (its answers pred) on the originals of key
-// samples idx and the one-sided binomial p-value of that accuracy against guessing among
-// classes.
-func (res *Result) keyAccuracy(pred, idx []int, pairs []watermark.Pair, classes int) {
+// accuracyOn is m's top-1 accuracy on the originals of key samples idx.
+func accuracyOn(m classifier.Model, pairs []watermark.Pair, idx []int) (float64, error) {
+	probs, err := m.Probs(origs(pairs, idx), pairs[idx[0]].H, pairs[idx[0]].W)
+	if err != nil {
+		return 0, err
+	}
+	return float64(correctOn(argmaxes(probs), idx, pairs)) / float64(len(idx)), nil
+}
+
+// correctOn counts the answers pred that are the true classes of key samples idx.
+func correctOn(pred, idx []int, pairs []watermark.Pair) int {
 	correct := 0
 	for i, k := range idx {
 		if pred[i] == pairs[k].Label {
 			correct++
 		}
 	}
+	return correct
+}
+
+// keyAccuracy records the suspect's top-1 accuracy (its answers pred) on the originals of key
+// samples idx and the one-sided binomial p-value of that accuracy against guessing among
+// classes.
+func (res *Result) keyAccuracy(pred, idx []int, pairs []watermark.Pair, classes int) {
+	correct := correctOn(pred, idx, pairs)
 	res.KeyAccuracyN = len(idx)
 	res.KeyAccuracy = float64(correct) / float64(len(idx))
 	res.KeyAccuracyP = stats.BinomialUpper(correct, len(idx), 1/float64(max(2, classes)))
