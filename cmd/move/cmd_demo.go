@@ -33,6 +33,7 @@ EXIT STATUS
 			var innocents int
 			intIn(fs, &innocents, "innocents", 0, 0, 10000, "size of the innocent suite (see move help experiment)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims (see move help experiment)")
+			innocentStudents := fs.Bool("innocent-students", false, "add students of the independent control as innocents (see move help experiment)")
 			washing := fs.Bool("washing", false, "add the washing attacks (see move help experiment)")
 			ablations := fs.Bool("ablations", false, "verify with MOVE's ablations too (see move help experiment)")
 			detectFlag := fs.Bool("detect", false, "run the detection studies (see move help experiment)")
@@ -53,7 +54,7 @@ EXIT STATUS
 			p := experiment.Demo()
 			styleOpts(&p)
 			return runExperiment(ctx, experimentOptions{Data: src, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Innocents: innocents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
+				Innocents: innocents, InnocentStudents: *innocentStudents, FalseClaims: *claims, Washing: *washing, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Sweeps: sweeps, Command: strings.Join(append([]string{"move", "demo"}, args...), " ")}, stdout, stderr)
 		},
 	}
 }

@@ -61,7 +61,10 @@ victim's recipe on the thief's data, other architectures (wrn16-1, vgg11-bn, res
 models trained on the owner's own clean images, models carrying someone else's MOVE
 watermark (another style), models fine-tuned from an unrelated model on the owner's clean
 images, a served model answering at random and an untrained network (12 or more hold every
-kind). --innocent-onnx adds models trained elsewhere (PyTorch exports). The table ends with
+kind). --innocent-onnx adds models trained elsewhere (PyTorch exports). --innocent-students
+adds a student of the independent control by each theft that trains a student (distillation,
+zero-shot, label-query, logit-query; the theft's recipe and data, that model as the teacher):
+a test that flags them sees a theft's recipe, not the victim. The table ends with
 the false accusations among them at alpha 0.01 and 0.05, the exact Clopper-Pearson 95% upper
 bound on the false-accusation rate, and the Kolmogorov-Smirnov comparison of their p-values
 with the uniform distribution; the report plots them (QQ plot). Each innocent is a stage:
@@ -116,10 +119,12 @@ image, averaged over 8 augmented views, paired against the reference's), and sty
 victim's gain from the owner's style is most its own, ranked by the victim and the benign
 models; each gain the mean over the five augmentations), and style-gain-students (the same
 test, ranked by the mean gain of the victim and the owner's two students of it: the images
-where what the victim learned of the style survives distillation). The table's white-box column is
+where what the victim learned of the style survives distillation), and style-gain-gated (the
+same, with weights-same-init's two benign models from the victim's initial weights among the
+models that rank, so that lineage does not rank). The table's white-box column is
 --white-family's: style-gain-top unless told (measured: it sees students, clears the innocent
 suites and the false claimants' target), weights-same-init or weights. weights-same-init,
-input-grad-students and style-gain-students train their extra models first (in OUT/owner). The table and the
+input-grad-students and the style-gain-students families train their extra models first (in OUT/owner). The table and the
 report show the families side by side. --student-arch ARCH adds a label-query student of
 another architecture than the victim's as a suspect: the weight families cannot read it, the
 input-gradient ones can.
@@ -178,6 +183,7 @@ EXIT STATUS
 			fs.Var(&controls, "control-style", "control style image (repeatable; default: the profile's procedural control styles)")
 			fs.Var(&external, "innocent-onnx", "an innocent model trained elsewhere (ONNX), verified as a suspect (repeatable; --onnx-* describe it)")
 			claims := fs.Bool("false-claims", false, "simulate three false claims against the well-trained innocent (see below)")
+			innocentStudents := fs.Bool("innocent-students", false, "add students of the independent control, one by each student theft, as innocents (see below)")
 			defences := defenceFlag(fs)
 			ablations := fs.Bool("ablations", false, "verify every suspect with MOVE's ablations too (raw gradients, no meta-classifier)")
 			var draws int
@@ -205,7 +211,7 @@ EXIT STATUS
 			}
 			styleOpts(&p)
 			return runExperiment(ctx, experimentOptions{Data: *dataSrc, Style: *stylePath, Out: *out, Profile: p, Seed: *seed,
-				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Draws: draws,
+				Sweeps: sweeps, JSON: *jsonOut, Innocents: innocents, ControlStyles: controls, InnocentONNX: external, InnocentStudents: *innocentStudents, ONNX: od, FalseClaims: *claims, Washing: *washing, StudentArch: *studentArch, Defences: *defences, Detect: *detectFlag, Ablations: *ablations, Features: *families, WhiteFamily: *whiteFamily, Draws: draws,
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
@@ -236,6 +242,7 @@ type experimentOptions struct {
 	Innocents        int
 	ControlStyles    []string
 	InnocentONNX     []string
+	InnocentStudents bool
 	ONNX             modelfile.ONNXDefaults
 	FalseClaims      bool
 	Washing          bool
@@ -310,7 +317,7 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		},
 	}
 	cfg := experiment.Config{Data: src, Style: abs, Out: out, Seed: seed, Profile: o.Profile, Command: o.Command,
-		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Draws: o.Draws, Features: o.Features, WhiteFamily: o.WhiteFamily}
+		ControlStyles: o.ControlStyles, Innocents: o.Innocents, InnocentONNX: o.InnocentONNX, InnocentStudents: o.InnocentStudents, FalseClaims: o.FalseClaims, Washing: o.Washing, StudentArch: o.StudentArch, Defences: o.Defences, Detect: o.Detect, Ablations: o.Ablations, Draws: o.Draws, Features: o.Features, WhiteFamily: o.WhiteFamily}
 	if o.ONNX.Norm != nil || o.ONNX.InputSize > 0 || o.ONNX.Classes != nil {
 		cfg.ONNX = &o.ONNX
 	}

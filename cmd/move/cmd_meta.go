@@ -81,8 +81,11 @@ victim and the positives (the owner's students of the victim) beyond the mean ga
 benign models and the negatives, so that the top images are those where what the victim
 learned of the style survives distillation. Measured on CIFAR-10 quick with the owner's two
 students of the victim (README): zero-shot 0.015 (0.045 without), the distillation-then-
-fine-tuning and zero-shot-then-fine-tuning chains 0.0012 and 0.006 (0.062, 0.42), no innocent
-below 0.27. A positive ranks only if it inherits the victim's gain: its gains on the victim's
+fine-tuning and zero-shot-then-fine-tuning chains 0.0012 and 0.006 (0.062, 0.42), but it
+also accuses a student of an unrelated model made by the same recipe (a distilled student of
+the independent control, p = 0.0063; with the victim alone in the ranking 0.21): the ranking
+learns the students' recipe, not only the victim. Do not use it for a verdict without the
+experiment's --innocent-students on the same data. A positive ranks only if it inherits the victim's gain: its gains on the victim's
 own top 100 images must exceed a benign model's that did not choose those images (each benign
 model held out in turn; paired t-test, p < 0.01 every time; printed, and recorded in META);
 the others are dropped, and with a single benign model all are. On the Fashion-MNIST demo no student passes, and

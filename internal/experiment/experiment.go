@@ -52,6 +52,11 @@ type Config struct {
 	// InnocentONNX are innocent models trained elsewhere, verified as suspects too.
 	Innocents    int      `json:"innocents,omitempty"`
 	InnocentONNX []string `json:"innocent_onnx,omitempty"`
+	// InnocentStudents adds, as innocents, a student of the independent control by each of
+	// the thefts that train a student (distillation, zero-shot, label-query, logit-query):
+	// the theft's recipe, data and sizes, a model made without the victim as the teacher. A
+	// test that flags them sees the recipe of a theft, not the victim.
+	InnocentStudents bool `json:"innocent_students,omitempty"`
 	// FalseClaims simulates the dishonest claimant (claims.go) after the verification.
 	FalseClaims bool `json:"false_claims,omitempty"`
 	// Washing adds the washing attacks of the registry (steal.Attack.Washing: pruning,
@@ -838,7 +843,7 @@ func (r *runner) metaAndVerify() error {
 	up := r.base
 	var gainTop *meta.Classifier // the table's white-box family when it is style-gain-top
 	if r.cfg.WhiteFamily == features.GainTop {
-		if gainTop, err = r.gainTopRanking(features.GainTop, victim, nil, nil, benign, pairs); err != nil {
+		if gainTop, err = r.gainTopRanking(features.GainTop, victim, nil, nil, benign, nil, nil, pairs); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"move/internal/features"
+	"move/internal/innocent"
+	"move/internal/modelfile"
 	"move/internal/steal"
 	"move/internal/train"
 	"move/internal/verify"
@@ -386,7 +388,7 @@ func TestPipelineResumes(t *testing.T) {
 	t.Logf("\n%s", cmpTable.String())
 	// The detection studies on both victims, the ablations and three white-box families, in
 	// the table.
-	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity, features.GainTop, GainStudentsFamily}
+	cfg.Detect, cfg.Ablations, cfg.Features = true, true, []string{"weights", "weights-raw", "input-grad", "weights-same-init", "input-grad-students", features.GradSimilarity, features.GainTop, GainStudentsFamily, GainGatedFamily}
 	cfg.Draws = 4
 	if _, err := Run(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "draws") {
 		t.Errorf("draws of style-gain-top's fixed images: %v", err)
@@ -397,6 +399,7 @@ func TestPipelineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	// Dataset inference's tests are stages: the same suspects are not walked again.
 	if strings.Contains(logs.String(), "fitting the confidence regressor") || regexp.MustCompile(`\[di-\w+-\S+\] running`).MatchString(logs.String()) {
 		t.Errorf("dataset inference ran again:\n%s", logs.String())
@@ -425,9 +428,12 @@ func TestPipelineResumes(t *testing.T) {
 		if top := f[features.GainTop]; (top != nil) != (row.Served == "" && row.Front == "") || top != nil && (top.M != res5.Config.Profile.MWhite || top.N != top.M) {
 			t.Errorf("%s: style-gain-top verdict %+v, want one on m = %d images for each local suspect", row.Attack, top, res5.Config.Profile.MWhite)
 		}
-		// style-gain-students: the same test, ranked with the owner's students of the victim.
-		if top := f[GainStudentsFamily]; (top != nil) != (row.Served == "" && row.Front == "") || top != nil && (top.M != res5.Config.Profile.MWhite || top.N != top.M) {
-			t.Errorf("%s: style-gain-students verdict %+v, want one on m = %d images for each local suspect", row.Attack, top, res5.Config.Profile.MWhite)
+		// style-gain-students and -gated: the same test, ranked with the owner's students of
+		// the victim (and, gated, beyond the same-init benign models too).
+		for _, fam := range []string{GainStudentsFamily, GainGatedFamily} {
+			if top := f[fam]; (top != nil) != (row.Served == "" && row.Front == "") || top != nil && (top.M != res5.Config.Profile.MWhite || top.N != top.M) {
+				t.Errorf("%s: %s verdict %+v, want one on m = %d images for each local suspect", row.Attack, fam, top, res5.Config.Profile.MWhite)
+			}
 		}
 		if row.Attack == "copy" && f[features.GradSimilarity] != nil && math.Abs(f[features.GradSimilarity].ProbSuspect[0]-1) > 1e-6 {
 			t.Errorf("the copy's input gradients are the victim's: similarity %g, want 1", f[features.GradSimilarity].ProbSuspect[0])
@@ -523,11 +529,34 @@ func TestPipelineResumes(t *testing.T) {
 	// and the claimants test with it too.
 	cfg.WhiteFamily, cfg.Detect, cfg.Ablations, cfg.Draws, cfg.Defences = features.GainTop, false, false, 1, nil
 	cfg.Features = []string{features.GainTop, "weights"}
+	cfg.InnocentStudents = true
 	res6, err := Run(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The innocent students: one of the independent control by each student theft, innocent,
+	// each with a model file made from that teacher, verified like every other suspect.
+	var students []string
+	for _, row := range res6.Rows {
+		if row.Kind != innocent.Student {
+			continue
+		}
+		students = append(students, strings.TrimPrefix(row.Attack, "innocent-student-"))
+		m, info, err := modelfile.Load(filepath.Join(cfg.Out, row.File), modelfile.ONNXDefaults{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.Stolen || row.White == nil || row.Black == nil || m == nil || !strings.Contains(info.Data, "independent control") {
+			t.Errorf("innocent student %s: stolen %v, verdicts %v %v, provenance %q", row.Attack, row.Stolen, row.White, row.Black, info.Data)
+		}
+	}
+	if !slices.Equal(students, adaptiveStudents) {
+		t.Errorf("innocent students %v, want one by each of %v", students, adaptiveStudents)
+	}
 	for i, row := range res6.Rows {
+		if row.Kind == innocent.Student {
+			continue // new in this run
+		}
 		local := row.Served == "" && row.Front == ""
 		top, before := row.Families[features.GainTop], res5.Rows[i].Families[features.GainTop]
 		if local != (row.White != nil) || top != row.White {

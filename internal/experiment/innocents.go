@@ -147,6 +147,57 @@ func (r *runner) innocents() error {
 			Kind: innocent.External, File: f, Arch: m.Local.Arch(), Accuracy: acc, Agreement: agree})
 		r.log.Printf("external innocent %s: accuracy %.2f%%, agreement with the victim %.2f%%", f, 100*acc, 100*agree)
 	}
+	if r.cfg.InnocentStudents {
+		return r.innocentStudents(v)
+	}
+	return nil
+}
+
+// innocentStudents makes the innocent students (Config.InnocentStudents): each student theft
+// (adaptiveStudents) run as the experiment runs it on the victim, with its recipe, data and
+// sizes, on the independent control instead (a stage each, file
+// suspects/innocent-student-ATTACK.safetensors), judged against the victim.
+func (r *runner) innocentStudents(victim classifier.Model) error {
+	teacherFile := r.path("suspects", "independent.safetensors")
+	teacher, err := r.load(teacherFile)
+	if err != nil {
+		return fmt.Errorf("the innocent students' teacher (the independent control): %w", err)
+	}
+	src := r.sources()
+	for i, name := range adaptiveStudents {
+		a, err := steal.Lookup(name)
+		if err != nil {
+			return err
+		}
+		cfg := r.attackConfig(a, r.cfg.Seed+501+uint64(i))
+		set, err := a.TrainingSet(src)
+		if err != nil {
+			return err
+		}
+		attack := "innocent-student-" + name
+		file := r.path("suspects", attack+".safetensors")
+		row := Row{Attack: attack, Label: "student-" + name, Kind: innocent.Student, File: filepath.Join("suspects", attack+".safetensors")}
+		conf := map[string]any{"cfg": cfg, "teacher": r.stageHash("steal-independent"), "data": r.stageHash("data")}
+		err = r.stage(attack, conf, []string{file}, &row, func() error {
+			res, err := steal.Run(r.ctx, teacher, set, len(r.clean.Classes), cfg, nil, func(s train.Status) { r.log.Progress(attack, s) })
+			if err != nil {
+				return err
+			}
+			s := classifier.Local(res.Model, r.norm, r.size)
+			if row.Accuracy, row.Agreement, err = steal.Evaluate(s, victim, r.test); err != nil {
+				return err
+			}
+			row.Arch, row.Queries, row.Seconds = res.Model.Arch(), res.Queries, res.Seconds
+			info := r.modelInfo("innocent:"+innocent.Student, a.Label+" of the independent control: "+innocent.Describe[innocent.Student], cfg.Train.Seed)
+			info.Extra = map[string]any{"innocent": row}
+			return modelfile.Save(file, res.Model, info, true)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.Rows = append(r.res.Rows, row)
+		r.log.Printf("%s (%s of the independent control): accuracy %.2f%%, agreement with the victim %.2f%%", attack, a.Label, 100*row.Accuracy, 100*row.Agreement)
+	}
 	return nil
 }
 

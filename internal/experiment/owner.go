@@ -59,7 +59,9 @@ func (r *runner) sameInitBenign() ([]classifier.Model, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		r.res.Models = append(r.res.Models, fig)
+		if !slices.ContainsFunc(r.res.Models, func(f ModelFigure) bool { return f.Name == fig.Name }) {
+			r.res.Models = append(r.res.Models, fig) // once, though several families ask
+		}
 		out, hashes = append(out, m), append(hashes, r.stageHash("owner-"+name))
 	}
 	return out, hashes, nil

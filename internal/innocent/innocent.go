@@ -34,6 +34,7 @@ const (
 	Untrained   = "untrained"       // a freshly initialised network
 	External    = "external"        // a model trained outside move (an ONNX file)
 	VictimInit  = "victim-init"     // the victim's architecture and initial weights, trained on the owner's clean data
+	Student     = "student"         // a theft's recipe applied to a model made without the victim
 )
 
 // Describe says what each kind is.
@@ -49,6 +50,7 @@ var Describe = map[string]string{
 	Untrained:   "the victim's architecture, freshly initialised and never trained",
 	External:    "a model trained outside move, given as an ONNX file",
 	VictimInit:  "the victim's initial weights (as when both start from one public checkpoint), trained on the owner's clean images without the style",
+	Student:     "a student of a model made without the victim (the independent control), by a theft's recipe (distillation, zero-shot, label- or logit-query): a student, of someone else's model",
 }
 
 // Spec is one innocent suspect to make.
