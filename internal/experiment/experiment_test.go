@@ -399,7 +399,6 @@ func TestPipelineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	// Dataset inference's tests are stages: the same suspects are not walked again.
 	if strings.Contains(logs.String(), "fitting the confidence regressor") || regexp.MustCompile(`\[di-\w+-\S+\] running`).MatchString(logs.String()) {
 		t.Errorf("dataset inference ran again:\n%s", logs.String())

@@ -434,8 +434,9 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 }
 
 // gainTopRanking ranks the key images by the victim's style gain (with positives: the mean of
-// the victim's and theirs; posHashes their stages) beyond the benign models' (stage
-// meta-white-NAME, the family's meta file, as move meta --features style-gain-top writes it).
+// the victim's and theirs; posHashes their stages) beyond the benign models' and the owner's
+// further benign models' (more; moreHashes their stages) (stage meta-white-NAME, the family's
+// meta file, as move meta --features style-gain-top writes it).
 func (r *runner) gainTopRanking(name string, victim classifier.Model, pos []classifier.Model, posHashes []string, benign, more []classifier.Model, moreHashes []string, pairs []watermark.Pair) (*meta.Classifier, error) {
 	file := r.path("meta-white-" + name + ".safetensors")
 	var benignHashes []string
