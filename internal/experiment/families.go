@@ -250,7 +250,7 @@ func (r *runner) families() error {
 				return err
 			}
 			if len(pos) > 0 {
-				r.log.Printf("%s: %d of %d owner students rank (the gate's p-values %.3g: they gain where the victim gains)", name, len(c.Info.PositivesKept), len(pos), c.Info.PositiveP)
+				r.log.Printf("%s: %d of %d owner students rank (the gate's p-values %.3g; a student ranks when it gains where the victim gains, p < %g)", name, len(c.Info.PositivesKept), len(pos), c.Info.PositiveP, verify.PositiveGateAlpha)
 			}
 			if err := r.verifyRows(name, false, func(row Row, s classifier.Model) (*Verdict, error) {
 				return r.gainTopVerdict(c, row.Attack, s, ref, pairs)
