@@ -156,7 +156,8 @@ func (r *runner) innocents() error {
 // innocentStudents makes the innocent students (Config.InnocentStudents): each student theft
 // (adaptiveStudents) run as the experiment runs it on the victim, with its recipe, data and
 // sizes, on the independent control instead (a stage each, file
-// suspects/innocent-student-ATTACK.safetensors), judged against the victim.
+// suspects/innocent-student-ATTACK.safetensors, and one for its agreement with the victim),
+// judged against the victim.
 func (r *runner) innocentStudents(victim classifier.Model) error {
 	teacherFile := r.path("suspects", "independent.safetensors")
 	teacher, err := r.load(teacherFile)
@@ -183,16 +184,25 @@ func (r *runner) innocentStudents(victim classifier.Model) error {
 			if err != nil {
 				return err
 			}
-			s := classifier.Local(res.Model, r.norm, r.size)
-			if row.Accuracy, row.Agreement, err = steal.Evaluate(s, victim, r.test); err != nil {
-				return err
-			}
-			row.Arch, row.Queries, row.Seconds = res.Model.Arch(), res.Queries, res.Seconds
+			row.Arch, row.Accuracy, row.Queries, row.Seconds = res.Model.Arch(), train.Accuracy(res.Model, r.test, r.norm, 256), res.Queries, res.Seconds
 			info := r.modelInfo("innocent:"+innocent.Student, a.Label+" of the independent control: "+innocent.Describe[innocent.Student], cfg.Train.Seed)
 			info.Extra = map[string]any{"innocent": row}
 			return modelfile.Save(file, res.Model, info, true)
 		})
 		if err != nil {
+			return err
+		}
+		// The student depends on its teacher alone; its agreement with the victim is a stage
+		// of its own, as every innocent's, so that a new victim reuses the student.
+		agreeConf := map[string]any{"innocent": r.stageHash(attack), "victim": r.stageHash("train-victim")}
+		if err := r.stage("agree-"+attack, agreeConf, nil, &row.Agreement, func() error {
+			s, err := r.load(file)
+			if err != nil {
+				return err
+			}
+			_, row.Agreement, err = steal.Evaluate(s, victim, r.test)
+			return err
+		}); err != nil {
 			return err
 		}
 		r.res.Rows = append(r.res.Rows, row)
