@@ -112,22 +112,15 @@ func (r *runner) innocents() error {
 		if err != nil {
 			return err
 		}
-		agreeConf := map[string]any{"innocent": r.stageHash(name), "victim": r.stageHash("train-victim")}
-		if err := r.stage("agree-"+name, agreeConf, nil, &row.Agreement, func() error {
-			var s classifier.Model
+		if err := r.agreement(name, v, &row.Agreement, func() (classifier.Model, error) {
 			if file != "" {
-				if s, err = r.load(file); err != nil {
-					return err
-				}
-			} else {
-				m, err := r.makeInnocent(sp, classes)
-				if err != nil {
-					return err
-				}
-				s = classifier.Local(m, r.norm, r.size)
+				return r.load(file)
 			}
-			_, row.Agreement, err = steal.Evaluate(s, v, r.test)
-			return err
+			m, err := r.makeInnocent(sp, classes)
+			if err != nil {
+				return classifier.Model{}, err
+			}
+			return classifier.Local(m, r.norm, r.size), nil
 		}); err != nil {
 			return err
 		}
@@ -192,23 +185,29 @@ func (r *runner) innocentStudents(victim classifier.Model) error {
 		if err != nil {
 			return err
 		}
-		// The student depends on its teacher alone; its agreement with the victim is a stage
-		// of its own, as every innocent's, so that a new victim reuses the student.
-		agreeConf := map[string]any{"innocent": r.stageHash(attack), "victim": r.stageHash("train-victim")}
-		if err := r.stage("agree-"+attack, agreeConf, nil, &row.Agreement, func() error {
-			s, err := r.load(file)
-			if err != nil {
-				return err
-			}
-			_, row.Agreement, err = steal.Evaluate(s, victim, r.test)
-			return err
-		}); err != nil {
+		// The student depends on its teacher alone, so that a new victim reuses it.
+		if err := r.agreement(attack, victim, &row.Agreement, func() (classifier.Model, error) { return r.load(file) }); err != nil {
 			return err
 		}
 		r.res.Rows = append(r.res.Rows, row)
 		r.log.Printf("%s (%s of the independent control): accuracy %.2f%%, agreement with the victim %.2f%%", attack, a.Label, 100*row.Accuracy, 100*row.Agreement)
 	}
 	return nil
+}
+
+// agreement measures innocent name's agreement with the victim on the test images (a stage
+// of its own, agree-NAME, keyed on the innocent's stage and the victim's, so that a new victim
+// reuses the innocent and measures only this again); model makes the innocent's model.
+func (r *runner) agreement(name string, victim classifier.Model, out *float64, model func() (classifier.Model, error)) error {
+	conf := map[string]any{"innocent": r.stageHash(name), "victim": r.stageHash("train-victim")}
+	return r.stage("agree-"+name, conf, nil, out, func() error {
+		s, err := model()
+		if err != nil {
+			return err
+		}
+		_, *out, err = steal.Evaluate(s, victim, r.test)
+		return err
+	})
 }
 
 func servedKind(kind string) string {
