@@ -249,13 +249,12 @@ func runMeta(o metaOptions, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(stderr, "positive %s: its gains on the victim's top %d images above the benign models': p %.3g, %s\n", o.positive[i], verify.PositiveGateM, p, state)
 		}
-		pos = pos[:len(c.Info.PositivesKept)]
 		if printed, err := writeMeta(c, o, stdout); err != nil || printed {
 			return err
 		}
 		who := "the victim's"
-		if len(pos) > 0 {
-			who = fmt.Sprintf("the mean of the victim's and %d positive models'", len(pos))
+		if kept := len(c.Info.PositivesKept); kept > 0 {
+			who = fmt.Sprintf("the mean of the victim's and %d positive models'", kept)
 		}
 		fmt.Fprintf(stdout, "white-box %s: nothing trained; %d key samples ranked by %s style gain beyond the %d benign models', over %d augmentations (move verify reads the top m) -> %s\n",
 			o.layout, len(c.Info.HeldOutIdx), who, len(benign)+len(neg), c.Info.Views, o.out)
