@@ -224,7 +224,7 @@ func styleFlags(fs *flag.FlagSet) func(p *experiment.Profile) {
 	enumIn(fs, &t, "transfer", "optimise", []string{"optimise", "feedforward"}, "how the owner's and the control styles are applied: optimise each image, or feedforward (a stylizer trained once per style; see move help embed)")
 	var strength float64
 	floatIn(fs, &strength, "strength", 0, closed(0, 1e6), "style weight relative to content weight, for the owner's and the control styles (0: the profile's: 8 for the demo, 2 for the others; see move help embed)")
-	keep := fs.Bool("keep-colors", false, "keep the hue and saturation of the originals in the owner's and the control styles (default: the profile's: true for the demo, false for the others; see move help embed)")
+	keep := fs.Bool("keep-colors", false, "keep the hue and saturation of the originals in the owner's and the control styles (default: the profile's, false for every built-in one; on the grey demo it lets students inherit more and makes the mark unspecific: README; see move help embed)")
 	return func(p *experiment.Profile) {
 		p.FeedForward = t == "feedforward"
 		fs.Visit(func(f *flag.Flag) {
