@@ -119,7 +119,7 @@ func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	intIn(fs, &opt.Upscale, "upscale", opt.Upscale, 1, 8, "style at UPSCALE times the image size, then shrink back")
 	intIn(fs, &opt.StyleSize, "style-size", opt.StyleSize, 16, 1024, "side of the style image in the feature network")
 	fs.BoolVar(&opt.Median, "median", opt.Median, "apply a 3x3 median filter to styled images")
-	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals (use it on greyscale data: a style that adds colour marks only the styled images' colour, which no clean image, and so no student trained on clean images, ever shows)")
+	fs.BoolVar(&opt.KeepColors, "keep-colors", opt.KeepColors, "keep hue and saturation of the originals (on grey data a style that adds colour marks what no clean image, and so no student trained on clean images, shows; keeping the colours lets students inherit more but, measured on the grey demo, makes the mark one that other texture watermarks share: README)")
 	enumIn(fs, &opt.Method, "method", opt.Method, []string{"gram", "stats"}, "style statistic matched: gram (Gram matrices) or stats (channel mean and deviation, as AdaIN)")
 	o.feed = style.DefaultFeed()
 	enumIn(fs, &o.transfer, "transfer", "optimise", []string{"optimise", "feedforward"}, "how images are styled: optimise each (per-image Adam steps) or feedforward (train a stylizer network once, then one forward pass per image)")
