@@ -40,8 +40,8 @@ that is innocent in exactly the same way.
 
 Profiles:
   quick  2,000 training images per class for the owner (gamma 0.2), the other 3,000 for the
-         thief, resnet20, 10 epochs; attacks scaled down; under an hour on 2 CPU cores on
-         CIFAR-10
+         thief, resnet20, 10 epochs; attacks scaled down; about an hour and a half on 2
+         CPU cores on CIFAR-10 (the run prints its own estimate first)
   standard  the whole training set for the owner (gamma 0.1), half the test split for the
          thief, resnet20, 30 epochs, attacks scaled in proportion; one night (at most 8
          hours) on 2 CPU cores on CIFAR-10, resumable

@@ -83,7 +83,8 @@ func Paper() Profile {
 		Controls: 2, ControlSamples: 2000, Innocents: 2, ClaimStyles: 20}
 }
 
-// Quick is sized to finish within an hour on 2 CPU cores on CIFAR-10: 2,000 training images
+// Quick takes about an hour and a half on 2 CPU cores on CIFAR-10 (the run's own estimate on
+// this machine at stop 37: 1h38m with the two everyday innocents): 2,000 training images
 // per class for the owner, the other 3,000 of each class for the thief, resnet20 trained for
 // 10 epochs, the attacks scaled down in proportion. gamma is 0.2: at 0.1 the victim, trained
 // this briefly, lost 1.35 points to the benign models and the query-based students were not
@@ -92,8 +93,10 @@ func Paper() Profile {
 // repeated queries copied the victim less: label-query agreement 81% against 84%). The
 // data-free attack runs 360 generator iterations: at 120 its student was 22% accurate (the
 // victim 74%), a theft of almost nothing, and the white-box test's verdict on it a coin toss
-// (p 0.045 and 0.0070 on two seeds); at 360 (about 17 minutes here instead of 5) a student
-// of seed 920 is 54.5% accurate and flagged at p 0.00094 (README, stop 37).
+// (p 0.045 and 0.0070 on two seeds); at 360 (15m33s here, sharing the machine, instead of
+// 4m24s) the experiment's student is 54.2% accurate and flagged at p 0.00087, one of seed
+// 920 54.5% at 0.00094, and the independent control's zero-shot student gets 0.39 (README,
+// stop 37).
 func Quick() Profile {
 	st := style.Default()
 	return Profile{Name: "quick", TrainPerClass: 2000, ThiefPerClass: 3000, Rate: 0.2, Style: st, Arch: "resnet20", Epochs: 10, Benign: 3,
