@@ -80,7 +80,7 @@ reference must not be one of the --benign models that ranked the images.
 victim and the positives (the owner's students of the victim) beyond the mean gain of the
 benign models and the negatives, so that the top images are those where what the victim
 learned of the style survives distillation. Measured on CIFAR-10 quick with the owner's two
-students of the victim (README): zero-shot 0.015 (0.045 without), the distillation-then-
+students of the victim (README; stop 35, the 120-iteration zero-shot thief): zero-shot 0.015 (0.045 without), the distillation-then-
 fine-tuning and zero-shot-then-fine-tuning chains 0.0012 and 0.006 (0.062, 0.42), but it
 also accuses a student of an unrelated model made by the same recipe (a distilled student of
 the independent control, p = 0.0063; with the victim alone in the ranking 0.21): the ranking
