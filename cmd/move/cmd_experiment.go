@@ -21,7 +21,7 @@ import (
 func init() {
 	commands["experiment"] = &command{
 		summary: "run MOVE end to end and reproduce the paper's tables (the main job)",
-		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|standard|paper|demo] [--sweep rate=...|m=...|adaptive=...|style=...]",
+		usage:   "--data DIR --style IMAGE --out DIR [--profile quick|standard|paper|demo|FILE.json] [--sweep rate=...|m=...|adaptive=...|style=...]",
 		help: `Runs the whole pipeline: writes the profile's slice of DATA, embeds the external features
 (--style, rate gamma), trains the victim on the watermarked set and benign models on the clean
 one, steals the victim with every attack of move steal plus the independent control, trains
@@ -48,6 +48,10 @@ Profiles:
   paper  the paper's settings (whole set, wrn16-1, 200 epochs, attacks as published)
   demo   300 images per class, the style four times stronger (--strength 8), a few minutes
          (what move demo runs)
+  FILE.json  a profile as results.json records it (config.profile): the fields it gives
+         override the built-in profile its "name" names (quick for any other name), so a
+         run's profile can be copied, edited and run again; unknown fields and unusable
+         values are errors (examples/profiles/ has the ones the README measures)
 
 Every run first measures this machine (training, inference and styling speed at the
 profile's architecture and image size, about ten seconds) and prints the experiment's
@@ -172,7 +176,7 @@ EXIT STATUS
 			dataSrc := fs.String("data", "", "data set: image folder root, CIFAR-10 binary or IDX dir, synthetic[:N]")
 			stylePath := fs.String("style", "", "style image (default: a built-in copy of Van Gogh's The Starry Night)")
 			out := fs.String("out", "", "output folder")
-			profile := fs.String("profile", "quick", "quick, standard, paper or demo")
+			profile := fs.String("profile", "quick", "quick, standard, paper, demo, or a JSON file of a profile (see above)")
 			seed := fs.Uint64("seed", 0, "random seed")
 			var sweeps listFlag
 			fs.Var(&sweeps, "sweep", "rate=V1,V2,..., m=V1,V2,..., adaptive=V1,V2,... or style=IMAGE,IMAGE,... (repeatable)")
@@ -205,7 +209,7 @@ EXIT STATUS
 			if err := need(fs, "data", "out"); err != nil {
 				return err
 			}
-			p, err := experiment.ProfileByName(*profile)
+			p, err := profileNamed(*profile)
 			if err != nil {
 				return err
 			}
@@ -215,6 +219,15 @@ EXIT STATUS
 				Command: strings.Join(append([]string{"move", "experiment"}, args...), " ")}, stdout, stderr)
 		},
 	}
+}
+
+// profileNamed is --profile's profile: a built-in one, or one read from a JSON file (a name
+// ending in .json).
+func profileNamed(name string) (experiment.Profile, error) {
+	if strings.HasSuffix(name, ".json") {
+		return experiment.LoadProfile(name)
+	}
+	return experiment.ProfileByName(name)
 }
 
 // styleFlags are --transfer and --strength of move experiment and move demo; the function
