@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -329,13 +328,13 @@ func (r *runner) stageCompat(name string, conf any, legacy []any, artefacts []st
 	return nil
 }
 
-// Validate checks what a run can be asked for before anything is written: the profile's
-// benign models and architecture, the defences, the table's white-box family ("" is
-// DefaultWhiteFamily) and draws.
+// Validate checks what a run can be asked for before anything is written: the profile
+// (Profile.Validate) and its architecture, the defences, the table's white-box family (""
+// is DefaultWhiteFamily) and draws.
 func (cfg Config) Validate() error {
 	p := cfg.Profile
-	if p.Benign < 2 {
-		return errors.New("the profile needs at least 2 benign models (one to train the meta-classifier against, one as the test's reference)")
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("profile %s: %w", p.Name, err)
 	}
 	if err := models.Known(p.Arch); err != nil {
 		return err
