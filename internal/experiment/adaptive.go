@@ -6,11 +6,9 @@ import (
 
 	"move/internal/classifier"
 	"move/internal/features"
-	"move/internal/meta"
 	"move/internal/modelfile"
 	"move/internal/steal"
 	"move/internal/train"
-	"move/internal/verify"
 )
 
 // adaptiveStudents are the students the adaptive sweep washes (the paper's Figure 6).
@@ -25,14 +23,13 @@ func (r *runner) adaptiveSweep() error {
 	if len(r.cfg.Adaptive) == 0 {
 		return nil
 	}
-	p := r.cfg.Profile
 	victim, _, ref, pairs, err := r.references()
 	if err != nil {
 		return err
 	}
-	metas := map[string]*meta.Classifier{}
+	tests := map[string]tableTest{}
 	for _, mode := range features.Modes {
-		if metas[mode], err = meta.Load(r.path("meta-" + mode + ".safetensors")); err != nil {
+		if tests[mode], err = r.tableTest(mode); err != nil {
 			return err
 		}
 	}
@@ -104,19 +101,12 @@ func (r *runner) adaptiveSweep() error {
 			}
 			item.Accuracy[student.Label] = acc
 			for _, mode := range features.Modes {
-				c := metas[mode]
-				if mode == features.White {
-					if _, err := verify.Compatible(c, s, pairs); err != nil {
-						continue
-					}
-				}
-				m := p.MWhite
-				if mode == features.Black {
-					m = p.MBlack
-				}
-				res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
+				res, err := tests[mode].run(s, ref, pairs, 0)
 				if err != nil {
 					return fmt.Errorf("verifying %s washed with %g of the clean data (%s-box): %w", name, share, mode, err)
+				}
+				if res == nil {
+					continue
 				}
 				item.P[mode+"/"+student.Label] = res.P
 				item.DeltaMu[mode+"/"+student.Label] = res.DeltaMu

@@ -247,6 +247,13 @@ func TestPipelineResumes(t *testing.T) {
 		if p, ok := items[0].P["black/"+row.Label]; !ok || p != row.Black.P {
 			t.Errorf("adaptive 0, %s: black p %v, the table's %v", row.Attack, p, row.Black.P)
 		}
+		// White-box too: the table's family (style-gain-top by default), not the paper's
+		// weight-gradient classifier.
+		if row.White == nil {
+			t.Errorf("adaptive 0, %s: the table has no white-box verdict", row.Attack)
+		} else if p, ok := items[0].P["white/"+row.Label]; !ok || p != row.White.P {
+			t.Errorf("adaptive 0, %s: white p %v, the table's %v (%s)", row.Attack, p, row.White.P, cfg.WhiteFamily)
+		}
 		for _, it := range items {
 			if _, ok := it.DeltaMu["black/"+row.Label]; !ok || it.Accuracy[row.Label] <= 0 {
 				t.Errorf("adaptive %g, %s: delta-mu or accuracy missing: %+v", it.Value, row.Attack, it)

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"move/internal/classifier"
 	"move/internal/features"
 	"move/internal/meta"
 	"move/internal/steal"
 	"move/internal/verify"
+	"move/internal/watermark"
 )
 
 // Sweep is a parameter and the values it takes (the paper's Figure 4: the transformation
@@ -173,13 +175,7 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 		return err
 	}
 	for _, mode := range features.Modes {
-		// White-box: the table's family (style-gain-top's top m, or the classifier's m draws).
-		gainTop := mode == features.White && cfg.whiteFamily() == features.GainTop
-		file := "meta-" + mode + ".safetensors"
-		if gainTop {
-			file = "meta-white-" + features.GainTop + ".safetensors"
-		}
-		c, err := meta.Load(r.path(file))
+		test, err := r.tableTest(mode)
 		if err != nil {
 			return err
 		}
@@ -188,13 +184,12 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 			if err != nil {
 				return err
 			}
-			test := verify.Run
-			if gainTop {
-				test = verify.GainTop
-			}
-			res, err := test(c, s, ref, pairs, verify.Options{M: m, Alpha: cfg.Profile.Alpha, MinDelta: cfg.Profile.MinDelta, RefShortfall: cfg.Profile.RefShortfall, Seed: cfg.Seed + 7})
+			res, err := test.run(s, ref, pairs, m)
 			if err != nil {
 				return err
+			}
+			if res == nil {
+				continue
 			}
 			a, err := steal.Lookup(name)
 			if err != nil {
@@ -204,6 +199,60 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 		}
 	}
 	return nil
+}
+
+// tableTest is the test behind the table's verdicts in one mode, for runs that verify more
+// suspects after the table (the sweeps): black-box, the black-box meta-classifier's; white-box,
+// the table's family: style-gain-top's ranking (verify.GainTop, any architecture), or the
+// white-box meta-classifier (verify.Run, suspects whose weights line up with it).
+type tableTest struct {
+	c       *meta.Classifier
+	mode    string
+	gainTop bool
+	o       verify.Options
+}
+
+// tableTest loads the test of mode as the table ran it (metaAndVerify, gainTopVerdict).
+func (r *runner) tableTest(mode string) (tableTest, error) {
+	p := r.cfg.Profile
+	t := tableTest{mode: mode, gainTop: mode == features.White && r.cfg.whiteFamily() == features.GainTop}
+	file := "meta-" + mode + ".safetensors"
+	if t.gainTop {
+		file = "meta-white-" + features.GainTop + ".safetensors"
+		t.o = verify.Options{M: p.MWhite, Alpha: p.Alpha, RefShortfall: p.RefShortfall}
+	} else {
+		m := p.MWhite
+		if mode == features.Black {
+			m = p.MBlack
+		}
+		t.o = verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7}
+	}
+	var err error
+	if t.c, err = meta.Load(r.path(file)); err != nil {
+		return tableTest{}, err
+	}
+	return t, nil
+}
+
+// run verifies suspect s against ref with m images (0: the table's m); nil, nil when the
+// test cannot read s (white-box: served, or weights that do not line up with the classifier).
+func (t tableTest) run(s, ref classifier.Model, pairs []watermark.Pair, m int) (*verify.Result, error) {
+	o := t.o
+	if m > 0 {
+		o.M = m
+	}
+	if t.mode == features.White {
+		if s.Local == nil {
+			return nil, nil
+		}
+		if t.gainTop {
+			return verify.GainTop(t.c, s, ref, pairs, o)
+		}
+		if _, err := verify.Compatible(t.c, s, pairs); err != nil {
+			return nil, nil
+		}
+	}
+	return verify.Run(t.c, s, ref, pairs, o)
 }
 
 // shareBenign hard-links the models of the experiment in from that never see the watermark
