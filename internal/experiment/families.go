@@ -474,12 +474,17 @@ func (r *runner) gainTopRanking(name string, victim classifier.Model, pos []clas
 // gainTopVerdict tests a suspect's style gains on the first m images of ranking c against the
 // reference's: a verdict of the style-gain-top family.
 func (r *runner) gainTopVerdict(c *meta.Classifier, name string, s, ref classifier.Model, pairs []watermark.Pair) (*Verdict, error) {
-	p := r.cfg.Profile
-	res, err := verify.GainTop(c, s, ref, pairs, verify.Options{M: p.MWhite, Alpha: p.Alpha, RefShortfall: p.RefShortfall})
+	res, err := verify.GainTop(c, s, ref, pairs, gainTopOptions(r.cfg.Profile))
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s (%s): %w", name, features.GainTop, err)
 	}
 	return verdictOf(res), nil
+}
+
+// gainTopOptions are the options of every style-gain-top verdict of profile p (the table's
+// and the sweeps'): the top m of the ranking, so no seed, and the family's own margin.
+func gainTopOptions(p Profile) verify.Options {
+	return verify.Options{M: p.MWhite, Alpha: p.Alpha, RefShortfall: p.RefShortfall}
 }
 
 // hashPath is the SHA-256 of a file, in hex.

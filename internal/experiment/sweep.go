@@ -219,7 +219,7 @@ func (r *runner) tableTest(mode string) (tableTest, error) {
 	file := "meta-" + mode + ".safetensors"
 	if t.gainTop {
 		file = "meta-white-" + features.GainTop + ".safetensors"
-		t.o = verify.Options{M: p.MWhite, Alpha: p.Alpha, RefShortfall: p.RefShortfall}
+		t.o = gainTopOptions(p)
 	} else {
 		m := p.MWhite
 		if mode == features.Black {
