@@ -37,7 +37,7 @@ func WriteTable(w io.Writer, res *Results) {
 	switch res.Config.WhiteFamily {
 	case features.GainTop:
 		fmt.Fprintln(w, "white dmu / p: style-gain-top, the style-gain test on the m key images where the victim's gain is most")
-		fmt.Fprintln(w, "its own (ranked by the owner's models; each gain the mean over the five augmentations), suspect against")
+		fmt.Fprintln(w, "its own (ranked by the owner's models, at most a third of one class; each gain the mean over the five augmentations), suspect against")
 		fmt.Fprintln(w, "reference, with the margin (only suspects whose weights are at hand: a served one reads -).")
 	default:
 		fmt.Fprintf(w, "white p: the %s meta-classifier's score, owner's style minus control styles, against the reference\n", whiteName(res.Config.WhiteFamily))

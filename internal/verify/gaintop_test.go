@@ -392,3 +392,86 @@ func TestGainTopGateHeldOut(t *testing.T) {
 		t.Errorf("against the choosing models: p %g (%v), want it small", r.P, err)
 	}
 }
+
+// The test's m images come from at least three classes when the ranking has them: at most a
+// third (rounded up) of one class, the rest in rank order; a ranking already spread, or one
+// with fewer classes than that allows, keeps its order.
+func TestSpreadClasses(t *testing.T) {
+	pairs := make([]watermark.Pair, 20)
+	for k := range pairs {
+		pairs[k].Label = 0 // samples 0-7: class 0, then classes 1 and 2 in turn
+		if k >= 8 {
+			pairs[k].Label = 1 + k%2
+		}
+	}
+	ranking := make([]int, 20)
+	for i := range ranking {
+		ranking[i] = i
+	}
+	got := SpreadClasses(ranking, pairs, 10)
+	want := []int{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 4, 5, 6, 7, 14, 15, 16, 17, 18, 19}
+	if !slices.Equal(got, want) {
+		t.Errorf("spread %v, want %v", got, want)
+	}
+	if MaxClassShare(10) != 4 || MaxClassShare(9) != 3 || MaxClassShare(2) != 1 {
+		t.Errorf("MaxClassShare(10, 9, 2) = %d, %d, %d", MaxClassShare(10), MaxClassShare(9), MaxClassShare(2))
+	}
+	// Spread already: unchanged.
+	mixed := []int{8, 0, 9, 1, 10, 2, 11, 12, 13, 3, 4, 14}
+	if got := SpreadClasses(mixed, pairs, 10); !slices.Equal(got, mixed) {
+		t.Errorf("a spread ranking became %v", got)
+	}
+	// Two classes only (0 and 1): four of each, then the best two left over fill the ten,
+	// all in rank order.
+	two := []int{0, 1, 2, 3, 4, 5, 9, 11, 13, 17, 15}
+	got = SpreadClasses(two, pairs, 10)
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 9, 11, 13, 17, 15}) {
+		t.Errorf("two classes: %v", got)
+	}
+	// Every sample kept, once.
+	for _, r := range [][]int{ranking, mixed, two} {
+		got := SpreadClasses(r, pairs, 10)
+		a, b := slices.Clone(r), slices.Clone(got)
+		slices.Sort(a)
+		slices.Sort(b)
+		if !slices.Equal(a, b) {
+			t.Errorf("%v became %v", r, got)
+		}
+	}
+}
+
+// GainTop reads the spread top m: with the victim's largest gains all in one class, at most
+// four of its ten images are of that class.
+func TestGainTopSpreadsClasses(t *testing.T) {
+	const n = 60
+	pairs, labels := gainPairs(n)
+	victim, benign := make([]float64, n), make([]float64, n)
+	for s := range n {
+		victim[s], benign[s] = 0.5+0.45*float64(s)/n, 0.5
+		if s >= 40 { // the top twenty: class 0
+			labels[s], pairs[s].Label = 0, 0
+		}
+	}
+	model := gainModel(labels)
+	c, err := GainTopRecord(GainTopRankers{Victim: model(victim), Benign: []classifier.Model{model(benign)}}, pairs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Info.HeldOutIdx[0] != n-1 || c.Info.HeldOutIdx[9] != n-10 {
+		t.Fatalf("ranking starts %v", c.Info.HeldOutIdx[:10])
+	}
+	res, err := GainTop(c, model(victim), model(benign), pairs, Options{M: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[int]int{}
+	for _, k := range res.Samples {
+		count[pairs[k].Label]++
+	}
+	if len(res.Samples) != 10 || count[0] != 4 || !slices.Equal(res.Samples[:4], []int{59, 58, 57, 56}) {
+		t.Errorf("samples %v (per class %v): want the top four of class 0, then the best of the others", res.Samples, count)
+	}
+	if !res.Stolen {
+		t.Errorf("the victim against a benign model: %q p %g", res.Verdict, res.P)
+	}
+}
