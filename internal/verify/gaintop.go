@@ -243,8 +243,9 @@ func rankersFair(r GainTopRankers, pairs []watermark.Pair, idx []int) error {
 // GainTop runs the style-gain test of the black-box verdict (Result.Gain: per key image, the
 // suspect's gain against the reference's, paired, H1: larger by more than o.GainMargin,
 // default 0.01) on the first o.M (default 10) key samples of c's ranking (GainTopRecord), at
-// most a third of them of one class (SpreadClasses): the images on which the victim's answer is most specific to the owner's style, each gain averaged
-// over the ranking's augmentations (a meta file without them: the images alone). It reads the
+// most a third of them of one class (SpreadClasses): the images on which the victim's answer
+// is most specific to the owner's style, each gain averaged over the ranking's augmentations
+// (a meta file without them: the images alone). It reads the
 // suspect's answers only. A suspect that is no working classifier on the owner's images, or
 // one the reference falls too far short of (Options.RefShortfall), is "inconclusive", as
 // under Run.
@@ -327,7 +328,11 @@ func SpreadClasses(ranking []int, pairs []watermark.Pair, m int) []int {
 	if len(first) < m {
 		need := min(m-len(first), len(rest))
 		first, rest = append(first, rest[:need]...), rest[need:]
-		sort.SliceStable(first, func(a, b int) bool { return rankOf(ranking, first[a]) < rankOf(ranking, first[b]) })
+		pos := make(map[int]int, len(ranking))
+		for i, k := range ranking {
+			pos[k] = i
+		}
+		sort.SliceStable(first, func(a, b int) bool { return pos[first[a]] < pos[first[b]] })
 	}
 	return append(first, rest...)
 }
@@ -335,16 +340,6 @@ func SpreadClasses(ranking []int, pairs []watermark.Pair, m int) []int {
 // MaxClassShare is the most images of one class among a style-gain-top test's m: a third,
 // rounded up.
 func MaxClassShare(m int) int { return (m + 2) / 3 }
-
-// rankOf is k's position in ranking.
-func rankOf(ranking []int, k int) int {
-	for i, r := range ranking {
-		if r == k {
-			return i
-		}
-	}
-	return len(ranking)
-}
 
 // origs returns the originals of key samples idx.
 func origs(pairs []watermark.Pair, idx []int) [][]uint8 {

@@ -252,10 +252,7 @@ func TestGainTopPositiveGate(t *testing.T) {
 func TestGainTopWeakReference(t *testing.T) {
 	const n = 40
 	pairs, labels := gainPairs(n)
-	victim, benign := make([]float64, n), make([]float64, n)
-	for s := range n {
-		victim[s], benign[s] = 0.5+0.45*float64(s)/n, 0.5
-	}
+	victim, benign := rampGains(n)
 	model := func(styled []float64, wrongMod int) classifier.Model {
 		return classifier.Model{Remote: gainProber{styled: styled, base: 0.5, labels: labels, k: 3, wrongMod: wrongMod}}
 	}
@@ -445,9 +442,8 @@ func TestSpreadClasses(t *testing.T) {
 func TestGainTopSpreadsClasses(t *testing.T) {
 	const n = 60
 	pairs, labels := gainPairs(n)
-	victim, benign := make([]float64, n), make([]float64, n)
+	victim, benign := rampGains(n)
 	for s := range n {
-		victim[s], benign[s] = 0.5+0.45*float64(s)/n, 0.5
 		if s >= 40 { // the top twenty: class 0
 			labels[s], pairs[s].Label = 0, 0
 		}
@@ -474,4 +470,14 @@ func TestGainTopSpreadsClasses(t *testing.T) {
 	if !res.Stolen {
 		t.Errorf("the victim against a benign model: %q p %g", res.Verdict, res.P)
 	}
+}
+
+// rampGains are a victim whose owner-style probability grows with the sample, from 0.5 to
+// 0.95, and a benign model at 0.5 on every sample.
+func rampGains(n int) (victim, benign []float64) {
+	victim, benign = make([]float64, n), make([]float64, n)
+	for s := range n {
+		victim[s], benign[s] = 0.5+0.45*float64(s)/float64(n), 0.5
+	}
+	return victim, benign
 }
