@@ -84,3 +84,26 @@ func TestLoadProfileErrors(t *testing.T) {
 		t.Errorf("missing file: error %v", err)
 	}
 }
+
+// The profiles the README runs (examples/profiles) load, and each changes its built-in base.
+func TestExampleProfilesLoad(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "profiles", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example profiles (%v)", err)
+	}
+	for _, f := range files {
+		p, err := LoadProfile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		base, err := ProfileByName(p.Name)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if reflect.DeepEqual(p, base) {
+			t.Errorf("%s is the built-in %s profile unchanged", f, p.Name)
+		}
+	}
+}
