@@ -74,8 +74,9 @@ every key image by how much more the victim gains from the owner's style than th
 models do (a model's gain: its true-class probability on the owner-styled image minus its mean
 over the control-styled ones) and records the ranking; move verify then runs the style-gain
 test of the black-box verdict on the top m (10) images only (at most a third of them, rounded
-up, of one class), the suspect's gains against the reference's. It reads answers, so a suspect of any architecture, or a served one. The
-reference must not be one of the --benign models that ranked the images.
+up, of one class), the suspect's gains against the reference's. It reads answers, so a
+suspect of any architecture, or a served one. The reference must not be one of the --benign
+models that ranked the images.
 --positive and --negative join its ranking: the score of an image is the mean gain of the
 victim and the positives (the owner's students of the victim) beyond the mean gain of the
 benign models and the negatives, so that the top images are those where what the victim

@@ -184,16 +184,12 @@ func (r *runner) claimTest(victim classifier.Model, benign, whiteBenign []classi
 		if err != nil {
 			return nil, fmt.Errorf("%s-box meta-classifier: %w", mode, err)
 		}
-		m := p.MWhite
-		if mode == features.Black {
-			m = p.MBlack
-		}
 		if mode == features.White {
 			if _, err := verify.Compatible(c, target, pairs); err != nil {
 				continue
 			}
 		}
-		res, err := verify.Run(c, target, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
+		res, err := verify.Run(c, target, ref, pairs, r.cfg.testOptions(p.mOf(mode)))
 		if err != nil {
 			return nil, err
 		}

@@ -868,10 +868,6 @@ func (r *runner) metaAndVerify() error {
 		if err != nil {
 			return err
 		}
-		m := p.MWhite
-		if mode == features.Black {
-			m = p.MBlack
-		}
 		start := time.Now()
 		for i := range r.res.Rows {
 			if err := r.ctx.Err(); err != nil {
@@ -897,8 +893,9 @@ func (r *runner) metaAndVerify() error {
 				}
 				continue
 			}
-			res, err := verify.Run(c, s, ref, pairs, verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7,
-				Rebuttals: r.rebuttals(*row)})
+			o := r.cfg.testOptions(p.MBlack)
+			o.Rebuttals = r.rebuttals(*row)
+			res, err := verify.Run(c, s, ref, pairs, o)
 			if err != nil {
 				return fmt.Errorf("verifying %s (%s-box): %w", row.Attack, mode, err)
 			}

@@ -180,16 +180,13 @@ func (r *runner) metaStage(name, file string, conf map[string]any, victim classi
 // draws (the table's verdict), it repeats the test on Config.Draws draws of the images.
 func (r *runner) verifyWhite(c *meta.Classifier, row Row, s, ref classifier.Model, pairs []watermark.Pair, draws bool) (*Verdict, error) {
 	p := r.cfg.Profile
-	if s.Local == nil {
-		return nil, nil // served: no weights
-	}
-	if _, err := verify.Compatible(c, s, pairs); err != nil {
-		return nil, nil // gradient features compare within one architecture
-	}
-	o := verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7}
-	res, err := verify.Run(c, s, ref, pairs, o)
+	o := r.cfg.testOptions(p.MWhite)
+	res, err := tableTest{c: c, mode: features.White, o: o}.run(s, ref, pairs, 0)
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s (white-box, %s): %w", row.Attack, c.Info.Layout, err)
+	}
+	if res == nil {
+		return nil, nil // served (no weights), or weights that do not line up with c
 	}
 	v := verdictOf(res)
 	if r.cfg.Draws > 1 && draws {
@@ -418,7 +415,7 @@ func (r *runner) similarity(victim, ref classifier.Model, pairs []watermark.Pair
 	if err != nil {
 		return err
 	}
-	test, err := verify.NewSimilarityTest(victim, ref, pairs, info.HeldOutIdx, verify.Options{M: p.MWhite, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
+	test, err := verify.NewSimilarityTest(victim, ref, pairs, info.HeldOutIdx, r.cfg.testOptions(p.MWhite))
 	if err != nil {
 		return fmt.Errorf("the %s test: %w", features.GradSimilarity, err)
 	}
@@ -479,6 +476,22 @@ func (r *runner) gainTopVerdict(c *meta.Classifier, name string, s, ref classifi
 		return nil, fmt.Errorf("verifying %s (%s): %w", name, features.GainTop, err)
 	}
 	return verdictOf(res), nil
+}
+
+// testOptions are the options of a meta-classifier's verdict on m images in this run (the
+// table's, the sweeps', the claims' and the defences'): the profile's level, margin and
+// reference shortfall, and the run's seed, which draws the images.
+func (cfg Config) testOptions(m int) verify.Options {
+	p := cfg.Profile
+	return verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: cfg.Seed + 7}
+}
+
+// mOf is the profile's number of verification images in mode (white or black).
+func (p Profile) mOf(mode string) int {
+	if mode == features.Black {
+		return p.MBlack
+	}
+	return p.MWhite
 }
 
 // gainTopOptions are the options of every style-gain-top verdict of profile p (the table's

@@ -77,7 +77,7 @@ func (r *runner) movePatch() error {
 		if wv != nil {
 			white.Rows = append(white.Rows, fill(row, wv))
 		}
-		res, err := verify.Run(metas[features.Black], s, ref, pairs, verify.Options{M: p.MBlack, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7})
+		res, err := verify.Run(metas[features.Black], s, ref, pairs, r.cfg.testOptions(p.MBlack))
 		if err != nil {
 			return fmt.Errorf("verifying %s (%s, black-box): %w", row.Attack, MovePatch, err)
 		}

@@ -221,11 +221,7 @@ func (r *runner) tableTest(mode string) (tableTest, error) {
 		file = "meta-white-" + features.GainTop + ".safetensors"
 		t.o = gainTopOptions(p)
 	} else {
-		m := p.MWhite
-		if mode == features.Black {
-			m = p.MBlack
-		}
-		t.o = verify.Options{M: m, Alpha: p.Alpha, MinDelta: p.MinDelta, RefShortfall: p.RefShortfall, Seed: r.cfg.Seed + 7}
+		t.o = r.cfg.testOptions(p.mOf(mode))
 	}
 	var err error
 	if t.c, err = meta.Load(r.path(file)); err != nil {
