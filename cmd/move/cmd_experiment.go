@@ -161,7 +161,10 @@ Control styles (--control-style, or the profile's procedural ones) are styled on
 key after the attacks; the meta-classifiers contrast them (see move help verify).
 
 --sweep rate=0.05,0.1,0.2 re-runs the pipeline per rate (in OUT/sweep-rate-V);
---sweep m=5,10,20,50 re-verifies the copy and the independent model with m samples.
+--sweep m=5,10,20,50 re-verifies white-box, with m key images, every suspect whose weights the
+run holds, and counts per m the thefts flagged and the innocents accused; black-box it
+follows the copy and the independent model (the black-box verdict's style-gain test reads
+every held-out key sample, so m moves only its meta-classifier's test).
 --sweep adaptive=0,0.05,0.1,0.15,0.2 washes each student (distill, zeroshot, labelquery,
 logitquery) by fine-tuning it on that share of the owner's clean training data (the adaptive
 attack's recipe; the paper's Figure 6) and verifies it: p-value, delta-mu and accuracy per share.

@@ -217,7 +217,18 @@ type SweepItem struct {
 	// DeltaMu (same keys as P) and Accuracy (by suspect) where the sweep records them.
 	DeltaMu  map[string]float64 `json:"delta_mu,omitempty"`
 	Accuracy map[string]float64 `json:"accuracy,omitempty"`
-	Seconds  float64            `json:"seconds"`
+	// Points are, in an m sweep, every suspect's verdict at this m ("white/Distill→FT", ...):
+	// the table re-verified with m key images.
+	Points  map[string]SweepPoint `json:"points,omitempty"`
+	Seconds float64               `json:"seconds"`
+}
+
+// SweepPoint is one suspect's verdict at one value of a sweep.
+type SweepPoint struct {
+	P       float64 `json:"p_value"`
+	DeltaMu float64 `json:"delta_mu"`
+	Verdict string  `json:"verdict"`      // stolen, not stolen, inconclusive
+	Stolen  bool    `json:"truly_stolen"` // ground truth, as the row's
 }
 
 // StageRecord says what a stage did: its configuration hash, whether it ran or was reused,

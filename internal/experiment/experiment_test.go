@@ -106,8 +106,23 @@ func TestPipelineResumes(t *testing.T) {
 	if !res.Rows[0].White.Stolen || res.Config.WhiteFamily != features.GainTop || res.Rows[0].White.M != res.Config.Profile.MWhite {
 		t.Errorf("the direct copy was not flagged white-box by the default family (%s): p = %g", res.Config.WhiteFamily, res.Rows[0].White.P)
 	}
-	if err := RunSweep(context.Background(), cfg, res, Sweep{Name: "m", Values: []float64{5, 10}}, log); err != nil {
+	if err := RunSweep(context.Background(), cfg, res, Sweep{Name: "m", Values: []float64{5, 10, 20}}, log); err != nil {
 		t.Fatal(err)
+	}
+	// The m sweep re-verifies every suspect with weights at hand white-box: at the table's m
+	// (10) it gives the table's verdicts.
+	for _, row := range res.Rows {
+		pt, ok := res.Sweeps["m"][1].Points["white/"+row.Label]
+		switch {
+		case row.Served != "":
+			if ok {
+				t.Errorf("m sweep: the served %s was verified", row.Label)
+			}
+		case !ok || row.White == nil:
+			t.Errorf("m sweep: %s: point %v, table %v", row.Label, ok, row.White)
+		case pt.P != row.White.P || pt.Verdict != row.White.Verdict || pt.Stolen != row.Stolen:
+			t.Errorf("m sweep at the table's m: %s %+v, the table's p %g (%s)", row.Label, pt, row.White.P, row.White.Verdict)
+		}
 	}
 	// A rate sweep runs the pipeline again per rate, in its own folder.
 	if err := RunSweep(context.Background(), cfg, res, Sweep{Name: "rate", Values: []float64{0.5}}, log); err != nil {
@@ -144,7 +159,7 @@ func TestPipelineResumes(t *testing.T) {
 	if _, err := ParseSweep("style=" + filepath.Join(out, "missing.jpg")); err == nil || !strings.Contains(err.Error(), "missing.jpg") {
 		t.Errorf("a missing style image: %v", err)
 	}
-	for name, n := range map[string]int{"m": 2, "rate": 1} {
+	for name, n := range map[string]int{"m": 3, "rate": 1} {
 		if len(res.Sweeps[name]) != n || len(res.Sweeps[name][0].P) != 4 {
 			t.Errorf("sweep %s: %+v", name, res.Sweeps[name])
 		}

@@ -350,7 +350,17 @@ func sweepPlots(res *Results) []sweepView {
 				float64(padL)+iw+20, padT+30+si*18, col, float64(padL)+iw+38, padT+40+si*18, template.HTMLEscapeString(s))
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s</text></svg>`, float64(padL)+iw/2, plotH-20, template.HTMLEscapeString(name))
-		out = append(out, sweepView{Name: name, Caption: "p-value against " + name + ".", SVG: template.HTML(b.String())})
+		caption := "p-value against " + name + "."
+		if items[0].Points != nil {
+			var parts []string
+			for _, it := range items {
+				t := tallyPoints(it.Points, features.White)
+				parts = append(parts, fmt.Sprintf("%s = %s: %d of %d thefts flagged, %d of %d innocents accused (rate <= %.3f)",
+					name, it.name(), t.Flagged, t.Thefts, t.Accused, t.Innocents, t.RateUpper))
+			}
+			caption += " Every suspect re-verified white-box (results.json has each one's verdict): " + strings.Join(parts, "; ") + "."
+		}
+		out = append(out, sweepView{Name: name, Caption: caption, SVG: template.HTML(b.String())})
 		if items[0].DeltaMu != nil {
 			out = append(out, sweepView{Name: name + " (delta-mu)", Caption: "delta-mu (suspect minus reference) against " + name + "; the dashed line is the verdict's margin.",
 				SVG: template.HTML(deltaPlot(items, series, name, res.Config.Profile.MinDelta))})

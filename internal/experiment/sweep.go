@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"move/internal/classifier"
 	"move/internal/features"
 	"move/internal/meta"
-	"move/internal/steal"
 	"move/internal/verify"
 	"move/internal/watermark"
 )
@@ -64,8 +64,7 @@ var sweptRows = []string{"copy", "independent"}
 
 // RunSweep runs a sweep after the main experiment and adds it to res.Sweeps. A rate sweep runs
 // the whole pipeline once per rate in OUT/sweep-rate-V (resumable like the main run); an m
-// sweep re-verifies the copy and the independent model with m samples, reusing the
-// meta-classifiers.
+// sweep re-verifies every suspect of res with m samples, reusing the meta-classifiers.
 func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logger) error {
 	if res.Sweeps == nil {
 		res.Sweeps = map[string][]SweepItem{}
@@ -153,7 +152,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 				}
 			}
 		case "m":
-			if err := sweepM(cfg, int(v), item.P); err != nil {
+			if err := sweepM(ctx, cfg, res, int(v), &item); err != nil {
 				return err
 			}
 		}
@@ -164,8 +163,14 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 	return nil
 }
 
-func sweepM(cfg Config, m int, out map[string]float64) error {
-	r := &runner{cfg: cfg}
+// sweepM re-verifies, with m key images and the table's tests (tableTest), every suspect of
+// the table whose weights the run holds white-box (item.Points: served ones are left out,
+// the sweep starts no servers), and the copy and the independent model in both modes
+// (item.P). The black-box verdict's style-gain test reads every held-out key sample, so m
+// moves only its meta-classifier's test: the sweep does not re-verify every suspect
+// black-box.
+func sweepM(ctx context.Context, cfg Config, res *Results, m int, item *SweepItem) error {
+	r := &runner{ctx: ctx, cfg: cfg}
 	pairs, err := r.keyPairs()
 	if err != nil {
 		return err
@@ -174,28 +179,38 @@ func sweepM(cfg Config, m int, out map[string]float64) error {
 	if err != nil {
 		return err
 	}
+	item.Points = map[string]SweepPoint{}
 	for _, mode := range features.Modes {
 		test, err := r.tableTest(mode)
 		if err != nil {
 			return err
 		}
-		for _, name := range sweptRows {
-			s, err := r.load(r.path("suspects", name+".safetensors"))
-			if err != nil {
+		for _, row := range res.Rows {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			res, err := test.run(s, ref, pairs, m)
-			if err != nil {
-				return err
-			}
-			if res == nil {
+			swept := slices.Contains(sweptRows, row.Attack)
+			if row.Served != "" || row.Front != "" || (mode == features.Black && !swept) {
 				continue
 			}
-			a, err := steal.Lookup(name)
+			s, err := r.load(r.rowFile(row))
 			if err != nil {
 				return err
 			}
-			out[mode+"/"+a.Label] = res.P
+			v, err := test.run(s, ref, pairs, m)
+			if err != nil {
+				return fmt.Errorf("m = %d, %s (%s-box): %w", m, row.Label, mode, err)
+			}
+			if v == nil {
+				continue
+			}
+			key := mode + "/" + row.Label
+			if mode == features.White {
+				item.Points[key] = SweepPoint{P: v.P, DeltaMu: v.DeltaMu, Verdict: v.Verdict, Stolen: row.Stolen}
+			}
+			if swept {
+				item.P[key] = v.P
+			}
 		}
 	}
 	return nil

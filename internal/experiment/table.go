@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"move/internal/features"
+	"move/internal/stats"
 	"move/internal/verify"
 )
 
@@ -194,7 +195,82 @@ func writeSweeps(w io.Writer, res *Results) {
 			sweepTable(w, fmt.Sprintf("sweep of %s: test accuracy %%", n), n, items, slices.Sorted(maps.Keys(items[0].Accuracy)),
 				func(it SweepItem, c string) string { return fmt.Sprintf("%.2f", 100*it.Accuracy[c]) })
 		}
+		if items[0].Points != nil {
+			writePoints(w, n, items, res)
+		}
 	}
+}
+
+// writePoints prints a sweep that re-verified every suspect white-box: each suspect's p-value
+// per value, and per value the thefts flagged and the innocents accused.
+func writePoints(w io.Writer, name string, items []SweepItem, res *Results) {
+	fmt.Fprintf(w, "sweep of %s: every suspect's white-box p-value (* a verdict of stolen; served suspects have no weights to read)\n", name)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "suspect\ttruth\t")
+	for _, it := range items {
+		fmt.Fprintf(tw, "%s=%s\t", name, it.name())
+	}
+	fmt.Fprintln(tw)
+	for _, row := range res.Rows {
+		if _, ok := items[0].Points[features.White+"/"+row.Label]; !ok {
+			continue
+		}
+		truth := "innocent"
+		if row.Stolen {
+			truth = "theft"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t", row.Label, truth)
+		for _, it := range items {
+			pt, ok := it.Points[features.White+"/"+row.Label]
+			switch {
+			case !ok:
+				fmt.Fprint(tw, "-\t")
+			case pt.Verdict == verify.Stolen:
+				fmt.Fprintf(tw, "%.3g*\t", pt.P)
+			default:
+				fmt.Fprintf(tw, "%.3g\t", pt.P)
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "sweep of %s: white-box verdicts (rate <=: the Clopper-Pearson 95%% upper bound on the false-accusation rate)\n", name)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\tthefts flagged\tinnocents accused\trate <=\t\n", name)
+	for _, it := range items {
+		t := tallyPoints(it.Points, features.White)
+		fmt.Fprintf(tw, "%s\t%d of %d\t%d of %d\t%.3f\t\n", it.name(), t.Flagged, t.Thefts, t.Accused, t.Innocents, t.RateUpper)
+	}
+	tw.Flush()
+}
+
+// pointTally counts one mode's verdicts at one value of a sweep.
+type pointTally struct {
+	Thefts, Flagged, Innocents, Accused int
+	RateUpper                           float64 // Clopper-Pearson 95% upper bound on Accused / Innocents
+}
+
+func tallyPoints(points map[string]SweepPoint, mode string) pointTally {
+	var t pointTally
+	for k, pt := range points {
+		if !strings.HasPrefix(k, mode+"/") {
+			continue
+		}
+		stolen := pt.Verdict == verify.Stolen
+		if pt.Stolen {
+			t.Thefts++
+			if stolen {
+				t.Flagged++
+			}
+		} else {
+			t.Innocents++
+			if stolen {
+				t.Accused++
+			}
+		}
+	}
+	_, t.RateUpper = stats.ClopperPearson(t.Accused, t.Innocents, 0.05)
+	return t
 }
 
 // sweepTable prints one figure of a sweep: a row per value, a column per series.
