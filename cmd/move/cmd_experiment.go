@@ -375,8 +375,11 @@ func runExperiment(ctx context.Context, o experimentOptions, stdout, stderr io.W
 		fmt.Fprintf(stdout, "wall time %s; results in %s, report in %s\n", fmtDuration(time.Since(start).Round(time.Second)),
 			filepath.Join(out, "results.json"), filepath.Join(out, "report.html"))
 	}
-	if !experiment.Correct(res) {
-		return negative{"some verdicts are wrong"}
+	if wrong := experiment.Wrong(res); len(wrong) > 0 {
+		if !jsonOut {
+			fmt.Fprintf(stdout, "wrong verdicts (exit status 1): %s\n", strings.Join(wrong, "; "))
+		}
+		return negative{"some verdicts are wrong: " + strings.Join(wrong, "; ")}
 	}
 	return nil
 }

@@ -367,15 +367,29 @@ func Harmlessness(res *Results) (victim, benign float64, n int, ok bool) {
 }
 
 // Correct reports whether every verdict of the table was right.
-func Correct(res *Results) bool {
-	for _, r := range res.Rows {
-		for _, v := range []*Verdict{r.White, r.Black} {
-			if v != nil && v.Stolen != r.Stolen {
-				return false
+func Correct(res *Results) bool { return len(Wrong(res)) == 0 }
+
+// Wrong says which verdicts of res are wrong, a phrase per mode and kind of error ("white-box
+// missed Distillation, Label-query"): thefts not flagged, then innocents accused.
+func Wrong(res *Results) []string {
+	var out []string
+	for _, kind := range []struct {
+		stolen bool
+		what   string
+	}{{true, "missed"}, {false, "accused"}} {
+		for _, mode := range features.Modes {
+			var labels []string
+			for _, r := range res.Rows {
+				if v := r.verdict(mode); v != nil && r.Stolen == kind.stolen && v.Stolen != r.Stolen {
+					labels = append(labels, r.Label)
+				}
+			}
+			if len(labels) > 0 {
+				out = append(out, fmt.Sprintf("%s-box %s %s", mode, kind.what, strings.Join(labels, ", ")))
 			}
 		}
 	}
-	return true
+	return out
 }
 
 // sweepSeries is the sorted set of p-values ("white/Direct-copy", ...) a sweep followed.

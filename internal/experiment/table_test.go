@@ -3,6 +3,7 @@ package experiment
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,27 @@ func TestClaimsTableRefusedAndInconclusive(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("claims table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// Wrong names every wrong verdict, missed thefts before accused innocents, white-box first;
+// a right table has none.
+func TestWrongVerdicts(t *testing.T) {
+	yes, no := &Verdict{Stolen: true}, &Verdict{}
+	res := &Results{Rows: []Row{
+		{Label: "Direct-copy", Stolen: true, White: yes, Black: yes},
+		{Label: "Distillation", Stolen: true, White: no, Black: no},
+		{Label: "Label-query", Stolen: true, White: no, Black: yes},
+		{Label: "Independent", White: no, Black: no},
+		{Label: "seed-1", White: yes, Black: no},
+		{Label: "constant-1", Black: no},
+	}}
+	want := []string{"white-box missed Distillation, Label-query", "black-box missed Distillation", "white-box accused seed-1"}
+	if got := Wrong(res); !slices.Equal(got, want) || Correct(res) {
+		t.Errorf("Wrong = %q (Correct %v), want %q", got, Correct(res), want)
+	}
+	res.Rows = res.Rows[:1]
+	if got := Wrong(res); len(got) != 0 || !Correct(res) {
+		t.Errorf("a right table: Wrong = %q, Correct %v", got, Correct(res))
 	}
 }
