@@ -217,8 +217,8 @@ type SweepItem struct {
 	// DeltaMu (same keys as P) and Accuracy (by suspect) where the sweep records them.
 	DeltaMu  map[string]float64 `json:"delta_mu,omitempty"`
 	Accuracy map[string]float64 `json:"accuracy,omitempty"`
-	// Points are, in an m sweep, every suspect's verdict at this m ("white/Distill→FT", ...):
-	// the table re-verified with m key images.
+	// Points are, in an m sweep, every suspect's white-box verdict at this m
+	// ("white/Distill→FT", ...): the table re-verified with m key images.
 	Points  map[string]SweepPoint `json:"points,omitempty"`
 	Seconds float64               `json:"seconds"`
 }

@@ -64,7 +64,8 @@ var sweptRows = []string{"copy", "independent"}
 
 // RunSweep runs a sweep after the main experiment and adds it to res.Sweeps. A rate sweep runs
 // the whole pipeline once per rate in OUT/sweep-rate-V (resumable like the main run); an m
-// sweep re-verifies every suspect of res with m samples, reusing the meta-classifiers.
+// sweep re-verifies every suspect of res white-box with m samples (sweepM), reusing the
+// meta-classifiers.
 func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logger) error {
 	if res.Sweeps == nil {
 		res.Sweeps = map[string][]SweepItem{}

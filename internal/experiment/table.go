@@ -244,7 +244,8 @@ func writePoints(w io.Writer, name string, items []SweepItem, res *Results) {
 	tw.Flush()
 }
 
-// pointTally counts one mode's verdicts at one value of a sweep.
+// pointTally counts one mode's verdicts at one value of a sweep: a verdict of stolen on a
+// theft is a theft flagged, on an innocent an innocent accused.
 type pointTally struct {
 	Thefts, Flagged, Innocents, Accused int
 	RateUpper                           float64 // Clopper-Pearson 95% upper bound on Accused / Innocents

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"move/internal/verify"
 )
 
 func TestHarmlessnessAgainstTheBenignMean(t *testing.T) {
@@ -38,6 +40,41 @@ func TestSweepTable(t *testing.T) {
 		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(w, " ") {
 			t.Errorf("sweep table line %d = %q, want %q\n%s", i+1, got, w, out)
 		}
+	}
+}
+
+// An m sweep that re-verified every suspect prints each one's p-value per m, marked when
+// stolen, and per m the thefts flagged and the innocents accused with the rate's bound.
+func TestSweepPointsTable(t *testing.T) {
+	pt := func(p float64, verdict string, theft bool) SweepPoint {
+		return SweepPoint{P: p, Verdict: verdict, Stolen: theft}
+	}
+	res := &Results{
+		Rows: []Row{{Label: "Distillation", Stolen: true}, {Label: "Distill→FT", Stolen: true}, {Label: "seed-1"}, {Label: "owner-data-1"}, {Label: "constant-1", Served: "constant"}},
+		Sweeps: map[string][]SweepItem{"m": {
+			{Value: 10, P: map[string]float64{}, Points: map[string]SweepPoint{"white/Distillation": pt(1e-4, verify.Stolen, true),
+				"white/Distill→FT": pt(0.0143, verify.NotStolen, true), "white/seed-1": pt(0.68, verify.NotStolen, false), "white/owner-data-1": pt(0.265, verify.NotStolen, false)}},
+			{Value: 100, P: map[string]float64{}, Points: map[string]SweepPoint{"white/Distillation": pt(7.9e-23, verify.Stolen, true),
+				"white/Distill→FT": pt(5.1e-10, verify.Stolen, true), "white/seed-1": pt(0.87, verify.NotStolen, false), "white/owner-data-1": pt(0.0071, verify.Stolen, false)}},
+		}},
+	}
+	var buf bytes.Buffer
+	WriteTable(&buf, res)
+	out := buf.String()
+	out = out[strings.Index(out, "sweep of m: every"):]
+	for _, want := range [][]string{
+		{"Distillation", "theft", "0.0001*", "7.9e-23*"},
+		{"Distill→FT", "theft", "0.0143", "5.1e-10*"},
+		{"owner-data-1", "innocent", "0.265", "0.0071*"},
+		{"10", "1", "of", "2", "0", "of", "2", "0.842"},
+		{"100", "2", "of", "2", "1", "of", "2", "0.987"},
+	} {
+		if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool { return slices.Equal(strings.Fields(l), want) }) {
+			t.Errorf("no line %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "constant-1") {
+		t.Errorf("the served constant has no point but was printed:\n%s", out)
 	}
 }
 
