@@ -101,6 +101,8 @@ type embedReport struct {
 	Preview      string                  `json:"preview,omitempty"`
 	StyleCheck   *watermark.StyleCheck   `json:"style_check,omitempty"`
 	ContentCheck *watermark.ContentCheck `json:"content_check,omitempty"`
+	Colour       *watermark.Colour       `json:"colour,omitempty"`
+	Warnings     []string                `json:"warnings,omitempty"`
 }
 
 func runEmbedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -272,6 +274,15 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 		Seconds: elapsed.Seconds(), Seed: o.seed, Command: o.command, Version: key.Version}
 	fmt.Fprintf(stderr, "styled %d images in %s (%.2f s/image) -> %s\n", len(key.Samples), fmtDuration(elapsed),
 		elapsed.Seconds()/float64(max(1, len(key.Samples))), o.out)
+	c, err := watermark.KeyColour(key, 64)
+	if err != nil {
+		return err
+	}
+	rep.Colour = &c
+	if w := c.Warning(); w != "" {
+		rep.Warnings = append(rep.Warnings, w)
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	if o.preview != "" {
 		pairs, err := watermark.LoadPairs(key, 24)
 		if err != nil {

@@ -206,6 +206,10 @@ type Results struct {
 	// Detections are the thief's detection studies (Config.Detect), per victim.
 	Detections []Detection `json:"detections,omitempty"`
 	Samples    []string    `json:"samples"` // styled sample images (relative paths)
+	// Colour compares the key's originals with their styled versions (watermark.Colour);
+	// Warnings are what the run found that may explain a verdict (its Warning).
+	Colour   *watermark.Colour `json:"colour,omitempty"`
+	Warnings []string          `json:"warnings,omitempty"`
 }
 
 // SweepItem is one point of a sweep (e.g. m = 20): the p-values of the copy and the
@@ -539,11 +543,17 @@ func (r *runner) embed() error {
 	}); err != nil {
 		return err
 	}
-	_, pairs, err := watermark.LoadKeyPairs(filepath.Join(out, "key.json"), 8)
+	_, pairs, err := watermark.LoadKeyPairs(filepath.Join(out, "key.json"), 64)
 	if err != nil {
 		return err
 	}
-	sheet, h, w := watermark.ContactSheet(pairs, 4, 3)
+	colour := watermark.PairsColour(pairs)
+	r.res.Colour = &colour
+	if w := colour.Warning(); w != "" {
+		r.res.Warnings = append(r.res.Warnings, w)
+		r.log.Printf("warning: %s", w)
+	}
+	sheet, h, w := watermark.ContactSheet(pairs[:min(8, len(pairs))], 4, 3)
 	if err := data.WritePNG(r.path("samples.png"), sheet, h, w, true); err != nil {
 		return err
 	}

@@ -57,6 +57,10 @@ func TestPipelineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The generated set is in colour: the key's colour is measured and gives no warning.
+	if res.Colour == nil || res.Colour.Samples == 0 || res.Colour.Original < 2 || len(res.Warnings) != 0 {
+		t.Errorf("colour %+v, warnings %q", res.Colour, res.Warnings)
+	}
 	if res.Estimate == nil || res.Estimate.Total <= 0 || res.Estimate.Rates.Train <= 0 {
 		t.Errorf("estimate %+v", res.Estimate)
 	}

@@ -45,6 +45,7 @@ func WriteReport(res *Results) error {
 		"QQPlot":   template.HTML(qqPlot(res)),
 		"Sweeps":   sweepPlots(res),
 		"Correct":  Correct(res),
+		"Wrong":    strings.Join(Wrong(res), "; "),
 		"Harmless": "",
 	}
 	if v, b, n, ok := Harmlessness(res); ok {
@@ -99,7 +100,8 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}figure{margin:1em 0}img{image-r
 <h1>MOVE ownership verification: {{.R.Config.Profile.Name}} experiment</h1>
 <p>Data <code>{{.R.Config.Data}}</code>, style <code>{{.R.Config.Style}}</code>, seed {{.R.Config.Seed}},
 move {{.R.Version}}; the stages took {{secs .R.StageSeconds}} when they ran (this invocation: {{secs .R.WallSeconds}}). Command: <code>{{.R.Config.Command}}</code></p>
-<p>{{if .Correct}}Every verdict is right: each stolen model is flagged and the independent model is not.{{else}}<b>Some verdicts are wrong</b> (marked red below).{{end}}</p>
+<p>{{if .Correct}}Every verdict is right: each stolen model is flagged and the independent model is not.{{else}}<b>Some verdicts are wrong</b>: {{.Wrong}} (marked red below).{{end}}</p>
+{{range .R.Warnings}}<p><b>Warning:</b> {{.}}</p>{{end}}
 <h2>Verification</h2>
 <table><tr><th>suspect</th><th>arch</th><th>accuracy %</th><th>agreement %</th><th>white-box Δμ</th><th>white-box p</th><th>black-box Δμ</th><th>black-box p</th></tr>
 {{range .R.Rows}}<tr><td>{{.Label}}{{if not .Stolen}} (not stolen){{end}}</td><td>{{.Arch}}</td><td>{{pct .Accuracy}}</td><td>{{pct .Agreement}}</td>

@@ -56,6 +56,9 @@ func WriteTable(w io.Writer, res *Results) {
 	writeDefences(w, res)
 	writeDetections(w, res)
 	writeClaims(w, res)
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 	fmt.Fprintf(w, "the stages took %s when they ran\n", time.Duration(res.StageSeconds*float64(time.Second)).Round(time.Second))
 	writeSweeps(w, res)
 }

@@ -3,6 +3,8 @@ package experiment
 import (
 	"bytes"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -113,5 +115,28 @@ func TestWrongVerdicts(t *testing.T) {
 	res.Rows = res.Rows[:1]
 	if got := Wrong(res); len(got) != 0 || !Correct(res) {
 		t.Errorf("a right table: Wrong = %q, Correct %v", got, Correct(res))
+	}
+}
+
+// The run's warnings and its wrong verdicts reach the terminal table and the report.
+func TestWarningsAndWrongVerdictsShown(t *testing.T) {
+	res := &Results{Config: Config{Out: t.TempDir(), Profile: Profile{Alpha: 0.01}}, Warnings: []string{"the originals are grey"},
+		Rows: []Row{{Label: "Distillation", Stolen: true, White: &Verdict{P: 0.35}, Black: &Verdict{P: 1}}}}
+	var b bytes.Buffer
+	WriteTable(&b, res)
+	if !strings.Contains(b.String(), "warning: the originals are grey\n") {
+		t.Errorf("the table lacks the warning:\n%s", b.String())
+	}
+	if err := WriteReport(res); err != nil {
+		t.Fatal(err)
+	}
+	html, err := os.ReadFile(filepath.Join(res.Config.Out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<b>Warning:</b> the originals are grey", "white-box missed Distillation; black-box missed Distillation"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the report lacks %q", want)
+		}
 	}
 }

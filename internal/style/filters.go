@@ -89,3 +89,17 @@ func hsvToRGB(h, s, v float64) (uint8, uint8, uint8) {
 	c := func(x float64) uint8 { return uint8(math.Round(255 * math.Min(1, math.Max(0, x)))) }
 	return c(r), c(g), c(b)
 }
+
+// Chroma is an RGB image's mean chroma on the 0-255 scale: max(R, G, B) - min(R, G, B)
+// averaged over its pixels (0 for a grey image, 255 for pure primaries).
+func Chroma(pix []uint8) float64 {
+	if len(pix) < 3 {
+		return 0
+	}
+	var sum int
+	for i := 0; i+2 < len(pix); i += 3 {
+		r, g, b := pix[i], pix[i+1], pix[i+2]
+		sum += int(max(r, g, b)) - int(min(r, g, b))
+	}
+	return float64(sum) / float64(len(pix)/3)
+}

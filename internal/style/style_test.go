@@ -77,3 +77,20 @@ func TestFilters(t *testing.T) {
 		t.Fatalf("keep-colours gave %v, want a red of value 100", k)
 	}
 }
+
+// Chroma is 0 for grey, 255 for a pure primary, and the mean over the pixels.
+func TestChroma(t *testing.T) {
+	for _, c := range []struct {
+		pix  []uint8
+		want float64
+	}{
+		{[]uint8{7, 7, 7, 200, 200, 200}, 0},
+		{[]uint8{255, 0, 0}, 255},
+		{[]uint8{10, 40, 25, 0, 0, 0, 90, 90, 30, 5, 5, 5}, (30 + 0 + 60 + 0) / 4.0},
+		{nil, 0},
+	} {
+		if got := Chroma(c.pix); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("Chroma(%v) = %g, want %g", c.pix, got, c.want)
+		}
+	}
+}
