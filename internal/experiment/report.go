@@ -356,7 +356,7 @@ func sweepPlots(res *Results) []sweepView {
 		if items[0].Points != nil {
 			var parts []string
 			for _, it := range items {
-				t := tallyPoints(it.Points, features.White)
+				t := tallyPoints(it.Points)
 				parts = append(parts, fmt.Sprintf("%s = %s: %d of %d thefts flagged, %d of %d innocents accused (rate <= %.3f)",
 					name, it.name(), t.Flagged, t.Thefts, t.Accused, t.Innocents, t.RateUpper))
 			}

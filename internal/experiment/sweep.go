@@ -64,7 +64,7 @@ var sweptRows = []string{"copy", "independent"}
 
 // RunSweep runs a sweep after the main experiment and adds it to res.Sweeps. A rate sweep runs
 // the whole pipeline once per rate in OUT/sweep-rate-V (resumable like the main run); an m
-// sweep re-verifies every suspect of res white-box with m samples (sweepM), reusing the
+// sweep re-verifies every suspect of res white-box with m samples (mSweep), reusing the
 // meta-classifiers.
 func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logger) error {
 	if res.Sweeps == nil {
@@ -83,6 +83,7 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 		return nil
 	}
 	var items []SweepItem
+	var ms *mSweep // an m sweep's key, reference, tests and suspects, loaded at its first value
 	for _, v := range sw.Values {
 		t0 := time.Now()
 		item := SweepItem{Value: v, P: map[string]float64{}}
@@ -153,7 +154,13 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 				}
 			}
 		case "m":
-			if err := sweepM(ctx, cfg, res, int(v), &item); err != nil {
+			if ms == nil {
+				var err error
+				if ms, err = newMSweep(ctx, cfg, res); err != nil {
+					return err
+				}
+			}
+			if err := ms.run(ctx, int(v), &item); err != nil {
 				return err
 			}
 		}
@@ -164,41 +171,61 @@ func RunSweep(ctx context.Context, cfg Config, res *Results, sw Sweep, log Logge
 	return nil
 }
 
-// sweepM re-verifies, with m key images and the table's tests (tableTest), every suspect of
-// the table whose weights the run holds white-box (item.Points: served ones are left out,
-// the sweep starts no servers), and the copy and the independent model in both modes
-// (item.P). The black-box verdict's style-gain test reads every held-out key sample, so m
-// moves only its meta-classifier's test: the sweep does not re-verify every suspect
-// black-box.
-func sweepM(ctx context.Context, cfg Config, res *Results, m int, item *SweepItem) error {
+// mSweep is what every value of an m sweep reads, loaded once: the key, the reference, the
+// table's tests (tableTest) and the suspects of the table whose weights the run holds (served
+// ones are left out: the sweep starts no servers).
+type mSweep struct {
+	pairs  []watermark.Pair
+	ref    classifier.Model
+	tests  map[string]tableTest
+	rows   []Row
+	models []classifier.Model
+}
+
+func newMSweep(ctx context.Context, cfg Config, res *Results) (*mSweep, error) {
 	r := &runner{ctx: ctx, cfg: cfg}
-	pairs, err := r.keyPairs()
-	if err != nil {
-		return err
+	w := &mSweep{tests: map[string]tableTest{}}
+	var err error
+	if w.pairs, err = r.keyPairs(); err != nil {
+		return nil, err
 	}
-	ref, err := r.load(r.path(fmt.Sprintf("benign%d.safetensors", cfg.Profile.Benign)))
-	if err != nil {
-		return err
+	if w.ref, err = r.load(r.path(fmt.Sprintf("benign%d.safetensors", cfg.Profile.Benign))); err != nil {
+		return nil, err
 	}
-	item.Points = map[string]SweepPoint{}
 	for _, mode := range features.Modes {
-		test, err := r.tableTest(mode)
+		if w.tests[mode], err = r.tableTest(mode); err != nil {
+			return nil, err
+		}
+	}
+	for _, row := range res.Rows {
+		if row.Served != "" || row.Front != "" {
+			continue
+		}
+		s, err := r.load(r.rowFile(row))
 		if err != nil {
+			return nil, err
+		}
+		w.rows, w.models = append(w.rows, row), append(w.models, s)
+	}
+	return w, nil
+}
+
+// run re-verifies with m key images every suspect white-box (item.Points) and the copy and the
+// independent model in both modes (item.P). The black-box verdict's style-gain test reads
+// every held-out key sample, so m moves only its meta-classifier's test: the sweep does not
+// re-verify every suspect black-box.
+func (w *mSweep) run(ctx context.Context, m int, item *SweepItem) error {
+	item.Points = map[string]SweepPoint{}
+	for i, row := range w.rows {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for _, row := range res.Rows {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			swept := slices.Contains(sweptRows, row.Attack)
-			if row.Served != "" || row.Front != "" || (mode == features.Black && !swept) {
+		swept := slices.Contains(sweptRows, row.Attack)
+		for _, mode := range features.Modes {
+			if mode == features.Black && !swept {
 				continue
 			}
-			s, err := r.load(r.rowFile(row))
-			if err != nil {
-				return err
-			}
-			v, err := test.run(s, ref, pairs, m)
+			v, err := w.tests[mode].run(w.models[i], w.ref, w.pairs, m)
 			if err != nil {
 				return fmt.Errorf("m = %d, %s (%s-box): %w", m, row.Label, mode, err)
 			}

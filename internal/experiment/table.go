@@ -241,25 +241,22 @@ func writePoints(w io.Writer, name string, items []SweepItem, res *Results) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%s\tthefts flagged\tinnocents accused\trate <=\t\n", name)
 	for _, it := range items {
-		t := tallyPoints(it.Points, features.White)
+		t := tallyPoints(it.Points)
 		fmt.Fprintf(tw, "%s\t%d of %d\t%d of %d\t%.3f\t\n", it.name(), t.Flagged, t.Thefts, t.Accused, t.Innocents, t.RateUpper)
 	}
 	tw.Flush()
 }
 
-// pointTally counts one mode's verdicts at one value of a sweep: a verdict of stolen on a
+// pointTally counts the white-box verdicts at one value of a sweep: a verdict of stolen on a
 // theft is a theft flagged, on an innocent an innocent accused.
 type pointTally struct {
 	Thefts, Flagged, Innocents, Accused int
 	RateUpper                           float64 // Clopper-Pearson 95% upper bound on Accused / Innocents
 }
 
-func tallyPoints(points map[string]SweepPoint, mode string) pointTally {
+func tallyPoints(points map[string]SweepPoint) pointTally {
 	var t pointTally
-	for k, pt := range points {
-		if !strings.HasPrefix(k, mode+"/") {
-			continue
-		}
+	for _, pt := range points {
 		stolen := pt.Verdict == verify.Stolen
 		if pt.Stolen {
 			t.Thefts++
