@@ -274,21 +274,20 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 		Seconds: elapsed.Seconds(), Seed: o.seed, Command: o.command, Version: key.Version}
 	fmt.Fprintf(stderr, "styled %d images in %s (%.2f s/image) -> %s\n", len(key.Samples), fmtDuration(elapsed),
 		elapsed.Seconds()/float64(max(1, len(key.Samples))), o.out)
-	c, err := watermark.KeyColour(key, 64)
+	// The first 64 pairs: their colour, the preview's first 24, the check's 64.
+	pairs, err := watermark.LoadPairs(key, 64)
 	if err != nil {
 		return err
 	}
+	c := watermark.PairsColour(pairs)
 	rep.Colour = &c
 	if w := c.Warning(); w != "" {
 		rep.Warnings = append(rep.Warnings, w)
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	if o.preview != "" {
-		pairs, err := watermark.LoadPairs(key, 24)
-		if err != nil {
-			return err
-		}
-		pix, h, w := watermark.ContactSheet(pairs, 4, max(1, 128/max(1, pairs[0].H)))
+		sheet := pairs[:min(24, len(pairs))]
+		pix, h, w := watermark.ContactSheet(sheet, 4, max(1, 128/max(1, sheet[0].H)))
 		if err := data.WritePNG(o.preview, pix, h, w, o.force); err != nil {
 			return err
 		}
@@ -296,10 +295,6 @@ func runEmbed(ctx context.Context, o embedOptions, stdout, stderr io.Writer) err
 	}
 	failed := false
 	if o.check {
-		pairs, err := watermark.LoadPairs(key, 64)
-		if err != nil {
-			return err
-		}
 		spix, sh, sw, err := data.ReadImage(o.style, 0)
 		if err != nil {
 			return err

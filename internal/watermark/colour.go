@@ -22,15 +22,6 @@ const (
 	addedChroma = 8
 )
 
-// KeyColour measures the colour of up to n of the key's pairs (all when n <= 0).
-func KeyColour(k *Key, n int) (Colour, error) {
-	pairs, err := LoadPairs(k, n)
-	if err != nil {
-		return Colour{}, err
-	}
-	return PairsColour(pairs), nil
-}
-
 // PairsColour measures the colour of pairs.
 func PairsColour(pairs []Pair) Colour {
 	c := Colour{Samples: len(pairs)}

@@ -44,10 +44,11 @@ func TestKeyColourWarnsOnGreyData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		col, err := KeyColour(key, 0)
+		pairs, err := LoadPairs(key, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
+		col := PairsColour(pairs)
 		w := col.Warning()
 		if col.Samples != len(key.Samples) || (w != "") != c.warn || (c.warn && !strings.Contains(w, "grey")) {
 			t.Errorf("%s: colour %+v, warning %q (want one: %v)", c.name, col, w, c.warn)
